@@ -1,0 +1,1 @@
+//! provision: library behind the `provision` binary.

@@ -1,0 +1,10 @@
+//! `no_std`, allocation-free wire formats shared by `provision`, `esp-client` and `avr-slave`.
+//!
+//! Each format lives in its own module with one constants block, a checked view over bytes and a
+//! `Repr` with `parse`/`emit` (the smoltcp pattern). Nothing here panics on outside bytes.
+#![no_std]
+#![forbid(unsafe_code)]
+
+/// Device ids: `[a-z0-9][a-z0-9-]{0,62}`. The id becomes the certificate CN, the MQTT username and
+/// a topic level, so it must never contain MQTT wildcards, separators or upper case.
+pub mod device_id;
