@@ -8,3 +8,6 @@
 /// Device ids: `[a-z0-9][a-z0-9-]{0,62}`. The id becomes the certificate CN, the MQTT username and
 /// a topic level, so it must never contain MQTT wildcards, separators or upper case.
 pub mod device_id;
+
+/// The device config blob (`provision device config` writes it, the firmware reads it from flash).
+pub mod device_config;
