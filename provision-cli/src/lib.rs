@@ -1,1 +1,18 @@
-//! provision: library behind the `provision` binary.
+//! `provision`: the library behind the `provision` binary.
+//!
+//! It creates a P-256 CA and the broker, device and operator certificates, writes a hardened
+//! Mosquitto configuration and ACL, keeps a registry of everything it issued and revokes devices
+//! through a CRL. Every command writes all of its files or none (see [`fsutil`]).
+
+pub mod broker;
+pub mod device;
+pub mod error;
+pub mod fsutil;
+pub mod init;
+pub mod layout;
+pub mod pki;
+pub mod registry;
+pub mod reload;
+pub mod store;
+
+pub use error::{Error, Result};

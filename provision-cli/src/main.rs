@@ -1,1 +1,316 @@
-fn main(){}
+//! `provision`: a thin clap layer over the `provision` library.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use provision::{broker, device, init, reload, Error};
+
+#[derive(Parser)]
+#[command(
+    name = "provision",
+    version,
+    about = "Certificates, broker config, device identities and signed firmware for ESP8266 devices on MQTT",
+    after_help = "\
+Examples:
+  provision init --ca-name \"Home CA\"
+  provision broker --host mqtt.home.lan --ip 192.168.1.1
+  provision device add kitchen-sensor-1
+  provision device revoke kitchen-sensor-1 --reload-pid $(pidof mosquitto)
+
+Exit codes: 0 ok, 2 usage, 3 invalid input, 4 conflicting state (exists, missing, revoked),
+5 corrupt registry or key, 6 I/O, 7 certificate, 8 broker reload."
+)]
+struct Cli {
+    /// Provisioning directory holding the CA, registry and issued files
+    #[arg(long, global = true, env = "PROVISION_DIR", default_value = "certs")]
+    dir: PathBuf,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the root CA, the operator identity, an empty CRL and the registry
+    #[command(after_help = "\
+Examples:
+  provision init
+  provision --dir /srv/pki init --ca-name \"Garden CA\" --days 3650
+  provision init --force      # replace the CA; the old one is moved to backup-<time>/")]
+    Init {
+        /// Common name of the CA certificate
+        #[arg(long, default_value = "provision root CA")]
+        ca_name: String,
+        /// CA lifetime in days
+        #[arg(long, default_value_t = 3650)]
+        days: u32,
+        /// Replace an existing CA, moving it and everything it signed to a timestamped backup
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue the broker's server certificate and write a hardened Mosquitto folder
+    #[command(after_help = "\
+Examples:
+  provision broker --host mqtt.home.lan --ip 192.168.1.1
+  provision broker --host localhost --ip 127.0.0.1 --port 8883 --bind 127.0.0.1
+  provision broker --host router.lan --install-dir /etc/mosquitto
+
+The folder <dir>/broker/ holds mosquitto.conf, acl, ca.crt, server.crt, server.key, crl.pem.
+Copy it to --install-dir (default: where it is) and start mosquitto -c mosquitto.conf.")]
+    Broker(BrokerArgs),
+    /// Add, list, show and revoke devices
+    #[command(subcommand)]
+    Device(DeviceCommand),
+}
+
+#[derive(Args)]
+struct BrokerArgs {
+    /// DNS name clients use to reach the broker (repeatable; the first is the CN)
+    #[arg(long = "host", required = true)]
+    hosts: Vec<String>,
+    /// IP address clients use to reach the broker (repeatable)
+    #[arg(long = "ip")]
+    ips: Vec<IpAddr>,
+    /// TLS port of the listener
+    #[arg(long, default_value_t = 8883)]
+    port: u16,
+    /// Address the listener binds to (default: all)
+    #[arg(long)]
+    bind: Option<String>,
+    /// Absolute directory the files will be installed in; the config's paths point there
+    #[arg(long)]
+    install_dir: Option<PathBuf>,
+    /// Server certificate lifetime in days
+    #[arg(long, default_value_t = 825)]
+    days: u32,
+}
+
+#[derive(Subcommand)]
+enum DeviceCommand {
+    /// Issue a certificate and key for one or more devices (all or none)
+    #[command(after_help = "\
+Device ids match [a-z0-9][a-z0-9-]{0,62}: the id is the certificate CN, the MQTT username and
+a topic level, so + # / $ and upper case are refused.
+
+Examples:
+  provision device add kitchen-sensor-1
+  provision device add porch-1 porch-2 porch-3
+  provision device add --from-file ids.txt    # one id per line, # comments")]
+    Add {
+        /// Device ids
+        ids: Vec<String>,
+        /// Read more ids from a file
+        #[arg(long)]
+        from_file: Option<PathBuf>,
+        /// Certificate lifetime in days
+        #[arg(long, default_value_t = device::DEFAULT_DEVICE_DAYS)]
+        days: u32,
+    },
+    /// List devices: id, serial, status, not-after
+    #[command(after_help = "Examples:\n  provision device list\n  provision device list --json")]
+    List {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one device
+    #[command(after_help = "Examples:\n  provision device show kitchen-sensor-1 --json")]
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a device: re-sign the CRL, deny it in the ACL, reload the broker
+    #[command(after_help = "\
+Examples:
+  provision device revoke kitchen-sensor-1 --reload-pid $(pidof mosquitto)
+  provision device revoke kitchen-sensor-1 --reload-cmd 'systemctl reload mosquitto'
+  provision device revoke kitchen-sensor-1   # prints what to run
+
+Copy <dir>/broker/crl.pem and acl to the broker first if it runs elsewhere.")]
+    Revoke {
+        id: String,
+        /// Send SIGHUP to this broker process after revoking
+        #[arg(long, conflicts_with = "reload_cmd")]
+        reload_pid: Option<i32>,
+        /// Run this command to reload the broker after revoking
+        #[arg(long)]
+        reload_cmd: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Error> {
+    let dir = cli.dir;
+    match cli.command {
+        Command::Init {
+            ca_name,
+            days,
+            force,
+        } => {
+            let report = init::init(
+                &dir,
+                &init::InitOptions {
+                    ca_name,
+                    days,
+                    operator_days: 825,
+                    force,
+                },
+            )?;
+            if let Some(b) = &report.backup {
+                println!("previous CA moved to {}", b.display());
+            }
+            let ca = &report.registry.ca;
+            println!(
+                "created CA {:?} (serial {}, valid until {}) in {}",
+                ca.name,
+                ca.cert.serial,
+                ca.cert.not_after.date(),
+                dir.display()
+            );
+            println!(
+                "operator identity: {}",
+                dir.join("operator/operator.crt").display()
+            );
+            println!("next: provision broker --host <name>");
+        }
+        Command::Broker(a) => {
+            let b = broker::configure(
+                &dir,
+                &broker::BrokerOptions {
+                    hosts: a.hosts,
+                    ips: a.ips,
+                    port: a.port,
+                    bind: a.bind,
+                    install_dir: a.install_dir,
+                    days: a.days,
+                },
+            )?;
+            let folder = dir.join("broker");
+            println!(
+                "broker certificate for {} (serial {}, valid until {})",
+                b.hosts.join(", "),
+                b.cert.serial,
+                b.cert.not_after.date()
+            );
+            println!(
+                "wrote {}/{{mosquitto.conf,acl,ca.crt,server.crt,server.key,crl.pem}}",
+                folder.display()
+            );
+            println!(
+                "start it: mosquitto -c {}",
+                b.install_dir.join("mosquitto.conf").display()
+            );
+        }
+        Command::Device(cmd) => run_device(&dir, cmd)?,
+    }
+    Ok(())
+}
+
+fn run_device(dir: &std::path::Path, cmd: DeviceCommand) -> Result<(), Error> {
+    match cmd {
+        DeviceCommand::Add {
+            mut ids,
+            from_file,
+            days,
+        } => {
+            if let Some(f) = from_file {
+                ids.extend(device::read_id_file(&f)?);
+            }
+            let added = device::add(dir, &ids, days)?;
+            for d in &added {
+                println!(
+                    "added {} (serial {}, valid until {})",
+                    d.id,
+                    d.serial,
+                    d.not_after.date()
+                );
+            }
+            if added.len() > 1 {
+                println!("{} devices added", added.len());
+            }
+        }
+        DeviceCommand::List { json } => {
+            let devices = device::list(dir)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&devices).expect("serializes")
+                );
+            } else if devices.is_empty() {
+                println!("no devices; add one with `provision device add ID`");
+            } else {
+                println!("{:<30} {:<32} {:<8} NOT-AFTER", "ID", "SERIAL", "STATUS");
+                for d in devices {
+                    println!(
+                        "{:<30} {:<32} {:<8} {}",
+                        d.id,
+                        d.serial,
+                        d.status.to_string(),
+                        d.not_after.date()
+                    );
+                }
+            }
+        }
+        DeviceCommand::Show { id, json } => {
+            let d = device::show(dir, &id)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&d).expect("serializes"));
+            } else {
+                println!("id:         {}", d.id);
+                println!("status:     {}", d.status);
+                println!("serial:     {}", d.serial);
+                println!("not before: {}", d.not_before);
+                println!("not after:  {}", d.not_after);
+                if let Some(at) = d.revoked_at {
+                    println!("revoked at: {at}");
+                }
+                println!("cert:       {}", d.cert.display());
+                println!("key:        {}", d.key.display());
+            }
+        }
+        DeviceCommand::Revoke {
+            id,
+            reload_pid,
+            reload_cmd,
+        } => {
+            let r = device::revoke(dir, &id)?;
+            println!(
+                "revoked {} (serial {}); CRL number {}",
+                r.device.id, r.device.serial, r.crl_number
+            );
+            if !r.broker_updated {
+                println!(
+                    "no broker folder here: copy {} to your broker",
+                    dir.join("crl.pem").display()
+                );
+            }
+            let how = match (reload_pid, reload_cmd) {
+                (Some(pid), _) => Some(reload::Reload::Pid(pid)),
+                (None, Some(cmd)) => Some(reload::Reload::Command(cmd)),
+                (None, None) => None,
+            };
+            match how {
+                Some(how) => {
+                    reload::reload(&how)?;
+                    println!("broker reloaded: the CRL refuses new connections and the ACL denies it every topic");
+                    println!("note: an already-open connection stays up until the broker restarts");
+                }
+                None => println!("{}", reload::MANUAL_RELOAD_HINT),
+            }
+        }
+    }
+    Ok(())
+}

@@ -21,7 +21,10 @@ impl core::fmt::Display for IdError {
         match self {
             IdError::Empty => write!(f, "device id is empty"),
             IdError::TooLong { len } => {
-                write!(f, "device id is {len} bytes long; at most {MAX_LEN} are allowed")
+                write!(
+                    f,
+                    "device id is {len} bytes long; at most {MAX_LEN} are allowed"
+                )
             }
             IdError::BadFirst { ch } => {
                 write!(f, "device id must start with a-z or 0-9, not {ch:?}")
@@ -33,6 +36,8 @@ impl core::fmt::Display for IdError {
         }
     }
 }
+
+impl core::error::Error for IdError {}
 
 /// Checks `id` against `[a-z0-9][a-z0-9-]{0,62}`.
 pub fn validate(id: &str) -> Result<(), IdError> {

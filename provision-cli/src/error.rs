@@ -1,0 +1,83 @@
+//! Typed errors of the `provision` library, each with a stable exit code (see docs/cli.md).
+
+use std::path::PathBuf;
+
+use wire_format::device_id::IdError;
+
+/// Everything `provision` can refuse or fail at.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid device id {id:?}: {source}")]
+    InvalidDeviceId { id: String, source: IdError },
+
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+
+    #[error("a CA already exists in {0}; pass --force to replace it (the old one is moved to a timestamped backup)")]
+    CaExists(PathBuf),
+
+    #[error("no CA in {0}; run `provision init` first")]
+    NoCa(PathBuf),
+
+    #[error("no broker configured in {0}; run `provision broker --host NAME` first")]
+    NoBroker(PathBuf),
+
+    #[error("device {0:?} already exists")]
+    DeviceExists(String),
+
+    #[error("unknown device {0:?}")]
+    UnknownDevice(String),
+
+    #[error("device {0:?} is already revoked")]
+    AlreadyRevoked(String),
+
+    #[error("{path} is corrupt: {reason}; nothing was changed")]
+    Corrupt { path: PathBuf, reason: String },
+
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+
+    #[error("certificate operation failed: {0}")]
+    Certificate(#[from] rcgen::Error),
+
+    #[error("broker reload failed: {0}")]
+    Reload(String),
+}
+
+impl Error {
+    /// Stable process exit codes: 2 is clap's usage error, the rest are ours.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::InvalidDeviceId { .. } | Error::InvalidInput(_) => 3,
+            Error::CaExists(_)
+            | Error::NoCa(_)
+            | Error::NoBroker(_)
+            | Error::DeviceExists(_)
+            | Error::UnknownDevice(_)
+            | Error::AlreadyRevoked(_) => 4,
+            Error::Corrupt { .. } => 5,
+            Error::Io { .. } => 6,
+            Error::Certificate(_) => 7,
+            Error::Reload(_) => 8,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Attaches a human context ("writing certs/ca/ca.key") to an I/O error.
+pub trait IoContext<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            context: what(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,165 @@
+//! The registry: one TOML file a person can read, recording every certificate we issued.
+//!
+//! It is the source of truth for serials (revocation needs them), device status and the CRL
+//! number. It is loaded whole, validated, and written back atomically as the last step of a
+//! command.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::{Error, IoContext, Result};
+
+pub const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Registry {
+    /// Registry format version.
+    pub format: u32,
+    pub ca: CaRecord,
+    pub operator: CertRecord,
+    /// Number of the CRL currently in `crl.pem`; strictly increases with every re-signing.
+    pub crl_number: u64,
+    pub broker: Option<BrokerRecord>,
+    #[serde(default)]
+    pub devices: BTreeMap<String, DeviceRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CaRecord {
+    pub name: String,
+    #[serde(flatten)]
+    pub cert: CertRecord,
+}
+
+/// What we keep of every issued certificate.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CertRecord {
+    /// Serial as upper-case hex, as `openssl x509 -serial` prints it.
+    pub serial: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_before: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerRecord {
+    pub hosts: Vec<String>,
+    #[serde(default)]
+    pub ips: Vec<IpAddr>,
+    pub port: u16,
+    pub bind: Option<String>,
+    /// Where the config says the files are (the user copies `<dir>/broker/*` there).
+    pub install_dir: PathBuf,
+    #[serde(flatten)]
+    pub cert: CertRecord,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceStatus {
+    Active,
+    Revoked,
+}
+
+impl std::fmt::Display for DeviceStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DeviceStatus::Active => "active",
+            DeviceStatus::Revoked => "revoked",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceRecord {
+    pub status: DeviceStatus,
+    #[serde(flatten)]
+    pub cert: CertRecord,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+impl Registry {
+    /// Loads and validates the registry; `Ok(None)` when there is none yet.
+    pub fn load(path: &Path) -> Result<Option<Registry>> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(corrupt(path, "not UTF-8 text".into()))
+            }
+            Err(e) => return Err(e).context(|| format!("reading {}", path.display())),
+        };
+        let reg: Registry =
+            toml::from_str(&text).map_err(|e| corrupt(path, e.message().to_string()))?;
+        reg.validate().map_err(|reason| corrupt(path, reason))?;
+        Ok(Some(reg))
+    }
+
+    /// Loads the registry, requiring that `provision init` has run.
+    pub fn load_required(path: &Path, root: &Path) -> Result<Registry> {
+        Registry::load(path)?.ok_or_else(|| Error::NoCa(root.to_path_buf()))
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.format != FORMAT {
+            return Err(format!(
+                "registry format {} is not supported (expected {FORMAT})",
+                self.format
+            ));
+        }
+        let mut serials = std::collections::HashSet::new();
+        let certs = std::iter::once(&self.ca.cert)
+            .chain(std::iter::once(&self.operator))
+            .chain(self.broker.iter().map(|b| &b.cert))
+            .chain(self.devices.values().map(|d| &d.cert));
+        for cert in certs {
+            if cert.serial.is_empty()
+                || cert.serial.len() > 40
+                || !cert.serial.bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                return Err(format!("serial {:?} is not a hex number", cert.serial));
+            }
+            if !serials.insert(cert.serial.to_ascii_uppercase()) {
+                return Err(format!("serial {} appears twice", cert.serial));
+            }
+        }
+        for (id, dev) in &self.devices {
+            wire_format::device_id::validate(id)
+                .map_err(|e| format!("device entry {id:?}: {e}"))?;
+            if (dev.status == DeviceStatus::Revoked) != dev.revoked_at.is_some() {
+                return Err(format!("device {id:?}: status and revoked_at disagree"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn to_toml(&self) -> String {
+        let body = toml::to_string_pretty(self).expect("registry serializes");
+        format!(
+            "# provision registry: every certificate this CA issued. Edit with `provision`, not by hand.\n{body}"
+        )
+    }
+
+    pub fn revoked(&self) -> impl Iterator<Item = (&String, &DeviceRecord)> {
+        self.devices
+            .iter()
+            .filter(|(_, d)| d.status == DeviceStatus::Revoked)
+    }
+}
+
+fn corrupt(path: &Path, reason: String) -> Error {
+    Error::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
