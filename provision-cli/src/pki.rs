@@ -145,9 +145,23 @@ impl Ca {
 
     /// Issues a leaf certificate; returns it with its registry record and new private key.
     pub fn issue(&self, leaf: Leaf<'_>, days: u32) -> Result<Issued> {
-        let (not_before, mut not_after) = validity(now(), days)?;
+        let (not_before, not_after) = validity(now(), days)?;
         // A leaf must not outlive its CA: clients reject such chains anyway.
-        not_after = not_after.min(self.not_after);
+        self.issue_between(leaf, not_before, not_after.min(self.not_after))
+    }
+
+    /// Issues a leaf with an explicit validity window (tests use it for expired certificates).
+    pub fn issue_between(
+        &self,
+        leaf: Leaf<'_>,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Result<Issued> {
+        if not_after <= not_before {
+            return Err(Error::InvalidInput(
+                "not_after must be later than not_before".into(),
+            ));
+        }
         let serial = new_serial();
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();

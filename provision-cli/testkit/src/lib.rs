@@ -1,0 +1,302 @@
+//! Test harness shared by the workspace's integration tests: a provisioned directory in a temp
+//! folder and a real Mosquitto 2.0 started from the config `provision broker` wrote, on a free
+//! loopback port, stopped by PID when dropped.
+
+use std::fs::{self, File};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use provision::{broker, device, init};
+
+/// Debian installs the broker outside a normal user's PATH.
+pub const MOSQUITTO: &str = "/usr/sbin/mosquitto";
+
+/// A provisioned directory (CA, operator, devices) in a temp folder.
+pub struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    /// `provision init` plus `provision device add` for `devices`.
+    pub fn new(devices: &[&str]) -> Pki {
+        let dir = tempfile::Builder::new()
+            .prefix("provision-test-")
+            .tempdir()
+            .expect("temp dir");
+        // The broker reads its files after dropping to user `mosquitto`: the tree must be
+        // traversable (tempdir makes it 0700).
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        init::init(
+            dir.path(),
+            &init::InitOptions {
+                ca_name: "test CA".into(),
+                days: 30,
+                operator_days: 30,
+                force: false,
+            },
+        )
+        .expect("provision init");
+        if !devices.is_empty() {
+            let ids: Vec<String> = devices.iter().map(|s| s.to_string()).collect();
+            device::add(dir.path(), &ids, 30).expect("provision device add");
+        }
+        Pki { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn ca_cert(&self) -> PathBuf {
+        self.path().join("ca/ca.crt")
+    }
+    pub fn operator(&self) -> Identity {
+        Identity {
+            cert: self.path().join("operator/operator.crt"),
+            key: self.path().join("operator/operator.key"),
+        }
+    }
+    pub fn device(&self, id: &str) -> Identity {
+        Identity {
+            cert: self.path().join("devices").join(id).join("device.crt"),
+            key: self.path().join("devices").join(id).join("device.key"),
+        }
+    }
+}
+
+/// A client certificate and its key, as PEM files.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// A running Mosquitto using `<pki>/broker/mosquitto.conf`.
+pub struct Broker {
+    child: Option<Child>,
+    port: u16,
+    conf: PathBuf,
+    log: PathBuf,
+}
+
+impl Broker {
+    /// Runs `provision broker` for localhost/127.0.0.1 on a free port and starts Mosquitto with
+    /// the config it wrote. Retries with another port if the chosen one was taken meanwhile.
+    pub fn start(pki: &Pki) -> Broker {
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            broker::configure(
+                pki.path(),
+                &broker::BrokerOptions {
+                    hosts: vec!["localhost".into()],
+                    ips: vec!["127.0.0.1".parse().unwrap()],
+                    port,
+                    bind: Some("127.0.0.1".into()),
+                    install_dir: None,
+                    days: 30,
+                },
+            )
+            .expect("provision broker");
+            let mut b = Broker {
+                child: None,
+                port,
+                conf: pki.path().join("broker/mosquitto.conf"),
+                log: pki.path().join("mosquitto.log"),
+            };
+            match b.spawn() {
+                Ok(()) => return b,
+                Err(log) if log.contains("Address already in use") => last_log = log,
+                Err(log) => panic!("mosquitto did not start:\n{log}"),
+            }
+        }
+        panic!("mosquitto found no free port:\n{last_log}");
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        let log = File::create(&self.log).expect("log file");
+        let child = Command::new(MOSQUITTO)
+            .arg("-c")
+            .arg(&self.conf)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {MOSQUITTO} (apt-get install mosquitto): {e}"));
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self.log();
+            if text.contains(" running") {
+                return Ok(());
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                self.child = None;
+                return Err(format!("exited with {status}\n{text}"));
+            }
+            if Instant::now() > deadline {
+                self.stop();
+                return Err(format!("not running after 10 s\n{text}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("broker running").id()
+    }
+
+    /// Everything the broker logged so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGHUP and waits until the broker says it reloaded.
+    pub fn reload(&self) {
+        let before = self.log().matches("Reloading config").count();
+        signal(self.pid(), libc::SIGHUP);
+        self.wait_for_reload(before);
+    }
+
+    /// Waits until the log shows one more "Reloading config" than `before` (for reloads that
+    /// someone else, e.g. `provision device revoke --reload-pid`, triggered).
+    pub fn wait_for_reload(&self, before: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.log().matches("Reloading config").count() <= before {
+            assert!(
+                Instant::now() < deadline,
+                "broker did not reload:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the broker (SIGTERM to its PID, then waits).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(child.id(), libc::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while child.try_wait().unwrap().is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    /// Stops and starts the broker again on the same port and config.
+    pub fn restart(&mut self) {
+        self.stop();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.spawn() {
+                Ok(()) => return,
+                Err(log) if log.contains("Address already in use") && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100))
+                }
+                Err(log) => panic!("mosquitto did not restart:\n{log}"),
+            }
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) has no memory effects; the pid is our own child's.
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+/// A rustls client config that trusts only `ca` and presents `identity` (ring provider only).
+pub fn rustls_config(ca: &Path, identity: &Identity, tls13: bool) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).expect("CA file") {
+        roots.add(cert.expect("CA PEM")).expect("CA cert");
+    }
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&identity.cert)
+        .expect("cert file")
+        .map(|c| c.expect("cert PEM"))
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(&identity.key).expect("key PEM");
+    let versions: &[&rustls::SupportedProtocolVersion] = if tls13 {
+        &[&rustls::version::TLS13, &rustls::version::TLS12]
+    } else {
+        &[&rustls::version::TLS12]
+    };
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(versions)
+    .expect("protocol versions")
+    .with_root_certificates(roots)
+    .with_client_auth_cert(chain, key)
+    .expect("client cert");
+    Arc::new(config)
+}
+
+/// A synchronous rumqttc client over rustls to the broker on 127.0.0.1.
+pub fn rumqttc_client(
+    client_id: &str,
+    port: u16,
+    ca: &Path,
+    identity: &Identity,
+) -> (rumqttc::Client, rumqttc::Connection) {
+    let mut opts = rumqttc::MqttOptions::new(client_id, "localhost", port);
+    opts.set_keep_alive(Duration::from_secs(5));
+    opts.set_transport(rumqttc::Transport::tls_with_config(
+        rumqttc::TlsConfiguration::Rustls(rustls_config(ca, identity, false)),
+    ));
+    rumqttc::Client::new(opts, 16)
+}
+
+/// Arguments that make `mosquitto_pub`/`mosquitto_sub` connect to `broker` as `identity`.
+pub fn mosquitto_client_args(
+    pki: &Pki,
+    broker: &Broker,
+    identity: Option<&Identity>,
+) -> Vec<String> {
+    let mut args = vec![
+        "-h".to_string(),
+        "localhost".into(),
+        "-p".into(),
+        broker.port().to_string(),
+        "--cafile".into(),
+        pki.ca_cert().display().to_string(),
+    ];
+    if let Some(id) = identity {
+        args.extend([
+            "--cert".into(),
+            id.cert.display().to_string(),
+            "--key".into(),
+            id.key.display().to_string(),
+        ]);
+    }
+    args
+}
