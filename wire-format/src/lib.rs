@@ -11,3 +11,6 @@ pub mod device_id;
 
 /// The device config blob (`provision device config` writes it, the firmware reads it from flash).
 pub mod device_config;
+
+/// The SPI link between the ESP8266 (master) and the ATmega168 (slave); spec in docs/spi-link.md.
+pub mod spi_link;
