@@ -14,3 +14,6 @@ pub mod device_config;
 
 /// The SPI link between the ESP8266 (master) and the ATmega168 (slave); spec in docs/spi-link.md.
 pub mod spi_link;
+
+/// Signed OTA bundles (format v1) and, with feature `verify`, the streaming verifier.
+pub mod ota;

@@ -78,7 +78,10 @@ impl fmt::Display for OtaError {
                 "bad magic {found:02x?}: not an OTA bundle (expected \"SOTA\")"
             ),
             OtaError::UnsupportedFormatVersion { found } => {
-                write!(f, "unsupported bundle format version {found} (this verifier reads 1)")
+                write!(
+                    f,
+                    "unsupported bundle format version {found} (this verifier reads 1)"
+                )
             }
             OtaError::BadHeaderLen { found } => {
                 write!(f, "bad header length {found} (format v1 requires 72)")

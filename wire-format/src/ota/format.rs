@@ -311,7 +311,10 @@ impl Header {
         view.put(field::TARGET, &self.target.id().to_le_bytes());
         view.put(field::FLAGS, &0u16.to_le_bytes());
         view.put(field::KEY_ID, &self.key_id.to_le_bytes());
-        view.put(field::SECURITY_COUNTER, &self.security_counter.to_le_bytes());
+        view.put(
+            field::SECURITY_COUNTER,
+            &self.security_counter.to_le_bytes(),
+        );
         view.put(field::IMAGE_LEN, &self.image_len.to_le_bytes());
         view.put(field::VERSION_MAJOR, &self.version.major.to_le_bytes());
         view.put(field::VERSION_MINOR, &self.version.minor.to_le_bytes());
@@ -438,10 +441,7 @@ mod tests {
             b[at] = v;
             Header::parse(&b)
         };
-        assert_eq!(
-            mutate(0, b'X'),
-            Err(OtaError::BadMagic { found: *b"XOTA" })
-        );
+        assert_eq!(mutate(0, b'X'), Err(OtaError::BadMagic { found: *b"XOTA" }));
         assert_eq!(
             mutate(4, 2),
             Err(OtaError::UnsupportedFormatVersion { found: 2 })
@@ -449,10 +449,7 @@ mod tests {
         assert_eq!(mutate(6, 73), Err(OtaError::BadHeaderLen { found: 73 }));
         assert_eq!(mutate(8, 9), Err(OtaError::UnknownTarget { id: 9 }));
         assert_eq!(mutate(8, 2).map(|h| h.target), Ok(Target::Atmega168));
-        assert_eq!(
-            mutate(10, 1),
-            Err(OtaError::UnsupportedFlags { flags: 1 })
-        );
+        assert_eq!(mutate(10, 1), Err(OtaError::UnsupportedFlags { flags: 1 }));
         let mut empty = sample();
         empty.image_len = 0;
         assert_eq!(Header::parse(&empty.to_bytes()), Err(OtaError::EmptyImage));
@@ -477,7 +474,15 @@ mod tests {
             }
         );
         for bad in [
-            "", "1", "1.2", "1.2.3.4", "1.2.x", "+1.2.3", "1..3", "65536.0.0", "1.2.3-rc1",
+            "",
+            "1",
+            "1.2",
+            "1.2.3.4",
+            "1.2.x",
+            "+1.2.3",
+            "1..3",
+            "65536.0.0",
+            "1.2.3-rc1",
             " 1.2.3",
         ] {
             assert_eq!(bad.parse::<Version>(), Err(ParseVersionError), "{bad:?}");

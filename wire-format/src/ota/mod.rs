@@ -20,9 +20,8 @@ pub mod verify;
 
 pub use error::OtaError;
 pub use format::{
-    BundleView, Header, HeaderView, ParseVersionError, Target, Version, DIGEST_LEN,
-    FLAG_ENCRYPTED, FORMAT_VERSION, HEADER_LEN, IMAGE_OFFSET, MAGIC, SIGNATURE_LEN,
-    SIGNATURE_OFFSET,
+    BundleView, Header, HeaderView, ParseVersionError, Target, Version, DIGEST_LEN, FLAG_ENCRYPTED,
+    FORMAT_VERSION, HEADER_LEN, IMAGE_OFFSET, MAGIC, SIGNATURE_LEN, SIGNATURE_OFFSET,
 };
 #[cfg(feature = "verify")]
 pub use verify::{sha256, signing_message, TrustedKey, VerifiedImage, Verifier};
