@@ -14,10 +14,17 @@ demo:
     cargo run --release -q -p provision-cli -- --dir certs device list
 
 # Every test: host crates (unit, CLI, real-Mosquitto integration), lints
-test: test-host lint
+test: test-host check-nostd lint
 
 test-host:
     cargo test --workspace --all-targets
+
+# no_std, no-alloc builds of the OTA verifier (wire-format + soft-compact crypto) for the ATmega168
+# and the LX106 (spec: esp-client/targets/). Library only, nothing links: no cross gcc needed.
+# opt-level s: LLVM's Xtensa backend fails at opt-level 3 on curve25519-dalek (register scavenger).
+check-nostd:
+    CARGO_PROFILE_RELEASE_OPT_LEVEL=s RUSTFLAGS="-C target-cpu=atmega168" cargo +nightly build -q -p wire-format --lib --release --features soft-compact --target avr-none -Zbuild-std=core
+    CARGO_PROFILE_RELEASE_OPT_LEVEL=s cargo +nightly build -q -p wire-format --lib --release --features soft-compact --target esp-client/targets/xtensa-esp8266-none-elf.json -Zjson-target-spec -Zbuild-std=core
 
 lint:
     cargo fmt --all -- --check
