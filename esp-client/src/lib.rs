@@ -1,3 +1,14 @@
 //! The device firmware core, written against traits so that the same code runs on the ESP8266 and,
 //! for development and tests, as a host program talking to a real broker.
 #![cfg_attr(not(test), no_std)]
+
+pub mod backoff;
+pub mod board;
+pub mod clock;
+pub mod command;
+pub mod machine;
+pub mod mqtt;
+pub mod settings;
+
+#[cfg(test)]
+mod transcripts;

@@ -1,0 +1,144 @@
+//! What the core needs from the hardware (or from Linux, in the host port). Each part is small so
+//! that an ESP8266 board layer over the NONOS SDK, the host port and the test fakes can all
+//! implement it. docs/esp-client.md, "Board traits", says how a board plugs in.
+
+use embedded_storage::nor_flash::NorFlash;
+
+use crate::machine::State;
+
+/// The broker to connect to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Server<'a> {
+    pub host: &'a str,
+    pub port: u16,
+}
+
+/// Everything the board's TLS needs. The board validates the broker's chain against `ca_der`
+/// only, at time `time_floor_unix`, checks the name against `host`, and presents the client
+/// certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsMaterial<'a> {
+    pub ca_der: &'a [u8],
+    pub client_cert_der: &'a [u8],
+    /// PKCS#8 DER. Secret: a board must never log it.
+    pub client_key_der: &'a [u8],
+    /// SHA-256 of the broker's SubjectPublicKeyInfo, if pinned.
+    pub broker_pin: Option<&'a [u8; 32]>,
+    /// max(time source, firmware build time, last time persisted), seconds since 1970.
+    pub time_floor_unix: u64,
+}
+
+/// Why a TCP + TLS connection could not be opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectError {
+    /// The broker name did not resolve.
+    Dns,
+    /// TCP refused or timed out (broker down).
+    Tcp,
+    /// The broker's certificate did not validate (wrong CA, expired at the floor, wrong name,
+    /// pin mismatch).
+    ServerCertificate,
+    /// The handshake failed otherwise (alert from the broker, protocol error, timeout).
+    Handshake,
+    /// The board could not load our certificate or key.
+    ClientIdentity,
+}
+
+impl core::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            ConnectError::Dns => "broker name did not resolve",
+            ConnectError::Tcp => "TCP connection refused or timed out",
+            ConnectError::ServerCertificate => "broker certificate refused",
+            ConnectError::Handshake => "TLS handshake failed",
+            ConnectError::ClientIdentity => "device certificate or key unusable",
+        })
+    }
+}
+
+/// A byte stream whose TLS is done by the board. Reads must not block the superloop: the core
+/// calls `read` only after `read_ready` said bytes are there. `embedded_io` errors of kind
+/// other than `Interrupted` end the connection.
+pub trait Transport: embedded_io::Read + embedded_io::Write + embedded_io::ReadReady {
+    /// Opens TCP to `server` and completes the TLS handshake with `tls`. Blocks for at most the
+    /// board's connect timeout.
+    fn connect(&mut self, server: Server<'_>, tls: &TlsMaterial<'_>) -> Result<(), ConnectError>;
+    /// Drops the connection (no TLS close_notify needed: the broker's Last Will is what we want
+    /// after a failure).
+    fn close(&mut self);
+}
+
+/// Why the AVR did not do what was asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AvrError {
+    /// The slave did not answer (no response frame within the poll budget).
+    NoResponse,
+    /// A frame arrived damaged (CRC, framing).
+    Link,
+    /// The slave refused the request (bad pin/channel, pin not an output, ...): its error code.
+    Refused(u8),
+}
+
+impl core::fmt::Display for AvrError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            AvrError::NoResponse => write!(f, "AVR did not answer"),
+            AvrError::Link => write!(f, "AVR link frame damaged"),
+            AvrError::Refused(code) => write!(f, "AVR refused the request (error {code})"),
+        }
+    }
+}
+
+/// The I/O co-processor (ATmega over SPI, `avr_link` module's master driver). Pin ids are
+/// `port * 8 + bit`, ports B, C, D (wire-format `spi_link`).
+pub trait AvrLink {
+    /// Makes `pin` an output and drives it.
+    fn set_pin(&mut self, pin: u8, high: bool) -> Result<(), AvrError>;
+    /// Input levels of ports B, C, D (free pins only).
+    fn read_ports(&mut self) -> Result<[u8; 3], AvrError>;
+    /// One 10-bit conversion of `channel`.
+    fn read_adc(&mut self, channel: u8) -> Result<u16, AvrError>;
+}
+
+/// State of the board's network interface (WiFi station on the ESP8266).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetStatus {
+    /// Associated and has an address.
+    Up,
+    /// Still joining.
+    Pending,
+    /// Gave up (wrong password, no such SSID).
+    Failed,
+}
+
+/// One board: the resources the core drives. Methods take `&mut self` so a board can keep its
+/// own state (timers, DMA) without interior mutability.
+pub trait Board {
+    type Transport: Transport;
+    type Flash: NorFlash;
+    type Avr: AvrLink;
+
+    /// Monotonic milliseconds since boot.
+    fn now_ms(&mut self) -> u64;
+    fn transport(&mut self) -> &mut Self::Transport;
+    /// The device data region: config sector, then state sector (docs/device-config.md).
+    fn flash(&mut self) -> &mut Self::Flash;
+    fn avr(&mut self) -> &mut Self::Avr;
+    /// Randomness for backoff jitter (hardware RNG on the ESP8266).
+    fn random_u32(&mut self) -> u32;
+    /// Joins (first call) or reports the network.
+    fn network(&mut self, ssid: &str, password: &str) -> NetStatus;
+    /// Seconds since 1970 from SNTP (or the host clock), `None` while unknown.
+    fn time_source(&mut self) -> Option<u64>;
+    /// Called on every `poll`; a hung core stops feeding and the hardware watchdog resets.
+    fn feed_watchdog(&mut self);
+    /// Restarts the device. On the chip this does not return; the host port returns and the
+    /// core boots again in-process.
+    fn reset(&mut self);
+    /// Logs one line (UART on the chip, stderr on the host).
+    fn log(&mut self, line: core::fmt::Arguments<'_>);
+    /// Every state change goes through here (tests record transcripts with it).
+    fn transition(&mut self, now_ms: u64, from: &State, to: &State) {
+        self.log(format_args!("[{now_ms} ms] {from} => {to}"));
+    }
+}

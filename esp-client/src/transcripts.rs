@@ -1,0 +1,881 @@
+//! The state machine on virtual time with a fake board, compared with expected transcripts. The
+//! fake broker speaks MQTT through rumqttc's codec (an independent implementation), so every byte
+//! the core sends is parsed by someone else's code.
+
+use std::string::{String, ToString};
+use std::vec::Vec;
+use std::{format, vec};
+
+use bytes::BytesMut;
+use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashErrorKind, ReadNorFlash};
+use rumqttc::mqttbytes::v4 as r;
+use rumqttc::mqttbytes::QoS as RQoS;
+use wire_format::device_config::DeviceConfig;
+
+use crate::board::*;
+use crate::machine::{Device, Failure, State, StateKind, StateKind::*};
+use crate::settings::{Settings, RAM_BUDGET};
+
+const BUILD_TIME: u64 = 1_760_000_000;
+const SOURCE_TIME: u64 = 1_770_000_000;
+const ID: &str = "kitchen-sensor-1";
+
+/// NOR flash in memory: writes can only clear bits, so a missing erase shows.
+struct MemFlash(Vec<u8>);
+
+impl ErrorType for MemFlash {
+    type Error = NorFlashErrorKind;
+}
+impl ReadNorFlash for MemFlash {
+    const READ_SIZE: usize = 1;
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
+        let o = offset as usize;
+        let src = self
+            .0
+            .get(o..o + bytes.len())
+            .ok_or(NorFlashErrorKind::OutOfBounds)?;
+        bytes.copy_from_slice(src);
+        Ok(())
+    }
+    fn capacity(&self) -> usize {
+        self.0.len()
+    }
+}
+impl NorFlash for MemFlash {
+    const WRITE_SIZE: usize = 4;
+    const ERASE_SIZE: usize = 4096;
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
+        self.0[from as usize..to as usize].fill(0xFF);
+        Ok(())
+    }
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
+        for (d, s) in self.0[offset as usize..].iter_mut().zip(bytes) {
+            *d &= *s;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct FakeAvr {
+    ports: [u8; 3],
+    adc: [u16; 8],
+    silent: bool,
+}
+
+impl AvrLink for FakeAvr {
+    fn set_pin(&mut self, pin: u8, high: bool) -> Result<(), AvrError> {
+        if self.silent {
+            return Err(AvrError::NoResponse);
+        }
+        let (port, bit) = (pin as usize / 8, pin % 8);
+        let p = self.ports.get_mut(port).ok_or(AvrError::Refused(2))?;
+        if high {
+            *p |= 1 << bit;
+        } else {
+            *p &= !(1 << bit);
+        }
+        Ok(())
+    }
+    fn read_ports(&mut self) -> Result<[u8; 3], AvrError> {
+        if self.silent {
+            return Err(AvrError::NoResponse);
+        }
+        Ok(self.ports)
+    }
+    fn read_adc(&mut self, channel: u8) -> Result<u16, AvrError> {
+        self.adc
+            .get(channel as usize)
+            .copied()
+            .ok_or(AvrError::Refused(3))
+    }
+}
+
+/// What the fake broker does.
+struct BrokerScript {
+    up: bool,
+    tls: Result<(), ConnectError>,
+    connack_code: u8,
+    answer_puback: bool,
+    answer_ping: bool,
+}
+
+/// The broker side of the connection, speaking through rumqttc's codec.
+#[derive(Default)]
+struct Conn {
+    to_device: Vec<u8>,
+    from_device: BytesMut,
+    closed_by_broker: bool,
+}
+
+struct FakeNet {
+    script: BrokerScript,
+    conn: Option<Conn>,
+    /// Every packet the device sent, in order, across connections.
+    received: Vec<r::Packet>,
+    /// Retained messages, as the broker would hold them.
+    retained: Vec<(String, Vec<u8>)>,
+    connects: Vec<TlsSeen>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct TlsSeen {
+    host: String,
+    port: u16,
+    time_floor: u64,
+}
+
+impl embedded_io::ErrorType for FakeNet {
+    type Error = embedded_io::ErrorKind;
+}
+
+impl embedded_io::Read for FakeNet {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        let c = self
+            .conn
+            .as_mut()
+            .ok_or(embedded_io::ErrorKind::NotConnected)?;
+        let n = buf.len().min(c.to_device.len());
+        buf[..n].copy_from_slice(&c.to_device[..n]);
+        c.to_device.drain(..n);
+        Ok(n) // 0 after the broker closed: EOF
+    }
+}
+
+impl embedded_io::ReadReady for FakeNet {
+    fn read_ready(&mut self) -> Result<bool, Self::Error> {
+        let c = self
+            .conn
+            .as_ref()
+            .ok_or(embedded_io::ErrorKind::NotConnected)?;
+        Ok(!c.to_device.is_empty() || c.closed_by_broker)
+    }
+}
+
+impl embedded_io::Write for FakeNet {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        let c = self
+            .conn
+            .as_mut()
+            .ok_or(embedded_io::ErrorKind::NotConnected)?;
+        if c.closed_by_broker {
+            return Err(embedded_io::ErrorKind::BrokenPipe);
+        }
+        c.from_device.extend_from_slice(buf);
+        self.serve();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+impl Transport for FakeNet {
+    fn connect(&mut self, server: Server<'_>, tls: &TlsMaterial<'_>) -> Result<(), ConnectError> {
+        self.connects.push(TlsSeen {
+            host: server.host.to_string(),
+            port: server.port,
+            time_floor: tls.time_floor_unix,
+        });
+        if !self.script.up {
+            return Err(ConnectError::Tcp);
+        }
+        self.script.tls?;
+        self.conn = Some(Conn::default());
+        Ok(())
+    }
+    fn close(&mut self) {
+        if let Some(c) = self.conn.take() {
+            if !c.closed_by_broker {
+                self.fire_will();
+            }
+        }
+    }
+}
+
+impl FakeNet {
+    fn send(&mut self, p: r::Packet) {
+        let c = self.conn.as_mut().unwrap();
+        let mut b = BytesMut::new();
+        p.write(&mut b, 1 << 20).unwrap();
+        c.to_device.extend_from_slice(&b);
+    }
+
+    /// Parses and answers whole packets from the device.
+    fn serve(&mut self) {
+        loop {
+            let c = self.conn.as_mut().unwrap();
+            let p = match r::Packet::read(&mut c.from_device, 1 << 20) {
+                Ok(p) => p,
+                Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => return,
+                Err(e) => panic!("device sent bytes rumqttc refuses: {e:?}"),
+            };
+            self.received.push(p.clone());
+            match p {
+                r::Packet::Connect(_) => {
+                    let code = match self.script.connack_code {
+                        0 => r::ConnectReturnCode::Success,
+                        _ => r::ConnectReturnCode::NotAuthorized,
+                    };
+                    self.send(r::Packet::ConnAck(r::ConnAck::new(code, false)));
+                }
+                r::Packet::Subscribe(s) => {
+                    let codes = s
+                        .filters
+                        .iter()
+                        .map(|f| r::SubscribeReasonCode::Success(f.qos))
+                        .collect();
+                    self.send(r::Packet::SubAck(r::SubAck::new(s.pkid, codes)));
+                }
+                r::Packet::Publish(p) => {
+                    if p.retain {
+                        self.retained.retain(|(t, _)| *t != p.topic);
+                        self.retained.push((p.topic.clone(), p.payload.to_vec()));
+                    }
+                    if p.qos == RQoS::AtLeastOnce && self.script.answer_puback {
+                        self.send(r::Packet::PubAck(r::PubAck::new(p.pkid)));
+                    }
+                }
+                r::Packet::PingReq if self.script.answer_ping => self.send(r::Packet::PingResp),
+                r::Packet::Disconnect => {
+                    // Clean disconnect: no Will.
+                    self.conn.as_mut().unwrap().closed_by_broker = true;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn fire_will(&mut self) {
+        let will = self.received.iter().rev().find_map(|p| match p {
+            r::Packet::Connect(c) => c.last_will.clone(),
+            _ => None,
+        });
+        if let Some(w) = will {
+            self.retained.retain(|(t, _)| *t != w.topic);
+            self.retained.push((w.topic, w.message.to_vec()));
+        }
+    }
+
+    /// The broker process dies: the connection drops, and the Will fires.
+    fn crash(&mut self) {
+        if let Some(c) = self.conn.as_mut() {
+            c.closed_by_broker = true;
+        }
+        self.fire_will();
+        self.script.up = false;
+    }
+
+    fn retained(&self, topic: &str) -> Option<&[u8]> {
+        self.retained
+            .iter()
+            .find(|(t, _)| t == topic)
+            .map(|(_, m)| &m[..])
+    }
+
+    fn publishes(&self, suffix: &str) -> Vec<r::Publish> {
+        let topic = format!("devices/{ID}/{suffix}");
+        self.received
+            .iter()
+            .filter_map(|p| match p {
+                r::Packet::Publish(p) if p.topic == topic => Some(p.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn command(&mut self, name: &str, payload: &str) {
+        let mut p = r::Publish::new(
+            format!("devices/{ID}/cmd/{name}"),
+            RQoS::AtLeastOnce,
+            payload,
+        );
+        p.pkid = 77;
+        self.send(r::Packet::Publish(p));
+    }
+}
+
+struct FakeBoard {
+    net: FakeNet,
+    flash: MemFlash,
+    avr: FakeAvr,
+    rng: u32,
+    network: NetStatus,
+    time_source: Option<u64>,
+    watchdog_feeds: u64,
+    resets: u32,
+    transcript: Vec<StateKind>,
+    causes: Vec<Failure>,
+    backoff_delays: Vec<u64>,
+    log: Vec<String>,
+}
+
+impl Board for FakeBoard {
+    type Transport = FakeNet;
+    type Flash = MemFlash;
+    type Avr = FakeAvr;
+    fn now_ms(&mut self) -> u64 {
+        unreachable!("the test drives time")
+    }
+    fn transport(&mut self) -> &mut FakeNet {
+        &mut self.net
+    }
+    fn flash(&mut self) -> &mut MemFlash {
+        &mut self.flash
+    }
+    fn avr(&mut self) -> &mut FakeAvr {
+        &mut self.avr
+    }
+    fn random_u32(&mut self) -> u32 {
+        self.rng = self.rng.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        self.rng >> 8
+    }
+    fn network(&mut self, ssid: &str, password: &str) -> NetStatus {
+        assert_eq!((ssid, password), ("home", "secret-pass"));
+        self.network
+    }
+    fn time_source(&mut self) -> Option<u64> {
+        self.time_source
+    }
+    fn feed_watchdog(&mut self) {
+        self.watchdog_feeds += 1;
+    }
+    fn reset(&mut self) {
+        self.resets += 1;
+    }
+    fn log(&mut self, line: core::fmt::Arguments<'_>) {
+        self.log.push(line.to_string());
+    }
+    fn transition(&mut self, now_ms: u64, from: &State, to: &State) {
+        self.log(format_args!("[{now_ms} ms] {from} => {to}"));
+        self.transcript.push(to.kind());
+        if let State::Backoff { until, cause } = to {
+            self.causes.push(*cause);
+            self.backoff_delays.push(until - now_ms);
+        }
+    }
+}
+
+fn config_blob() -> Vec<u8> {
+    let cfg = DeviceConfig {
+        device_id: ID,
+        wifi_ssid: "home",
+        wifi_password: "secret-pass",
+        broker_host: "broker.local",
+        broker_port: 8883,
+        telemetry_period_s: 30,
+        ca_cert_der: b"\x30\x03ca!",
+        client_cert_der: b"\x30\x03crt",
+        client_key_der: b"\x30\x03key",
+        broker_pin: None,
+        ota_keys: &[],
+    };
+    let mut buf = vec![0u8; 4096];
+    let n = cfg.emit(&mut buf).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+fn board() -> FakeBoard {
+    let mut flash = vec![0xFF; 8192];
+    let blob = config_blob();
+    flash[..blob.len()].copy_from_slice(&blob);
+    FakeBoard {
+        net: FakeNet {
+            script: BrokerScript {
+                up: true,
+                tls: Ok(()),
+                connack_code: 0,
+                answer_puback: true,
+                answer_ping: true,
+            },
+            conn: None,
+            received: Vec::new(),
+            retained: Vec::new(),
+            connects: Vec::new(),
+        },
+        flash: MemFlash(flash),
+        avr: FakeAvr {
+            ports: [0b0000_0001, 0, 0b1000_0000],
+            adc: [512, 1023, 0, 7, 0, 0, 0, 0],
+            silent: false,
+        },
+        rng: 1,
+        network: NetStatus::Up,
+        time_source: Some(SOURCE_TIME),
+        watchdog_feeds: 0,
+        resets: 0,
+        transcript: vec![Boot],
+        causes: Vec::new(),
+        backoff_delays: Vec::new(),
+        log: Vec::new(),
+    }
+}
+
+fn settings() -> Settings {
+    Settings {
+        build_time_unix: BUILD_TIME,
+        ..Settings::default()
+    }
+}
+
+/// Drives the device on virtual time from `*now` to `until`, polling when it asks to be.
+fn run(dev: &mut Device, b: &mut FakeBoard, now: &mut u64, until: u64) {
+    let mut same = 0;
+    while *now < until {
+        let next = dev.poll(*now, b);
+        if next <= *now {
+            same += 1;
+            assert!(
+                same < 100,
+                "the core asks to be polled again at once, forever: {:?}",
+                dev.state()
+            );
+        } else {
+            same = 0;
+            *now = next.min(until);
+        }
+    }
+}
+
+const CONNECTING: [StateKind; 4] = [NetworkUp, TlsConnect, MqttConnect, Subscribe];
+
+fn boot_to_online() -> Vec<StateKind> {
+    vec![
+        Boot,
+        LoadConfig,
+        NetworkUp,
+        TimeSync,
+        TlsConnect,
+        MqttConnect,
+        Subscribe,
+        Online,
+    ]
+}
+
+#[test]
+fn happy_path() {
+    let mut b = board();
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 95_000);
+    assert_eq!(b.transcript, boot_to_online());
+
+    let connect = match &b.net.received[0] {
+        r::Packet::Connect(c) => c.clone(),
+        other => panic!("first packet {other:?}"),
+    };
+    assert_eq!(
+        (
+            connect.client_id.as_str(),
+            connect.keep_alive,
+            connect.clean_session
+        ),
+        (ID, 60, true)
+    );
+    let will = connect.last_will.unwrap();
+    assert_eq!(
+        (will.topic.as_str(), &will.message[..], will.retain),
+        ("devices/kitchen-sensor-1/status", &b"offline"[..], true)
+    );
+    assert!(
+        matches!(&b.net.received[1], r::Packet::Subscribe(s) if s.filters[0].path == "devices/kitchen-sensor-1/cmd/#")
+    );
+    assert_eq!(
+        b.net.retained("devices/kitchen-sensor-1/status"),
+        Some(&b"online"[..])
+    );
+
+    // Telemetry at 0, 30 and 60 and 90 s, with the AVR's pins and ADC.
+    let t = b.net.publishes("telemetry");
+    assert_eq!(t.len(), 4);
+    let first = std::str::from_utf8(&t[0].payload).unwrap();
+    assert_eq!(
+        first,
+        r#"{"seq":1,"uptime_s":0,"ports":{"b":1,"c":0,"d":128},"adc":[512,1023,0,7],"dropped":0,"retransmits":0}"#
+    );
+    assert!(t
+        .iter()
+        .all(|p| p.qos == RQoS::AtLeastOnce && !p.retain && !p.dup));
+
+    // The time came from the source, was used for TLS and persisted.
+    assert_eq!(b.net.connects[0].time_floor, SOURCE_TIME);
+    assert_eq!(
+        (b.net.connects[0].host.as_str(), b.net.connects[0].port),
+        ("broker.local", 8883)
+    );
+    assert_eq!(
+        crate::clock::parse_record(&b.flash.0[4096..]),
+        Some(SOURCE_TIME)
+    );
+    assert!(b.watchdog_feeds > 1000);
+    assert_eq!(dev.stats().telemetry_sent, 4);
+}
+
+#[test]
+fn keepalive_pings_when_idle_and_a_silent_broker_is_dropped() {
+    let mut b = board();
+    let mut dev = Device::new(Settings {
+        keep_alive_s: 10,
+        ..settings()
+    });
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 25_000);
+    let pings = b
+        .net
+        .received
+        .iter()
+        .filter(|p| matches!(p, r::Packet::PingReq))
+        .count();
+    assert_eq!(pings, 2, "PINGREQ at 10 s and 20 s of silence");
+    assert_eq!(b.transcript, boot_to_online());
+
+    // Telemetry at 30 s is traffic; the next PINGREQ goes out at 40 s and is never answered.
+    b.net.script.answer_ping = false;
+    run(&mut dev, &mut b, &mut now, 52_000);
+    assert_eq!(b.causes, [Failure::PingTimeout]);
+    assert_eq!(
+        &b.transcript[8..],
+        &[
+            Backoff,
+            NetworkUp,
+            TlsConnect,
+            MqttConnect,
+            Subscribe,
+            Online
+        ]
+    );
+}
+
+#[test]
+fn broker_down_at_boot() {
+    let mut b = board();
+    b.net.script.up = false;
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 20_000);
+    b.net.script.up = true;
+    run(&mut dev, &mut b, &mut now, 90_000);
+
+    let mut want = vec![Boot, LoadConfig, NetworkUp, TimeSync, TlsConnect, Backoff];
+    let retries = b.causes.len();
+    for _ in 1..retries {
+        want.extend([NetworkUp, TlsConnect, Backoff]);
+    }
+    want.extend(CONNECTING);
+    want.push(Online);
+    assert_eq!(b.transcript, want);
+    assert!(b
+        .causes
+        .iter()
+        .all(|c| *c == Failure::Connect(ConnectError::Tcp)));
+    // Ceilings 1, 2, 4, 8, 16 s with equal jitter: at least 4 and at most 5 failures fit in 20 s.
+    assert!((4..=5).contains(&retries), "{:?}", b.backoff_delays);
+    for (i, d) in b.backoff_delays.iter().enumerate() {
+        let ceiling = 1000u64 << i;
+        assert!((ceiling / 2..=ceiling).contains(d), "delay {i} = {d}");
+    }
+}
+
+#[test]
+fn tls_refused_backs_off_up_to_the_cap_and_never_sends_mqtt() {
+    let mut b = board();
+    b.net.script.tls = Err(ConnectError::ServerCertificate);
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 600_000);
+    assert_eq!(
+        &b.transcript[..6],
+        &[Boot, LoadConfig, NetworkUp, TimeSync, TlsConnect, Backoff]
+    );
+    for w in b.transcript[6..].chunks(3) {
+        assert_eq!(w, &[NetworkUp, TlsConnect, Backoff][..w.len()]);
+    }
+    assert!(b.net.received.is_empty(), "no MQTT byte without TLS");
+    assert!(b
+        .causes
+        .iter()
+        .all(|c| *c == Failure::Connect(ConnectError::ServerCertificate)));
+    let last = *b.backoff_delays.last().unwrap();
+    assert!((30_000..=60_000).contains(&last), "capped at 60 s: {last}");
+    assert!(
+        b.backoff_delays.len() < 20,
+        "{} attempts in 10 minutes",
+        b.backoff_delays.len()
+    );
+}
+
+#[test]
+fn broker_restart_while_online() {
+    let mut b = board();
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 40_000);
+    assert_eq!(b.transcript, boot_to_online());
+    b.net.crash();
+    assert_eq!(
+        b.net.retained("devices/kitchen-sensor-1/status"),
+        Some(&b"offline"[..])
+    );
+    run(&mut dev, &mut b, &mut now, 45_000);
+    b.net.script.up = true;
+    run(&mut dev, &mut b, &mut now, 120_000);
+
+    let mut want = boot_to_online();
+    want.push(Backoff);
+    for _ in 1..b.causes.len() {
+        want.extend([NetworkUp, TlsConnect, Backoff]);
+    }
+    want.extend(CONNECTING);
+    want.push(Online);
+    assert_eq!(b.transcript, want);
+    assert_eq!(b.causes[0], Failure::Closed);
+    assert_eq!(
+        b.net.retained("devices/kitchen-sensor-1/status"),
+        Some(&b"online"[..])
+    );
+    assert_eq!(dev.stats().connects, 2);
+}
+
+#[test]
+fn time_source_missing() {
+    let mut b = board();
+    b.time_source = None;
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 15_000);
+    assert_eq!(b.transcript, boot_to_online());
+    // Validated at build time + the 10 s spent waiting for the source.
+    assert_eq!(b.net.connects[0].time_floor, BUILD_TIME + 10);
+    assert!(b.log.iter().any(|l| l.contains("no time source")));
+    assert_eq!(
+        crate::clock::parse_record(&b.flash.0[4096..]),
+        None,
+        "nothing learnt, nothing persisted"
+    );
+
+    // A later boot with a persisted time later than the build uses that instead.
+    let mut b = board();
+    b.time_source = None;
+    b.flash.0[4096..4112].copy_from_slice(&crate::clock::emit_record(SOURCE_TIME));
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 15_000);
+    assert_eq!(b.net.connects[0].time_floor, SOURCE_TIME + 10);
+}
+
+#[test]
+fn corrupt_config_halts_cleanly() {
+    for damage in [
+        |f: &mut Vec<u8>| f[40] ^= 0x01,
+        |f: &mut Vec<u8>| f[..4096].fill(0xFF),
+        |f: &mut Vec<u8>| f[6] = 20,
+    ] {
+        let mut b = board();
+        damage(&mut b.flash.0);
+        let mut dev = Device::new(settings());
+        let mut now = 0;
+        run(&mut dev, &mut b, &mut now, 60_000);
+        assert_eq!(b.transcript, [Boot, LoadConfig, ConfigInvalid]);
+        assert!(b.net.connects.is_empty());
+        assert!(b.watchdog_feeds >= 60, "still feeding the watchdog");
+        assert!(b.log.iter().any(|l| l.contains("config")), "{:?}", b.log);
+        assert!(dev.config().is_none());
+    }
+}
+
+#[test]
+fn commands_set_pins_read_adc_and_answer() {
+    let mut b = board();
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 1_000);
+    b.net.command("set-pin", "pin=9 level=1 req=r1");
+    run(&mut dev, &mut b, &mut now, 1_100);
+    assert_eq!(b.avr.ports[1], 0b10);
+    b.net.command("read-adc", "channel=1");
+    b.net.command("set-pin", "pin=9");
+    b.net.command("fly", "");
+    run(&mut dev, &mut b, &mut now, 1_200);
+    let replies: Vec<(String, String)> = b
+        .net
+        .received
+        .iter()
+        .filter_map(|p| match p {
+            r::Packet::Publish(p) if p.topic.contains("/reply/") => Some((
+                p.topic.clone(),
+                String::from_utf8(p.payload.to_vec()).unwrap(),
+            )),
+            _ => None,
+        })
+        .collect();
+    let base = "devices/kitchen-sensor-1/reply";
+    assert_eq!(
+        replies,
+        [
+            (
+                format!("{base}/set-pin"),
+                r#"{"req":"r1","ok":true,"pin":9,"level":1}"#.to_string()
+            ),
+            (
+                format!("{base}/read-adc"),
+                r#"{"ok":true,"channel":1,"value":1023}"#.to_string()
+            ),
+            (
+                format!("{base}/set-pin"),
+                r#"{"ok":false,"error":"missing argument level="}"#.to_string()
+            ),
+            (
+                format!("{base}/fly"),
+                r#"{"ok":false,"error":"unknown command \"fly\""}"#.to_string()
+            ),
+        ]
+    );
+    // Every QoS 1 command was acknowledged.
+    let acks = b
+        .net
+        .received
+        .iter()
+        .filter(|p| matches!(p, r::Packet::PubAck(a) if a.pkid == 77))
+        .count();
+    assert_eq!(acks, 4);
+    assert_eq!(dev.stats().commands, 4);
+
+    b.avr.silent = true;
+    b.net.command("set-pin", "pin=9 level=0");
+    run(&mut dev, &mut b, &mut now, 1_300);
+    let last = b.net.publishes("reply/set-pin").pop().unwrap();
+    assert_eq!(
+        &last.payload[..],
+        br#"{"ok":false,"error":"AVR did not answer"}"#
+    );
+}
+
+#[test]
+fn reboot_command_says_offline_and_boots_again() {
+    let mut b = board();
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 1_000);
+    b.net.command("reboot", "req=x");
+    run(&mut dev, &mut b, &mut now, 1_100);
+    assert_eq!(b.resets, 1);
+    assert_eq!(
+        b.net.publishes("reply/reboot")[0].payload,
+        &br#"{"req":"x","ok":true,"rebooting":true}"#[..]
+    );
+    // Retained "offline" just before the clean DISCONNECT (which suppresses the Will), then
+    // "online" again after the reboot.
+    let status: Vec<(&[u8], bool)> = b
+        .net
+        .received
+        .iter()
+        .filter_map(|p| match p {
+            r::Packet::Publish(p) if p.topic.ends_with("/status") => {
+                Some((&p.payload[..], p.retain))
+            }
+            r::Packet::Disconnect => Some((&b"DISCONNECT"[..], false)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        status,
+        [
+            (&b"online"[..], true),
+            (&b"offline"[..], true),
+            (&b"DISCONNECT"[..], false),
+            (&b"online"[..], true)
+        ]
+    );
+    run(&mut dev, &mut b, &mut now, 2_000);
+    let mut want = boot_to_online();
+    want.extend(boot_to_online());
+    assert_eq!(b.transcript, want);
+    assert_eq!(
+        b.net.retained("devices/kitchen-sensor-1/status"),
+        Some(&b"online"[..])
+    );
+}
+
+#[test]
+fn unacknowledged_publishes_are_retransmitted_then_the_link_is_dropped() {
+    let mut b = board();
+    b.net.script.answer_puback = false;
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 19_000);
+    // status + first telemetry, each sent once and retransmitted at 5, 10, 15 s with DUP.
+    let t = b.net.publishes("telemetry");
+    assert_eq!(t.len(), 4);
+    assert!(!t[0].dup && t[1..].iter().all(|p| p.dup && p.pkid == t[0].pkid));
+    assert_eq!(dev.stats().retransmits, 6);
+    run(&mut dev, &mut b, &mut now, 21_000);
+    assert_eq!(b.causes, [Failure::AckTimeout]);
+
+    // After reconnecting, the pending messages go out again and are acknowledged.
+    b.net.script.answer_puback = true;
+    run(&mut dev, &mut b, &mut now, 25_000);
+    assert_eq!(*b.transcript.last().unwrap(), Online);
+    let t = b.net.publishes("telemetry");
+    assert!(t.last().unwrap().dup);
+    assert!(dev.stats().retransmits >= 7);
+}
+
+#[test]
+fn refused_connect_and_oversized_packets() {
+    let mut b = board();
+    b.net.script.connack_code = 5;
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 1_000);
+    assert!(!b.causes.is_empty() && b.causes.iter().all(|c| *c == Failure::Refused(5)));
+    assert!(!b.transcript.contains(&Subscribe));
+    b.net.script.connack_code = 0;
+    run(&mut dev, &mut b, &mut now, 5_000);
+    assert_eq!(*b.transcript.last().unwrap(), Online);
+
+    // A 3000-byte command cannot fit the receive buffer: skipped with an error, link kept.
+    let mut big = r::Publish::new(
+        format!("devices/{ID}/cmd/set-pin"),
+        RQoS::AtMostOnce,
+        vec![b'x'; 3000],
+    );
+    big.pkid = 0;
+    b.net.send(r::Packet::Publish(big));
+    b.net.command("read-adc", "channel=0");
+    let before = b.transcript.len();
+    run(&mut dev, &mut b, &mut now, 5_200);
+    assert_eq!(b.transcript.len(), before, "no reconnect");
+    assert_eq!(dev.stats().oversized, 1);
+    assert!(b
+        .log
+        .iter()
+        .any(|l| l.contains("exceeds the 2048-byte receive buffer")));
+    assert_eq!(b.net.publishes("reply/read-adc").len(), 1);
+}
+
+#[test]
+fn network_that_never_comes_up_times_out_and_retries() {
+    let mut b = board();
+    b.network = NetStatus::Pending;
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 40_000);
+    assert_eq!(
+        b.transcript,
+        [Boot, LoadConfig, NetworkUp, Backoff, NetworkUp]
+    );
+    assert_eq!(b.causes, [Failure::NetworkTimeout]);
+    b.network = NetStatus::Up;
+    run(&mut dev, &mut b, &mut now, 41_000);
+    assert_eq!(*b.transcript.last().unwrap(), Online);
+}
+
+#[test]
+fn ram_budget() {
+    let size = core::mem::size_of::<Device>();
+    assert!(
+        size <= RAM_BUDGET,
+        "Device is {size} bytes, budget {RAM_BUDGET}"
+    );
+}
