@@ -2,6 +2,9 @@
 //! for development and tests, as a host program talking to a real broker.
 #![cfg_attr(not(test), no_std)]
 
+/// The SPI master driver for the ATmega168 IO expander (docs/spi-link.md).
+pub mod avr_link;
+
 pub mod backoff;
 pub mod board;
 pub mod clock;
