@@ -45,6 +45,23 @@ pub enum Error {
 
     #[error("broker reload failed: {0}")]
     Reload(String),
+
+    #[error("OTA signing key {key_id} already exists ({path}); refusing to overwrite it")]
+    OtaKeyExists { key_id: u32, path: PathBuf },
+
+    #[error(
+        "no OTA signing key in {0}; run `provision ota keygen` first (or pass --pubkey to verify)"
+    )]
+    NoOtaKeys(PathBuf),
+
+    #[error("OTA key id {0} is not in the registry; see `provision ota keygen --key-id`")]
+    UnknownOtaKey(u32),
+
+    #[error("bundle {path} rejected: {} check failed: {source}", source.check())]
+    BundleRejected {
+        path: PathBuf,
+        source: wire_format::ota::OtaError,
+    },
 }
 
 impl Error {
@@ -57,11 +74,15 @@ impl Error {
             | Error::NoBroker(_)
             | Error::DeviceExists(_)
             | Error::UnknownDevice(_)
-            | Error::AlreadyRevoked(_) => 4,
+            | Error::AlreadyRevoked(_)
+            | Error::OtaKeyExists { .. }
+            | Error::NoOtaKeys(_)
+            | Error::UnknownOtaKey(_) => 4,
             Error::Corrupt { .. } => 5,
             Error::Io { .. } => 6,
             Error::Certificate(_) => 7,
             Error::Reload(_) => 8,
+            Error::BundleRejected { .. } => 9,
         }
     }
 }

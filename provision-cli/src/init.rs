@@ -52,6 +52,7 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<InitReport> {
         crl_number: 1,
         broker: None,
         devices: Default::default(),
+        ota_keys: Vec::new(),
     };
     let crl = ca.sign_crl(registry.crl_number, [])?;
 

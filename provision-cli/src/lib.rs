@@ -10,6 +10,7 @@ pub mod error;
 pub mod fsutil;
 pub mod init;
 pub mod layout;
+pub mod ota;
 pub mod pki;
 pub mod registry;
 pub mod reload;

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use provision::{broker, device, init, reload, Error};
 
+mod ota_cli;
+
 #[derive(Parser)]
 #[command(
     name = "provision",
@@ -63,6 +65,9 @@ Copy it to --install-dir (default: where it is) and start mosquitto -c mosquitto
     /// Add, list, show and revoke devices
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Signing keys and signed firmware bundles (OTA format v1)
+    #[command(subcommand)]
+    Ota(ota_cli::OtaCommand),
 }
 
 #[derive(Args)]
@@ -215,6 +220,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             );
         }
         Command::Device(cmd) => run_device(&dir, cmd)?,
+        Command::Ota(cmd) => ota_cli::run(&dir, cmd)?,
     }
     Ok(())
 }

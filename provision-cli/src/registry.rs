@@ -27,6 +27,20 @@ pub struct Registry {
     pub broker: Option<BrokerRecord>,
     #[serde(default)]
     pub devices: BTreeMap<String, DeviceRecord>,
+    /// OTA signing keys (`provision ota keygen`); devices trust them by id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ota_keys: Vec<OtaKeyRecord>,
+}
+
+/// One OTA signing key; the private half is `ota/key-<id>.pem`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OtaKeyRecord {
+    pub key_id: u32,
+    /// Ed25519 public key, 64 lower-case hex digits.
+    pub public_key: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -138,6 +152,18 @@ impl Registry {
                 .map_err(|e| format!("device entry {id:?}: {e}"))?;
             if (dev.status == DeviceStatus::Revoked) != dev.revoked_at.is_some() {
                 return Err(format!("device {id:?}: status and revoked_at disagree"));
+            }
+        }
+        let mut key_ids = std::collections::HashSet::new();
+        for k in &self.ota_keys {
+            if !key_ids.insert(k.key_id) {
+                return Err(format!("OTA key id {} appears twice", k.key_id));
+            }
+            if !crate::ota::is_public_key_hex(&k.public_key) {
+                return Err(format!(
+                    "OTA key {}: public_key is not an Ed25519 key in hex",
+                    k.key_id
+                ));
             }
         }
         Ok(())

@@ -62,6 +62,8 @@ impl OtaError {
     }
 }
 
+impl core::error::Error for OtaError {}
+
 impl fmt::Display for OtaError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -105,7 +107,10 @@ impl fmt::Display for OtaError {
                 write!(f, "trusted key {key_id} is not a valid Ed25519 public key")
             }
             OtaError::BadSignature { key_id } => {
-                write!(f, "signature check failed with trusted key id {key_id}")
+                write!(
+                    f,
+                    "Ed25519 signature does not verify with trusted key {key_id}"
+                )
             }
             OtaError::CounterBelowFloor { counter, floor } => write!(
                 f,

@@ -122,6 +122,8 @@ pub struct Version {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParseVersionError;
 
+impl core::error::Error for ParseVersionError {}
+
 impl fmt::Display for ParseVersionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(
