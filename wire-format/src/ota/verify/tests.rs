@@ -488,3 +488,97 @@ proptest! {
         prop_assert!(verify_whole(&bytes).is_err());
     }
 }
+
+/// The known-answer vector in docs/ota-bundle.md: RFC 8032 test key 1, a 15-byte image.
+fn doc_vector() -> Vec<u8> {
+    let seed = [
+        0x9d, 0x61, 0xb1, 0x9d, 0xef, 0xfd, 0x5a, 0x60, 0xba, 0x84, 0x4a, 0xf4, 0x92, 0xec, 0x2c,
+        0xc4, 0x44, 0x49, 0xc5, 0x69, 0x7b, 0x32, 0x69, 0x19, 0x70, 0x3b, 0xac, 0x03, 0x1c, 0xae,
+        0x7f, 0x60,
+    ];
+    let key = SigningKey::from_bytes(&seed);
+    let img = b"hello, esp8266\n";
+    let header = Header {
+        target: Target::Esp8266,
+        key_id: 1,
+        security_counter: 2,
+        image_len: img.len() as u32,
+        version: Version {
+            major: 1,
+            minor: 2,
+            patch: 3,
+        },
+        build_time: 1_764_000_000,
+        image_sha256: sha256(img),
+    };
+    let hb = header.to_bytes();
+    let mut out = hb.to_vec();
+    out.extend_from_slice(&key.sign(&signing_message(&hb)).to_bytes());
+    out.extend_from_slice(img);
+    out
+}
+
+const DOC: &str = include_str!("../../../../docs/ota-bundle.md");
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
+}
+
+/// docs/ota-bundle.md is a spec others implement from: its byte table must be the code's
+/// constants block and its test vector must verify.
+#[test]
+fn doc_vector_and_table_match_the_code() {
+    let block = DOC
+        .split("<!-- kat-bundle -->")
+        .nth(1)
+        .and_then(|rest| rest.split("```").nth(1))
+        .expect("docs/ota-bundle.md has the kat-bundle block");
+    let hex: std::string::String = block
+        .lines()
+        .skip(1)
+        .flat_map(|l| l.trim().chars())
+        .collect();
+    let bundle = unhex(&hex);
+    assert_eq!(bundle, doc_vector());
+    let keys = [TrustedKey {
+        key_id: 1,
+        public_key: unhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+            .try_into()
+            .unwrap(),
+    }];
+    let mut v = Verifier::new(&keys, Target::Esp8266, 2);
+    v.update(&bundle).unwrap();
+    assert_eq!(v.finish().unwrap().header().version.to_string(), "1.2.3");
+
+    let table: Vec<(usize, usize, &str)> = DOC
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let offset = cells.get(1)?.parse().ok()?;
+            let size = cells.get(2)?.parse().ok()?;
+            Some((offset, size, *cells.get(4)?))
+        })
+        .collect();
+    let code = [
+        ("magic", field::MAGIC),
+        ("format_version", field::FORMAT_VERSION),
+        ("header_len", field::HEADER_LEN),
+        ("target", field::TARGET),
+        ("flags", field::FLAGS),
+        ("key_id", field::KEY_ID),
+        ("security_counter", field::SECURITY_COUNTER),
+        ("image_len", field::IMAGE_LEN),
+        ("version_major", field::VERSION_MAJOR),
+        ("version_minor", field::VERSION_MINOR),
+        ("version_patch", field::VERSION_PATCH),
+        ("build_time", field::BUILD_TIME),
+        ("image_sha256", field::IMAGE_SHA256),
+    ];
+    let code: Vec<(usize, usize, &str)> = code
+        .iter()
+        .map(|(name, r)| (r.start, r.end - r.start, *name))
+        .collect();
+    assert_eq!(table, code);
+}
