@@ -7,7 +7,7 @@
 //! header  magic "ESPC" | version u8 | flags u8 | total_len u16
 //! body    id(u8 len) | ssid(u8 len) | password(u8 len) | host(u8 len) | port u16 | period_s u32
 //!         ca_der(u16 len) | cert_der(u16 len) | key_der(u16 len)
-//!         [pin 32 bytes, if flags & FLAG_PIN] | ota_key_count u8 | ota keys (32 bytes each)
+//!         [pin 32 bytes, if flags & FLAG_PIN] | ota_key_count u8 | ota keys (key id u32 + 32 bytes)
 //! trailer crc32 u32 (CRC-32/ISO-HDLC over header and body)
 //! ```
 //!
@@ -47,6 +47,8 @@ pub const MAX_HOST: usize = 253;
 pub const MAX_OTA_KEYS: usize = 4;
 /// Ed25519 public key length.
 pub const OTA_KEY_LEN: usize = 32;
+/// One OTA key entry: the key id that bundle headers name (u32 LE), then the public key.
+pub const OTA_KEY_ENTRY: usize = 4 + OTA_KEY_LEN;
 /// SHA-256 of the broker's SubjectPublicKeyInfo.
 pub const PIN_LEN: usize = 32;
 /// Longest telemetry period: one day.
@@ -210,8 +212,27 @@ pub struct DeviceConfig<'a> {
     pub client_key_der: &'a [u8],
     /// SHA-256 of the broker's SubjectPublicKeyInfo, if the operator pinned it.
     pub broker_pin: Option<&'a [u8; PIN_LEN]>,
-    /// Ed25519 OTA verification keys.
-    pub ota_keys: &'a [[u8; OTA_KEY_LEN]],
+    /// Ed25519 OTA verification keys, as entries (see [`ota_key_entry`]).
+    pub ota_keys: &'a [[u8; OTA_KEY_ENTRY]],
+}
+
+/// Builds one OTA key entry.
+pub fn ota_key_entry(key_id: u32, public_key: &[u8; OTA_KEY_LEN]) -> [u8; OTA_KEY_ENTRY] {
+    let mut e = [0u8; OTA_KEY_ENTRY];
+    e[..4].copy_from_slice(&key_id.to_le_bytes());
+    e[4..].copy_from_slice(public_key);
+    e
+}
+
+impl DeviceConfig<'_> {
+    /// The OTA keys as (key id, public key).
+    pub fn trusted_ota_keys(&self) -> impl Iterator<Item = (u32, &[u8; OTA_KEY_LEN])> + '_ {
+        self.ota_keys.iter().map(|e| {
+            let (id, key) = e.split_at(4);
+            let key: &[u8; OTA_KEY_LEN] = key.try_into().unwrap_or(&[0; OTA_KEY_LEN]);
+            (u32::from_le_bytes([id[0], id[1], id[2], id[3]]), key)
+        })
+    }
 }
 
 /// Checked reader over the body.
@@ -340,8 +361,8 @@ impl<'a> DeviceConfig<'a> {
             });
         }
         let (ota_keys, rest) = c
-            .take(count * OTA_KEY_LEN, Field::OtaKeys)?
-            .as_chunks::<OTA_KEY_LEN>();
+            .take(count * OTA_KEY_ENTRY, Field::OtaKeys)?
+            .as_chunks::<OTA_KEY_ENTRY>();
         debug_assert!(rest.is_empty());
         let trailing = c.buf.len() - c.pos;
         if trailing != 0 {
@@ -387,7 +408,7 @@ impl<'a> DeviceConfig<'a> {
                 0
             }
             + 1
-            + self.ota_keys.len() * OTA_KEY_LEN
+            + self.ota_keys.len() * OTA_KEY_ENTRY
             + CRC_LEN
     }
 
@@ -506,7 +527,7 @@ mod tests {
     extern crate std;
     use std::string::ToString;
 
-    const KEYS: [[u8; 32]; 2] = [[7; 32], [9; 32]];
+    const KEYS: [[u8; OTA_KEY_ENTRY]; 2] = [[7; OTA_KEY_ENTRY], [9; OTA_KEY_ENTRY]];
     const PIN: [u8; 32] = [0xAB; 32];
 
     fn sample() -> DeviceConfig<'static> {
@@ -539,6 +560,16 @@ mod tests {
         assert_eq!(DeviceConfig::parse(&buf[..n]), Ok(full));
         // A whole sector with erased flash after the blob reads the same.
         assert_eq!(DeviceConfig::parse(&buf), Ok(full));
+        let entry = ota_key_entry(0x0102_0304, &[5; 32]);
+        assert_eq!(&entry[..4], &[4, 3, 2, 1]);
+        let with_key = DeviceConfig {
+            ota_keys: core::slice::from_ref(&entry),
+            ..full
+        };
+        let (buf2, n2) = emit(&with_key);
+        let parsed = DeviceConfig::parse(&buf2[..n2]).unwrap();
+        let keys: std::vec::Vec<_> = parsed.trusted_ota_keys().collect();
+        assert_eq!(keys, [(0x0102_0304, &[5u8; 32])]);
 
         let bare = DeviceConfig {
             broker_pin: None,
