@@ -91,18 +91,24 @@ impl Link {
     }
 
     /// The complete request waiting for the main loop, copied out (the link keeps it held).
-    pub fn request(&self) -> Option<([u8; MAX_REQ_FRAME], usize)> {
+    /// Bytes past the frame's end are stale; the frame's own length byte says where it ends.
+    ///
+    /// Whole fixed-size buffers are copied here and in [`Link::respond`]: the main loop calls
+    /// both with interrupts off, and a fixed-size copy compiles to a few loads and stores where
+    /// a slice copy calls a slow generic `memcpy` that delayed the SPI interrupt past the next
+    /// byte (docs/spi-link.md, "Timing").
+    pub fn request(&self) -> Option<[u8; MAX_REQ_FRAME]> {
         match self.state {
-            RxState::Held { len } => Some((self.rx, len as usize)),
+            RxState::Held { .. } => Some(self.rx),
             _ => None,
         }
     }
 
-    /// Queues `frame` as the answer to the held request and starts hunting again.
-    pub fn respond(&mut self, frame: &[u8]) {
-        let n = frame.len().min(MAX_RESP_FRAME);
-        self.tx[..n].copy_from_slice(&frame[..n]);
-        self.tx_len = n as u8;
+    /// Queues the first `len` bytes of `frame` as the answer to the held request and starts
+    /// hunting again.
+    pub fn respond(&mut self, frame: &[u8; MAX_RESP_FRAME], len: usize) {
+        self.tx = *frame;
+        self.tx_len = len.min(MAX_RESP_FRAME) as u8;
         self.tx_pos = 0;
         self.state = RxState::Hunt;
     }
@@ -129,11 +135,11 @@ mod tests {
         let out = feed(&mut link, &buf[..n]);
         assert!(out[..n].iter().all(|&b| b == IDLE));
         assert_eq!(link.state(), RxState::Held { len: n as u8 });
-        let (got, len) = link.request().unwrap();
-        assert_eq!(&got[..len], &buf[..n]);
+        let got = link.request().unwrap();
+        assert_eq!(&got[..n], &buf[..n]);
         // Held: polls and even a new SOF are dropped until the main loop answers.
         feed(&mut link, &[POLL, REQ_SOF, POLL]);
-        assert_eq!(link.request().map(|r| r.1), Some(n));
+        assert_eq!(link.request(), Some(got));
     }
 
     #[test]
@@ -142,7 +148,7 @@ mod tests {
         let mut buf = [0; MAX_REQ_FRAME];
         let n = Request::Status.emit(&mut buf);
         feed(&mut link, &buf[..n]);
-        link.respond(&[RESP_SOF, 8, 0, 0, 0x42]);
+        link.respond(&[RESP_SOF, 8, 0, 0, 0x42, 0, 0, 0], 5);
         assert_eq!(link.state(), RxState::Hunt);
         let out = feed(&mut link, &[POLL; 7]);
         assert_eq!(&out[..7], &[RESP_SOF, 8, 0, 0, 0x42, IDLE, IDLE]);
@@ -154,7 +160,7 @@ mod tests {
         let mut buf = [0; MAX_REQ_FRAME];
         let n = Request::Status.emit(&mut buf);
         feed(&mut link, &buf[..n]);
-        link.respond(&[RESP_SOF, 8, 0, 0, 0x42]);
+        link.respond(&[RESP_SOF, 8, 0, 0, 0x42, 0, 0, 0], 5);
         // The master read two bytes, then gave up and sent a new request.
         feed(&mut link, &[POLL, POLL]);
         let out = feed(&mut link, &buf[..n]);
@@ -184,7 +190,7 @@ mod tests {
                 "{prefix_len}"
             );
             if link.request().is_some() {
-                link.respond(&[]);
+                link.respond(&[0; MAX_RESP_FRAME], 0);
             }
             feed(&mut link, &[POLL; RESYNC_POLLS]);
             assert_eq!(link.state(), RxState::Hunt);

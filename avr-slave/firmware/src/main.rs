@@ -86,7 +86,13 @@ macro_rules! with_port {
 macro_rules! set_bits {
     ($reg:expr, $mask:expr, $on:expr) => {{
         let (mask, on) = ($mask, $on);
-        $reg.modify(|r, w| unsafe { w.bits(if on { r.bits() | mask } else { r.bits() & !mask }) });
+        $reg.modify(|r, w| unsafe {
+            w.bits(if on {
+                r.bits() | mask
+            } else {
+                r.bits() & !mask
+            })
+        });
     }};
 }
 
@@ -208,10 +214,10 @@ fn main() -> ! {
     loop {
         let request = interrupt::free(|cs| LINK.borrow(cs).borrow().request());
         match request {
-            Some((frame, len)) => {
+            Some(frame) => {
                 let mut out = [0u8; MAX_RESP_FRAME];
-                let n = engine.handle(&frame[..len], &mut board, &mut out);
-                interrupt::free(|cs| LINK.borrow(cs).borrow_mut().respond(&out[..n]));
+                let n = engine.handle(&frame, &mut board, &mut out);
+                interrupt::free(|cs| LINK.borrow(cs).borrow_mut().respond(&out, n));
             }
             // Idle sleep until the next SPI byte; a request that just completed only waits for
             // the master's next poll byte, which wakes us.
