@@ -14,7 +14,7 @@ demo:
     cargo run --release -q -p provision-cli -- --dir certs device list
 
 # Every test: host crates (unit, CLI, real-Mosquitto integration), lints
-test: test-host check-nostd lint
+test: test-avr test-host check-nostd lint
 
 test-host:
     cargo test --workspace --all-targets
@@ -25,6 +25,15 @@ test-host:
 check-nostd:
     CARGO_PROFILE_RELEASE_OPT_LEVEL=s RUSTFLAGS="-C target-cpu=atmega168" cargo +nightly build -q -p wire-format --lib --release --features soft-compact --target avr-none -Zbuild-std=core
     CARGO_PROFILE_RELEASE_OPT_LEVEL=s cargo +nightly build -q -p wire-format --lib --release --features soft-compact --target esp-client/targets/xtensa-esp8266-none-elf.json -Zjson-target-spec -Zbuild-std=core
+
+# ATmega slave (issue 4): builds the firmware for atmega168 and atmega328p (fails loudly without
+# avr-gcc or nightly's rust-src), checks the flash/SRAM budget, runs the real ELF in simavr as SPI
+# master, and tests esp-client's link driver (SPI transcript + against the firmware in simavr).
+test-avr:
+    rustfmt +stable --edition 2021 --check avr-slave/firmware/src/main.rs
+    cargo test -p wire-format --lib spi_link
+    cargo test -p avr-slave -p avr-sim-tests
+    cargo test -p esp-client --lib avr_link
 
 lint:
     cargo fmt --all -- --check
