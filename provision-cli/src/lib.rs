@@ -6,6 +6,7 @@
 
 pub mod broker;
 pub mod device;
+pub mod device_config;
 pub mod error;
 pub mod fsutil;
 pub mod init;

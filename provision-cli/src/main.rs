@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use provision::{broker, device, init, reload, Error};
+use provision::{broker, device, device_config, init, reload, Error};
 
 mod ota_cli;
 
@@ -143,6 +143,39 @@ Copy <dir>/broker/crl.pem and acl to the broker first if it runs elsewhere.")]
         /// Run this command to reload the broker after revoking
         #[arg(long)]
         reload_cmd: Option<String>,
+    },
+    /// Write the device's flashable config blob (WiFi, broker, CA, its certificate and key)
+    #[command(after_help = "\
+The blob holds the device's private key: it is written 0600. Layout and the esptool command
+that flashes it: docs/device-config.md.
+
+Examples:
+  provision device config kitchen-sensor-1 --wifi-ssid home --wifi-password-file wifi.txt -o kitchen.bin
+  provision device config porch-1 --wifi-ssid home --broker-host mqtt.home.lan --broker-port 8883 --pin-broker -o porch.bin
+  esptool --chip esp8266 write-flash 0x3FA000 kitchen.bin      # 4 MiB flash")]
+    Config {
+        id: String,
+        /// WiFi network name
+        #[arg(long)]
+        wifi_ssid: String,
+        /// File whose first line is the WiFi password (omit for an open network)
+        #[arg(long)]
+        wifi_password_file: Option<PathBuf>,
+        /// Broker name the device connects to (default: the first --host of `provision broker`)
+        #[arg(long)]
+        broker_host: Option<String>,
+        /// Broker TLS port (default: the port of `provision broker`)
+        #[arg(long)]
+        broker_port: Option<u16>,
+        /// Seconds between telemetry samples
+        #[arg(long, default_value_t = device_config::DEFAULT_PERIOD_S)]
+        telemetry_period: u32,
+        /// Also pin the broker's public key (from <dir>/broker/server.crt)
+        #[arg(long)]
+        pin_broker: bool,
+        /// Output file
+        #[arg(short, long)]
+        output: PathBuf,
     },
 }
 
@@ -316,6 +349,40 @@ fn run_device(dir: &std::path::Path, cmd: DeviceCommand) -> Result<(), Error> {
                 }
                 None => println!("{}", reload::MANUAL_RELOAD_HINT),
             }
+        }
+        DeviceCommand::Config {
+            id,
+            wifi_ssid,
+            wifi_password_file,
+            broker_host,
+            broker_port,
+            telemetry_period,
+            pin_broker,
+            output,
+        } => {
+            let r = device_config::write_config(
+                dir,
+                &device_config::ConfigOptions {
+                    id: id.clone(),
+                    wifi_ssid,
+                    wifi_password_file,
+                    broker_host,
+                    broker_port,
+                    telemetry_period_s: telemetry_period,
+                    pin_broker,
+                    output,
+                },
+            )?;
+            println!(
+                "wrote {} ({} bytes, mode 0600: it holds the device key): device {id}, broker {}:{}, {} OTA key(s){}",
+                r.output.display(),
+                r.bytes,
+                r.broker_host,
+                r.broker_port,
+                r.ota_keys,
+                if r.pinned { ", broker key pinned" } else { "" }
+            );
+            println!("flash it: esptool --chip esp8266 write-flash 0x3FA000 {}   (4 MiB flash; see docs/device-config.md)", r.output.display());
         }
     }
     Ok(())

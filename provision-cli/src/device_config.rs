@@ -1,0 +1,176 @@
+//! `provision device config`: the flashable config blob for one device (format:
+//! `wire_format::device_config`, docs/device-config.md). It carries the device's private key, so
+//! it is written like one: mode 0600, atomically, never printed.
+
+use std::path::{Path, PathBuf};
+
+use wire_format::device_config::{self, DeviceConfig};
+use x509_parser::pem::parse_x509_pem;
+
+use crate::device::validate_ids;
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{Transaction, SECRET};
+use crate::registry::DeviceStatus;
+use crate::store::Store;
+
+/// Default telemetry period, seconds.
+pub const DEFAULT_PERIOD_S: u32 = 30;
+
+/// What to put in the blob besides what the registry knows.
+#[derive(Debug, Clone)]
+pub struct ConfigOptions {
+    pub id: String,
+    pub wifi_ssid: String,
+    /// File holding the WiFi password (first line); `None` for an open network.
+    pub wifi_password_file: Option<PathBuf>,
+    /// Default: the broker's first `--host` from `provision broker`.
+    pub broker_host: Option<String>,
+    /// Default: the broker's port from `provision broker`.
+    pub broker_port: Option<u16>,
+    pub telemetry_period_s: u32,
+    /// Pin the broker's public key (SHA-256 of its SPKI) in addition to the CA check.
+    pub pin_broker: bool,
+    pub output: PathBuf,
+}
+
+/// What was written (no secrets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigReport {
+    pub output: PathBuf,
+    pub bytes: usize,
+    pub broker_host: String,
+    pub broker_port: u16,
+    pub ota_keys: usize,
+    pub pinned: bool,
+}
+
+/// Reads the one PEM block of `label` in `path` as DER.
+fn pem_der(path: &Path, label: &str) -> Result<Vec<u8>> {
+    let text = std::fs::read(path).context(|| format!("reading {}", path.display()))?;
+    let (_, pem) = parse_x509_pem(&text).map_err(|e| Error::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("not PEM ({e})"),
+    })?;
+    if pem.label != label {
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("holds a {:?} PEM block, expected {label:?}", pem.label),
+        });
+    }
+    Ok(pem.contents)
+}
+
+fn unhex32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 || !s.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+/// SHA-256 of the SubjectPublicKeyInfo of a DER certificate.
+pub fn spki_pin(cert_der: &[u8], path: &Path) -> Result<[u8; 32]> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der).map_err(|e| Error::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("not an X.509 certificate ({e})"),
+    })?;
+    Ok(wire_format::ota::sha256(
+        cert.tbs_certificate.subject_pki.raw,
+    ))
+}
+
+/// Builds and writes the blob for `opts.id`.
+pub fn write_config(dir: &Path, opts: &ConfigOptions) -> Result<ConfigReport> {
+    validate_ids(std::slice::from_ref(&opts.id))?;
+    let store = Store::open(dir)?;
+    let registry = store.registry()?;
+    let layout = &store.layout;
+    let device = registry
+        .devices
+        .get(&opts.id)
+        .ok_or_else(|| Error::UnknownDevice(opts.id.clone()))?;
+    if device.status == DeviceStatus::Revoked {
+        return Err(Error::AlreadyRevoked(opts.id.clone()));
+    }
+    let broker = registry.broker.as_ref();
+    let broker_host = match (&opts.broker_host, broker) {
+        (Some(h), _) => h.clone(),
+        (None, Some(b)) => b.hosts.first().cloned().unwrap_or_default(),
+        (None, None) => return Err(Error::NoBroker(dir.to_path_buf())),
+    };
+    let broker_port = opts.broker_port.or(broker.map(|b| b.port)).unwrap_or(8883);
+
+    let wifi_password = match &opts.wifi_password_file {
+        None => String::new(),
+        Some(f) => {
+            let text = std::fs::read_to_string(f).context(|| format!("reading {}", f.display()))?;
+            text.lines().next().unwrap_or("").to_string()
+        }
+    };
+    let ca = pem_der(&layout.ca_cert(), "CERTIFICATE")?;
+    let cert = pem_der(&layout.device_cert(&opts.id), "CERTIFICATE")?;
+    let key = pem_der(&layout.device_key(&opts.id), "PRIVATE KEY")?;
+    let pin = if opts.pin_broker {
+        let path = layout.broker_file("server.crt");
+        if broker.is_none() || !path.exists() {
+            return Err(Error::NoBroker(dir.to_path_buf()));
+        }
+        Some(spki_pin(&pem_der(&path, "CERTIFICATE")?, &path)?)
+    } else {
+        None
+    };
+    // The newest keys if there are more than fit; ids let bundles name theirs.
+    let mut ota = Vec::new();
+    let skip = registry
+        .ota_keys
+        .len()
+        .saturating_sub(device_config::MAX_OTA_KEYS);
+    for k in registry.ota_keys.iter().skip(skip) {
+        let public = unhex32(&k.public_key).ok_or_else(|| Error::Corrupt {
+            path: layout.registry(),
+            reason: format!("OTA key {} is not 64 hex digits", k.key_id),
+        })?;
+        ota.push(device_config::ota_key_entry(k.key_id, &public));
+    }
+
+    let cfg = DeviceConfig {
+        device_id: &opts.id,
+        wifi_ssid: &opts.wifi_ssid,
+        wifi_password: &wifi_password,
+        broker_host: &broker_host,
+        broker_port,
+        telemetry_period_s: opts.telemetry_period_s,
+        ca_cert_der: &ca,
+        client_cert_der: &cert,
+        client_key_der: &key,
+        broker_pin: pin.as_ref(),
+        ota_keys: &ota,
+    };
+    let mut blob = vec![0u8; device_config::MAX_LEN];
+    let n = cfg
+        .emit(&mut blob)
+        .map_err(|e| Error::InvalidInput(e.to_string()))?;
+    blob.truncate(n);
+    // Self-check: what we wrote is what the device will read.
+    DeviceConfig::parse(&blob).map_err(|e| Error::InvalidInput(e.to_string()))?;
+
+    // A bare file name has an empty parent; stage it in "." explicitly.
+    let output = match opts.output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => opts.output.clone(),
+        _ => Path::new(".").join(&opts.output),
+    };
+    let mut tx = Transaction::new();
+    tx.stage(&output, &blob, SECRET)?;
+    tx.commit()?;
+    Ok(ConfigReport {
+        output: opts.output.clone(),
+        bytes: n,
+        broker_host,
+        broker_port,
+        ota_keys: ota.len(),
+        pinned: pin.is_some(),
+    })
+}

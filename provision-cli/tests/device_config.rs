@@ -1,0 +1,178 @@
+//! `provision device config`: the blob it writes parses as the device will read it, holds what
+//! the registry says, is private (0600), and bad requests are refused with their exit code.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::PredicateBooleanExt;
+use predicates::str::contains;
+use wire_format::device_config::DeviceConfig;
+
+fn provision(dir: &Path) -> Command {
+    let mut c = Command::cargo_bin("provision").unwrap();
+    c.arg("--dir").arg(dir);
+    c
+}
+
+fn setup(with_broker: bool) -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("pki");
+    provision(&dir).arg("init").assert().success();
+    if with_broker {
+        provision(&dir)
+            .args([
+                "broker",
+                "--host",
+                "mqtt.home.lan",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                "8884",
+            ])
+            .assert()
+            .success();
+    }
+    provision(&dir)
+        .args(["device", "add", "kitchen-1", "porch-1"])
+        .assert()
+        .success();
+    t
+}
+
+fn der_of_pem(path: &Path) -> Vec<u8> {
+    let text = std::fs::read(path).unwrap();
+    x509_parser::pem::parse_x509_pem(&text).unwrap().1.contents
+}
+
+#[test]
+fn writes_a_private_blob_the_device_reads() {
+    let t = setup(true);
+    let dir = t.path().join("pki");
+    std::fs::write(t.path().join("wifi.txt"), "hunter22 hunter\nignored\n").unwrap();
+    let out = t.path().join("kitchen.bin");
+    let key_pem = std::fs::read_to_string(dir.join("devices/kitchen-1/device.key")).unwrap();
+    provision(&dir)
+        .args([
+            "device",
+            "config",
+            "kitchen-1",
+            "--wifi-ssid",
+            "home net",
+            "--telemetry-period",
+            "15",
+        ])
+        .arg("--wifi-password-file")
+        .arg(t.path().join("wifi.txt"))
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(contains("broker mqtt.home.lan:8884"))
+        .stdout(contains("write-flash 0x3FA000"))
+        .stdout(contains(key_pem.lines().nth(1).unwrap()).not());
+
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let blob = std::fs::read(&out).unwrap();
+    let cfg = DeviceConfig::parse(&blob).unwrap();
+    assert_eq!(cfg.device_id, "kitchen-1");
+    assert_eq!(
+        (cfg.wifi_ssid, cfg.wifi_password),
+        ("home net", "hunter22 hunter")
+    );
+    assert_eq!(
+        (cfg.broker_host, cfg.broker_port, cfg.telemetry_period_s),
+        ("mqtt.home.lan", 8884, 15)
+    );
+    assert_eq!(cfg.ca_cert_der, der_of_pem(&dir.join("ca/ca.crt")));
+    assert_eq!(
+        cfg.client_cert_der,
+        der_of_pem(&dir.join("devices/kitchen-1/device.crt"))
+    );
+    assert_eq!(
+        cfg.client_key_der,
+        der_of_pem(&dir.join("devices/kitchen-1/device.key"))
+    );
+    assert_eq!(cfg.broker_pin, None);
+    assert!(cfg.ota_keys.is_empty());
+}
+
+#[test]
+fn pins_the_broker_and_carries_ota_keys() {
+    let t = setup(true);
+    let dir = t.path().join("pki");
+    provision(&dir).args(["ota", "keygen"]).assert().success();
+    let out = t.path().join("porch.bin");
+    provision(&dir)
+        .args([
+            "device",
+            "config",
+            "porch-1",
+            "--wifi-ssid",
+            "home",
+            "--broker-host",
+            "10.0.0.2",
+        ])
+        .args(["--broker-port", "1883", "--pin-broker", "-o"])
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(contains("broker key pinned"))
+        .stdout(contains("1 OTA key(s)"));
+    let blob = std::fs::read(&out).unwrap();
+    let cfg = DeviceConfig::parse(&blob).unwrap();
+    assert_eq!((cfg.broker_host, cfg.broker_port), ("10.0.0.2", 1883));
+    let server = der_of_pem(&dir.join("broker/server.crt"));
+    let (_, cert) = x509_parser::parse_x509_certificate(&server).unwrap();
+    let want = wire_format::ota::sha256(cert.tbs_certificate.subject_pki.raw);
+    assert_eq!(cfg.broker_pin, Some(&want));
+    assert_eq!(cfg.trusted_ota_keys().count(), 1);
+}
+
+#[test]
+fn refusals_have_their_exit_codes() {
+    let t = setup(false);
+    let dir = t.path().join("pki");
+    let out = t.path().join("x.bin");
+    let run = |args: &[&str]| {
+        let mut c = provision(&dir);
+        c.args(["device", "config"]).args(args).arg("-o").arg(&out);
+        c.assert()
+    };
+    run(&["kitchen-1", "--wifi-ssid", "h"])
+        .code(4)
+        .stderr(contains("no broker configured"));
+    run(&["nobody", "--wifi-ssid", "h", "--broker-host", "b"])
+        .code(4)
+        .stderr(contains("unknown device"));
+    run(&["Bad_Id", "--wifi-ssid", "h", "--broker-host", "b"]).code(3);
+    run(&[
+        "kitchen-1",
+        "--wifi-ssid",
+        &"s".repeat(33),
+        "--broker-host",
+        "b",
+    ])
+    .code(3)
+    .stderr(contains("WiFi SSID is 33 bytes long"));
+    run(&[
+        "kitchen-1",
+        "--wifi-ssid",
+        "h",
+        "--broker-host",
+        "b",
+        "--telemetry-period",
+        "0",
+    ])
+    .code(3)
+    .stderr(contains("telemetry period"));
+    provision(&dir)
+        .args(["device", "revoke", "porch-1"])
+        .assert()
+        .success();
+    run(&["porch-1", "--wifi-ssid", "h", "--broker-host", "b"])
+        .code(4)
+        .stderr(contains("revoked"));
+    assert!(!out.exists(), "nothing written on refusal");
+}
