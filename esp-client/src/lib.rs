@@ -5,6 +5,7 @@
 /// The SPI master driver for the ATmega168 IO expander (docs/spi-link.md).
 pub mod avr_link;
 
+pub mod avr_io;
 pub mod backoff;
 pub mod board;
 pub mod clock;

@@ -5,7 +5,7 @@
 
 use core::fmt::Write as _;
 
-use embedded_io::{Read, ReadReady, Write};
+use embedded_io::{Error as _, Read, ReadReady, Write};
 use embedded_storage::nor_flash::ReadNorFlash;
 use wire_format::device_config::{ConfigError, DeviceConfig};
 
@@ -349,7 +349,7 @@ impl Device {
                 } else if now >= deadline {
                     let floor = self.time.at(now);
                     board.log(format_args!(
-                        "[{now} ms] no time source: validating certificates at the floor {floor}"
+                        "no time source: validating certificates at the floor {floor}"
                     ));
                     self.go(board, now, State::TlsConnect);
                 } else {
@@ -409,12 +409,12 @@ impl Device {
                 // Cannot overflow: ids are at most 63 bytes (checked by parse).
                 let _ = write!(self.prefix, "devices/{id}/");
                 self.telemetry_period_ms = u64::from(period_s) * 1000;
-                board.log(format_args!("[{now} ms] config: device {id}"));
+                board.log(format_args!("config: device {id}"));
                 let deadline = now + self.settings.network_timeout_ms;
                 self.go(board, now, State::NetworkUp { deadline });
             }
             Err(e) => {
-                board.log(format_args!("[{now} ms] config error: {e}"));
+                board.log(format_args!("config error: {e}"));
                 self.go(board, now, State::ConfigInvalid(e));
             }
         }
@@ -438,7 +438,7 @@ impl Device {
         if ok {
             self.persisted_time = Some(t);
         } else {
-            board.log(format_args!("[{now} ms] could not persist the time floor"));
+            board.log(format_args!("could not persist the time floor"));
         }
     }
 
@@ -528,9 +528,7 @@ impl Device {
                         .and_then(|()| self.handle(board, now, packet))
                 }
                 (_, other) => {
-                    board.log(format_args!(
-                        "[{now} ms] unexpected {other:?} while connecting"
-                    ));
+                    board.log(format_args!("unexpected {other:?} while connecting"));
                     Err(Failure::Protocol(DecodeError::UnexpectedType(0)))
                 }
             };
@@ -644,14 +642,22 @@ impl Device {
             if rx.skip > 0 {
                 let mut scratch = [0u8; 64];
                 let want = rx.skip.min(scratch.len());
-                let n = t.read(&mut scratch[..want]).map_err(io_failure)?;
+                let n = match t.read(&mut scratch[..want]) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == embedded_io::ErrorKind::Interrupted => return Ok(None),
+                    Err(_) => return Err(Failure::Closed),
+                };
                 if n == 0 {
                     return Err(Failure::Closed);
                 }
                 rx.skip -= n;
                 continue;
             }
-            let n = t.read(&mut rx.buf[rx.len..]).map_err(io_failure)?;
+            let n = match t.read(&mut rx.buf[rx.len..]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == embedded_io::ErrorKind::Interrupted => return Ok(None),
+                Err(_) => return Err(Failure::Closed),
+            };
             if n == 0 {
                 return Err(Failure::Closed);
             }
@@ -809,7 +815,7 @@ impl Device {
                 let name = core::str::from_utf8(&name[..name_len]).unwrap_or("?");
                 self.command(board, now, name, &payload[..payload_len])?;
             }
-            other => board.log(format_args!("[{now} ms] ignoring {other:?} while online")),
+            other => board.log(format_args!("ignoring {other:?} while online")),
         }
         Ok(())
     }
@@ -864,12 +870,12 @@ impl Device {
             let _ = write!(reply, "\"ok\":false,\"error\":{}", Json(msg.as_str()));
         }
         let _ = reply.write_str("}");
-        board.log(format_args!("[{now} ms] cmd/{name} -> {}", reply.as_str()));
+        board.log(format_args!("cmd/{name} -> {}", reply.as_str()));
         let mut suffix = FmtBuf::<{ 6 + CMD_NAME_BUF }>::new();
         let _ = write!(suffix, "reply/{name}");
         if !self.publish(board, now, suffix.as_str(), reply.as_bytes(), false)? {
             board.log(format_args!(
-                "[{now} ms] reply to cmd/{name} dropped: every in-flight slot is busy"
+                "reply to cmd/{name} dropped: every in-flight slot is busy"
             ));
         }
         Ok(())
@@ -917,29 +923,45 @@ impl Device {
         Ok(())
     }
 
-    /// Reboot command: say "offline" ourselves (a clean DISCONNECT suppresses the Will), then
-    /// reset. On the host the board returns and the core starts again from `Boot`.
+    /// Reboot command: say goodbye, then reset. On the host the board returns and the core
+    /// starts again from `Boot`.
     fn reboot<B: Board>(&mut self, board: &mut B, now: u64) -> Result<(), Failure> {
-        let mut topic = FmtBuf::new();
-        let topic = self.topic(&mut topic, "status")?;
-        let p = Publish {
-            topic,
-            payload: b"offline",
-            qos: QoS::AtMostOnce,
-            retain: true,
-            dup: false,
-            pkid: 0,
-        };
-        let n = p.emit(&mut self.tx).map_err(Failure::Encode)?;
-        Self::send(board, now, &mut self.last_tx, &self.tx[..n])?;
-        let n = mqtt::emit_disconnect(&mut self.tx).map_err(Failure::Encode)?;
-        Self::send(board, now, &mut self.last_tx, &self.tx[..n])?;
-        board.transport().close();
-        board.log(format_args!("[{now} ms] rebooting on command"));
+        self.shutdown(board, now);
+        board.log(format_args!("rebooting on command"));
         board.reset();
         self.go(board, now, State::Boot);
         let settings = self.settings;
         *self = Device::new(settings);
         Ok(())
+    }
+
+    /// Orderly stop (reboot command, Ctrl-C on the host): if connected, publish the retained
+    /// "offline" ourselves (a clean DISCONNECT suppresses the Will), send DISCONNECT, close.
+    pub fn shutdown<B: Board>(&mut self, board: &mut B, now: u64) {
+        if matches!(self.state, State::Online | State::Subscribe { .. }) {
+            let mut topic = FmtBuf::new();
+            if let Ok(topic) = self.topic(&mut topic, "status") {
+                let p = Publish {
+                    topic,
+                    payload: b"offline",
+                    qos: QoS::AtMostOnce,
+                    retain: true,
+                    dup: false,
+                    pkid: 0,
+                };
+                if let Ok(n) = p.emit(&mut self.tx) {
+                    let _ = Self::send(board, now, &mut self.last_tx, &self.tx[..n]);
+                }
+            }
+        }
+        if matches!(
+            self.state,
+            State::Online | State::Subscribe { .. } | State::MqttConnect { .. }
+        ) {
+            if let Ok(n) = mqtt::emit_disconnect(&mut self.tx) {
+                let _ = Self::send(board, now, &mut self.last_tx, &self.tx[..n]);
+            }
+        }
+        board.transport().close();
     }
 }

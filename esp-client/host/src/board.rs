@@ -1,0 +1,128 @@
+//! The host board: Linux in the roles of the ESP8266's peripherals.
+
+use std::cell::RefCell;
+use std::io::Write as _;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use esp_client::board::{Board, NetStatus};
+use esp_client::machine::{Failure, State};
+
+use crate::avr::{host_avr, HostAvr, Slave};
+use crate::flash::FileFlash;
+use crate::tls::TlsTransport;
+
+pub struct HostBoard {
+    start: Instant,
+    pub tls: TlsTransport,
+    pub flash: FileFlash,
+    pub avr: HostAvr,
+    pub slave: Rc<RefCell<Slave>>,
+    /// `--no-time-source`: behave like a device whose SNTP never answers.
+    pub time_source: bool,
+    pub resets: u32,
+    /// Milliseconds since start at the last watchdog feed (read by the watchdog thread).
+    pub fed: Arc<AtomicU64>,
+    said_network: bool,
+}
+
+impl HostBoard {
+    pub fn new(flash: FileFlash, tls: TlsTransport, time_source: bool) -> Self {
+        let (avr, slave) = host_avr();
+        HostBoard {
+            start: Instant::now(),
+            tls,
+            flash,
+            avr,
+            slave,
+            time_source,
+            resets: 0,
+            fed: Arc::new(AtomicU64::new(0)),
+            said_network: false,
+        }
+    }
+
+    /// A hardware-watchdog stand-in: a thread that ends the process if the superloop stops
+    /// feeding for `limit` (a hung core must not look alive to the broker).
+    pub fn start_watchdog(&self, limit: Duration) {
+        let fed = self.fed.clone();
+        let start = self.start;
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(500));
+            let now = start.elapsed().as_millis() as u64;
+            if now.saturating_sub(fed.load(Ordering::Relaxed)) > limit.as_millis() as u64 {
+                eprintln!("watchdog: the superloop did not run for {limit:?}; resetting (exit 3)");
+                std::process::exit(3);
+            }
+        });
+    }
+}
+
+impl Board for HostBoard {
+    type Transport = TlsTransport;
+    type Flash = FileFlash;
+    type Avr = HostAvr;
+
+    fn now_ms(&mut self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+    fn transport(&mut self) -> &mut TlsTransport {
+        &mut self.tls
+    }
+    fn flash(&mut self) -> &mut FileFlash {
+        &mut self.flash
+    }
+    fn avr(&mut self) -> &mut HostAvr {
+        &mut self.avr
+    }
+    fn random_u32(&mut self) -> u32 {
+        rand::random()
+    }
+    fn network(&mut self, ssid: &str, _password: &str) -> NetStatus {
+        if !self.said_network {
+            self.said_network = true;
+            self.log(format_args!(
+                "network: the host's (WiFi SSID {ssid:?} from the config is for the chip)"
+            ));
+        }
+        NetStatus::Up
+    }
+    fn time_source(&mut self) -> Option<u64> {
+        if !self.time_source {
+            return None;
+        }
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs())
+    }
+    fn feed_watchdog(&mut self) {
+        let now = self.now_ms();
+        self.fed.store(now, Ordering::Relaxed);
+    }
+    fn reset(&mut self) {
+        self.resets += 1;
+    }
+    fn log(&mut self, line: core::fmt::Arguments<'_>) {
+        let t = self.start.elapsed().as_secs_f64();
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "[{t:9.3} s] {line}");
+    }
+    fn transition(&mut self, _now_ms: u64, from: &State, to: &State) {
+        let detail = match to {
+            State::Backoff {
+                cause: Failure::Connect(_) | Failure::Closed,
+                ..
+            } => self
+                .tls
+                .last_error
+                .take()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        self.log(format_args!("{from} => {to}{detail}"));
+    }
+}

@@ -1,0 +1,166 @@
+//! The device data region (config sector + state sector) as a file, with NOR flash rules: erase
+//! sets a whole sector to FF, a write can only clear bits and must be aligned, and every change
+//! reaches the disk (fsync) before the call returns, like a flash write that completed.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use embedded_storage::nor_flash::{
+    ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
+};
+
+/// Two 4 KiB sectors: config, then state (docs/device-config.md).
+pub const REGION_LEN: usize = 2 * SECTOR;
+const SECTOR: usize = 4096;
+
+/// A flash error, keeping the I/O cause for the log.
+#[derive(Debug)]
+pub enum FlashError {
+    Nor(NorFlashErrorKind),
+    Io(io::Error),
+}
+
+impl NorFlashError for FlashError {
+    fn kind(&self) -> NorFlashErrorKind {
+        match self {
+            FlashError::Nor(k) => *k,
+            FlashError::Io(_) => NorFlashErrorKind::Other,
+        }
+    }
+}
+
+pub struct FileFlash {
+    file: File,
+    image: Vec<u8>,
+}
+
+impl FileFlash {
+    /// Opens `path`; a shorter file (e.g. the bare config blob from `provision device config`)
+    /// is padded with erased bytes to the region size.
+    pub fn open(path: &Path) -> io::Result<FileFlash> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let mut image = std::fs::read(path)?;
+        if image.len() > REGION_LEN {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} is {} bytes; a device flash image is at most {REGION_LEN}",
+                    path.display(),
+                    image.len()
+                ),
+            ));
+        }
+        if image.len() < REGION_LEN {
+            let old = image.len();
+            image.resize(REGION_LEN, 0xFF);
+            file.write_all_at(&image[old..], old as u64)?;
+            file.sync_data()?;
+        }
+        Ok(FileFlash { file, image })
+    }
+
+    fn persist(&mut self, from: usize, to: usize) -> Result<(), FlashError> {
+        self.file
+            .write_all_at(&self.image[from..to], from as u64)
+            .and_then(|()| self.file.sync_data())
+            .map_err(FlashError::Io)
+    }
+
+    fn range(&self, offset: u32, len: usize) -> Result<(usize, usize), FlashError> {
+        let from = offset as usize;
+        match from.checked_add(len) {
+            Some(to) if to <= self.image.len() => Ok((from, to)),
+            _ => Err(FlashError::Nor(NorFlashErrorKind::OutOfBounds)),
+        }
+    }
+}
+
+impl ErrorType for FileFlash {
+    type Error = FlashError;
+}
+
+impl ReadNorFlash for FileFlash {
+    const READ_SIZE: usize = 1;
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), FlashError> {
+        let (from, to) = self.range(offset, bytes.len())?;
+        bytes.copy_from_slice(&self.image[from..to]);
+        Ok(())
+    }
+    fn capacity(&self) -> usize {
+        self.image.len()
+    }
+}
+
+impl NorFlash for FileFlash {
+    /// The ESP8266's SPI flash writes 32-bit words.
+    const WRITE_SIZE: usize = 4;
+    const ERASE_SIZE: usize = SECTOR;
+
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), FlashError> {
+        if !from.is_multiple_of(SECTOR as u32) || !to.is_multiple_of(SECTOR as u32) || to < from {
+            return Err(FlashError::Nor(NorFlashErrorKind::NotAligned));
+        }
+        let (a, b) = self.range(from, (to - from) as usize)?;
+        self.image[a..b].fill(0xFF);
+        self.persist(a, b)
+    }
+
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), FlashError> {
+        if !offset.is_multiple_of(4) || !bytes.len().is_multiple_of(4) {
+            return Err(FlashError::Nor(NorFlashErrorKind::NotAligned));
+        }
+        let (a, b) = self.range(offset, bytes.len())?;
+        for (d, s) in self.image[a..b].iter_mut().zip(bytes) {
+            *d &= *s;
+        }
+        self.persist(a, b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pads_erases_and_writes_like_nor() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dev.flash");
+        std::fs::write(&path, b"ESPCxx").unwrap();
+        let mut f = FileFlash::open(&path).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), REGION_LEN as u64);
+        let mut b = [0u8; 8];
+        f.read(0, &mut b).unwrap();
+        assert_eq!(&b, b"ESPCxx\xFF\xFF");
+
+        // Writing without erasing only clears bits.
+        f.write(4096, &[0x0F, 0xF0, 0xFF, 0x00]).unwrap();
+        f.write(4096, &[0xF0, 0xFF, 0xFF, 0xFF]).unwrap();
+        f.read(4096, &mut b[..4]).unwrap();
+        assert_eq!(&b[..4], &[0x00, 0xF0, 0xFF, 0x00]);
+        f.erase(4096, 8192).unwrap();
+        f.write(4096, b"ESPT").unwrap();
+        drop(f);
+        let disk = std::fs::read(&path).unwrap();
+        assert_eq!(&disk[4096..4100], b"ESPT");
+        assert_eq!(&disk[..6], b"ESPCxx");
+
+        let mut f = FileFlash::open(&path).unwrap();
+        assert_eq!(
+            f.write(4097, b"abcd").unwrap_err().kind(),
+            NorFlashErrorKind::NotAligned
+        );
+        assert_eq!(
+            f.erase(100, 4096).unwrap_err().kind(),
+            NorFlashErrorKind::NotAligned
+        );
+        assert_eq!(
+            f.read(8190, &mut b).unwrap_err().kind(),
+            NorFlashErrorKind::OutOfBounds
+        );
+
+        std::fs::write(&path, vec![0u8; REGION_LEN + 1]).unwrap();
+        assert!(FileFlash::open(&path).is_err());
+    }
+}
