@@ -874,6 +874,7 @@ fn network_that_never_comes_up_times_out_and_retries() {
 #[test]
 fn ram_budget() {
     let size = core::mem::size_of::<Device>();
+    std::println!("Device: {size} bytes");
     assert!(
         size <= RAM_BUDGET,
         "Device is {size} bytes, budget {RAM_BUDGET}"
