@@ -142,8 +142,17 @@ pub struct BuildReport {
 }
 
 pub fn build(dir: &Path, opts: &BuildOptions) -> Result<BuildReport> {
-    let image =
-        std::fs::read(&opts.image).context(|| format!("reading image {}", opts.image.display()))?;
+    // The image is read straight into the bundle buffer behind room for header and signature:
+    // no second copy of a multi-MiB image.
+    let mut bundle = Vec::new();
+    let mut file = std::fs::File::open(&opts.image)
+        .context(|| format!("reading image {}", opts.image.display()))?;
+    let size = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
+    bundle.reserve_exact(IMAGE_OFFSET + size);
+    bundle.resize(IMAGE_OFFSET, 0);
+    file.read_to_end(&mut bundle)
+        .context(|| format!("reading image {}", opts.image.display()))?;
+    let image = &bundle[IMAGE_OFFSET..];
     if image.is_empty() {
         return Err(Error::InvalidInput(format!(
             "image {} is empty",
@@ -186,7 +195,7 @@ pub fn build(dir: &Path, opts: &BuildOptions) -> Result<BuildReport> {
         image_len,
         version: opts.version,
         build_time,
-        image_sha256: ota::sha256(&image),
+        image_sha256: ota::sha256(image),
     };
     let header_bytes = header.to_bytes();
     let message = ota::signing_message(&header_bytes);
@@ -195,10 +204,8 @@ pub fn build(dir: &Path, opts: &BuildOptions) -> Result<BuildReport> {
         None => [0; SIGNATURE_LEN],
     };
 
-    let mut bundle = Vec::with_capacity(IMAGE_OFFSET + image.len());
-    bundle.extend_from_slice(&header_bytes);
-    bundle.extend_from_slice(&signature);
-    bundle.extend_from_slice(&image);
+    bundle[..HEADER_LEN].copy_from_slice(&header_bytes);
+    bundle[HEADER_LEN..IMAGE_OFFSET].copy_from_slice(&signature);
 
     let mut tx = Transaction::new();
     tx.stage(&with_dir(&opts.out), &bundle, PUBLIC)?;
