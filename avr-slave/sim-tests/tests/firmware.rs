@@ -535,6 +535,13 @@ fn driver_speaks_to_the_real_firmware() {
         let pc0 = Pin::at(Port::C, 0).unwrap();
         let pd6 = Pin::at(Port::D, 6).unwrap();
         assert_eq!(link.read_pin(pc0), Err(Error::Slave(ErrorCode::NotReady)));
+        // A master from the future is refused, and the link stays closed.
+        let future = Request::Hello { version: 2 };
+        assert_eq!(
+            link.request(future),
+            Err(Error::Slave(ErrorCode::VersionMismatch))
+        );
+        assert_eq!(link.read_pin(pc0), Err(Error::Slave(ErrorCode::NotReady)));
         assert_eq!(link.hello(), Ok(mcu.wire()));
 
         sim.borrow_mut().watch_pin('D', 7);
