@@ -570,3 +570,61 @@ fn openssl_signatures_attach_and_verify() {
     .code(3)
     .stderr(predicate::str::contains("64 bytes"));
 }
+
+/// Keys rotate by id: bundles signed by an older key still verify against the registry.
+#[test]
+fn older_keys_keep_verifying_after_rotation() {
+    let env = Env::new();
+    let old = env.build("old.bundle", &["--key-id", "1"]);
+    let new = env.build("new.bundle", &[]);
+    env.verify(&old, &[])
+        .success()
+        .stdout(predicate::str::contains("key id 1"));
+    env.verify(&new, &[])
+        .success()
+        .stdout(predicate::str::contains("key id 2"));
+    let both = [
+        "--pubkey",
+        &format!("1={}", env.key(1, true)),
+        "--pubkey",
+        &format!("2={}", env.key(2, true)),
+    ]
+    .map(String::from);
+    let both: Vec<&str> = both.iter().map(String::as_str).collect();
+    env.verify(&old, &both).success();
+    env.verify(&new, &both).success();
+}
+
+#[test]
+fn a_corrupt_key_record_is_refused() {
+    let env = Env::new();
+    let bundle = env.build("app.bundle", &[]);
+    let path = env.dir.join("registry.toml");
+    let registry = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, registry.replace("key_id = 2", "key_id = 1")).unwrap();
+    env.verify(&bundle, &[])
+        .code(5)
+        .stderr(predicate::str::contains("OTA key id 1 appears twice"));
+    let tampered = registry.replacen("public_key = \"", "public_key = \"zz", 1);
+    std::fs::write(&path, tampered).unwrap();
+    env.verify(&bundle, &[])
+        .code(5)
+        .stderr(predicate::str::contains("not an Ed25519 key in hex"));
+    // A private key that does not match its recorded public key is refused for signing.
+    std::fs::write(&path, &registry).unwrap();
+    std::fs::copy(env.key(1, false), env.key(2, false)).unwrap();
+    env.provision(&[
+        "ota",
+        "build",
+        "app.bin",
+        "--version",
+        "1.0.0",
+        "--target",
+        "esp8266",
+        "-o",
+        "x.bundle",
+    ])
+    .assert()
+    .code(5)
+    .stderr(predicate::str::contains("does not match public key 2"));
+}
