@@ -1,0 +1,449 @@
+//! The real `provision` binary: help, happy paths, bad input, and that failures change nothing.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn provision(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("provision").unwrap();
+    cmd.arg("--dir").arg(dir).env_remove("PROVISION_DIR");
+    cmd
+}
+
+fn initialized() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    provision(dir.path()).arg("init").assert().success();
+    dir
+}
+
+/// Every file under `dir` with its bytes, for "nothing changed" checks.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((
+                    p.strip_prefix(dir).unwrap().display().to_string(),
+                    fs::read(&p).unwrap(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn mode(p: &Path) -> u32 {
+    fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn help_lists_commands_and_examples() {
+    Command::cargo_bin("provision")
+        .unwrap()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("init"))
+        .stdout(predicate::str::contains("broker"))
+        .stdout(predicate::str::contains("device"))
+        .stdout(predicate::str::contains("Examples:"));
+    for sub in [
+        &["init", "--help"][..],
+        &["broker", "--help"],
+        &["device", "add", "--help"],
+        &["device", "list", "--help"],
+        &["device", "show", "--help"],
+        &["device", "revoke", "--help"],
+    ] {
+        Command::cargo_bin("provision")
+            .unwrap()
+            .args(sub)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("Examples:"));
+    }
+}
+
+#[test]
+fn init_writes_ca_operator_crl_and_registry_with_safe_modes() {
+    let dir = initialized();
+    let d = dir.path();
+    for f in [
+        "ca/ca.crt",
+        "operator/operator.crt",
+        "crl.pem",
+        "registry.toml",
+    ] {
+        assert_eq!(mode(&d.join(f)), 0o644, "{f}");
+    }
+    for f in ["ca/ca.key", "operator/operator.key"] {
+        assert_eq!(mode(&d.join(f)), 0o600, "{f}");
+    }
+    // Checked by OpenSSL, not by us: the operator chains to the CA, the CRL is signed by it.
+    let out = std::process::Command::new("openssl")
+        .args(["verify", "-crl_check", "-CAfile"])
+        .arg(d.join("ca/ca.crt"))
+        .arg("-CRLfile")
+        .arg(d.join("crl.pem"))
+        .arg(d.join("operator/operator.crt"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let ca_text = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(d.join("ca/ca.crt"))
+        .output()
+        .unwrap();
+    let ca_text = String::from_utf8_lossy(&ca_text.stdout);
+    assert!(ca_text.contains("CA:TRUE, pathlen:0"), "{ca_text}");
+    assert!(ca_text.contains("Certificate Sign, CRL Sign"), "{ca_text}");
+    assert!(ca_text.contains("prime256v1"), "{ca_text}");
+}
+
+#[test]
+fn init_refuses_to_overwrite_and_force_keeps_a_backup() {
+    let dir = initialized();
+    let before = snapshot(dir.path());
+    provision(dir.path())
+        .arg("init")
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("a CA already exists"));
+    assert_eq!(snapshot(dir.path()), before);
+
+    let old_ca = fs::read(dir.path().join("ca/ca.crt")).unwrap();
+    provision(dir.path())
+        .args(["init", "--force"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("previous CA moved to"));
+    let backup = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("backup-")
+        })
+        .expect("backup dir");
+    assert_eq!(fs::read(backup.join("ca/ca.crt")).unwrap(), old_ca);
+    assert_ne!(fs::read(dir.path().join("ca/ca.crt")).unwrap(), old_ca);
+}
+
+#[test]
+fn bad_device_ids_are_refused_before_anything_is_written() {
+    let dir = initialized();
+    let before = snapshot(dir.path());
+    let long = "a".repeat(64);
+    for bad in [
+        "+",
+        "#",
+        "a/b",
+        "$SYS",
+        "Upper",
+        "",
+        long.as_str(),
+        "-lead",
+        "a b",
+    ] {
+        provision(dir.path())
+            .args(["device", "add", "--", "good-1", bad])
+            .assert()
+            .code(3)
+            .stderr(predicate::str::contains("invalid device id"));
+        assert_eq!(snapshot(dir.path()), before, "after {bad:?}");
+    }
+    provision(dir.path())
+        .args(["device", "add", "twice", "twice"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("given twice"));
+    assert_eq!(snapshot(dir.path()), before);
+}
+
+#[test]
+fn device_add_list_show_revoke() {
+    let dir = initialized();
+    let d = dir.path();
+    provision(d)
+        .args(["device", "add", "kitchen-1", "porch-2"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("added kitchen-1"));
+    assert_eq!(mode(&d.join("devices/kitchen-1/device.key")), 0o600);
+    // Keys are never printed.
+    provision(d)
+        .args(["device", "add", "garage-3"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("PRIVATE KEY").not());
+    provision(d)
+        .args(["device", "add", "kitchen-1"])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("already exists"));
+
+    let out = provision(d)
+        .args(["device", "list", "--json"])
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<_> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["garage-3", "kitchen-1", "porch-2"]);
+    let serial = list[1]["serial"].as_str().unwrap().to_string();
+    assert_eq!(serial.len(), 32);
+    // The registry's serial is the certificate's, as OpenSSL reads it.
+    let x = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-serial", "-in"])
+        .arg(d.join("devices/kitchen-1/device.crt"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&x.stdout).trim(),
+        format!("serial={serial}")
+    );
+
+    provision(d)
+        .args(["device", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("kitchen-1").and(predicate::str::contains("active")));
+    provision(d)
+        .args(["device", "show", "porch-2"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("status:     active"));
+    provision(d)
+        .args(["device", "show", "nobody"])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("unknown device"));
+
+    let crl_before = fs::read(d.join("crl.pem")).unwrap();
+    provision(d)
+        .args(["device", "revoke", "kitchen-1"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("CRL number 2"))
+        .stdout(predicate::str::contains("kill -HUP"));
+    assert_ne!(fs::read(d.join("crl.pem")).unwrap(), crl_before);
+    provision(d)
+        .args(["device", "revoke", "kitchen-1"])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("already revoked"));
+    provision(d)
+        .args(["device", "show", "kitchen-1", "--json"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"revoked\""));
+    // OpenSSL agrees: revoked one fails, the other passes.
+    let verify = |id: &str| {
+        std::process::Command::new("openssl")
+            .args(["verify", "-crl_check", "-CAfile"])
+            .arg(d.join("ca/ca.crt"))
+            .arg("-CRLfile")
+            .arg(d.join("crl.pem"))
+            .arg(d.join(format!("devices/{id}/device.crt")))
+            .output()
+            .unwrap()
+    };
+    let r = verify("kitchen-1");
+    assert!(!r.status.success());
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert!(text.contains("certificate revoked"), "{text}");
+    assert!(verify("porch-2").status.success());
+    // The CRL number keeps increasing.
+    provision(d)
+        .args(["device", "revoke", "porch-2"])
+        .assert()
+        .success();
+    let crl = std::process::Command::new("openssl")
+        .args(["crl", "-noout", "-crlnumber", "-in"])
+        .arg(d.join("crl.pem"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&crl.stdout).trim(),
+        "crlNumber=0x03"
+    );
+}
+
+#[test]
+fn bulk_add_from_file() {
+    let dir = initialized();
+    let list = dir.path().join("ids.txt");
+    fs::write(&list, "# porch\nporch-1\n\nporch-2  # second\n").unwrap();
+    provision(dir.path())
+        .args(["device", "add", "--from-file"])
+        .arg(&list)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("2 devices added"));
+    fs::write(&list, "ok-1\nBAD\n").unwrap();
+    let before = snapshot(dir.path());
+    provision(dir.path())
+        .args(["device", "add", "--from-file"])
+        .arg(&list)
+        .assert()
+        .code(3);
+    assert_eq!(snapshot(dir.path()), before);
+}
+
+#[test]
+fn commands_before_init_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    provision(dir.path())
+        .args(["device", "add", "x"])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("provision init"));
+    provision(dir.path())
+        .args(["broker", "--host", "h"])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("provision init"));
+}
+
+#[test]
+fn corrupt_registry_is_reported_and_nothing_is_overwritten() {
+    let dir = initialized();
+    let reg = dir.path().join("registry.toml");
+    let mut text = fs::read_to_string(&reg).unwrap();
+    text.push_str("\n[devices.\"BAD/ID\"]\nstatus = \"active\"\n");
+    fs::write(&reg, &text).unwrap();
+    let before = snapshot(dir.path());
+    provision(dir.path())
+        .args(["device", "add", "fine-1"])
+        .assert()
+        .code(5)
+        .stderr(predicate::str::contains("registry.toml is corrupt"));
+    fs::write(&reg, "this is [not toml").unwrap();
+    provision(dir.path())
+        .args(["device", "list"])
+        .assert()
+        .code(5)
+        .stderr(predicate::str::contains("corrupt"));
+    // Nothing but our own edit changed.
+    let after = snapshot(dir.path());
+    assert_eq!(after.len(), before.len());
+}
+
+#[test]
+fn broker_writes_a_hardened_config() {
+    let dir = initialized();
+    let d = dir.path();
+    provision(d)
+        .args([
+            "broker",
+            "--host",
+            "mqtt.home.lan",
+            "--host",
+            "router",
+            "--ip",
+            "192.168.1.1",
+        ])
+        .args([
+            "--install-dir",
+            "/etc/mosquitto/provision",
+            "--port",
+            "8883",
+        ])
+        .assert()
+        .success();
+    let conf = fs::read_to_string(d.join("broker/mosquitto.conf")).unwrap();
+    for line in [
+        "listener 8883\n",
+        "allow_anonymous false",
+        "require_certificate true",
+        "use_identity_as_username true",
+        "tls_version tlsv1.2",
+        "acl_file /etc/mosquitto/provision/acl",
+        "crlfile /etc/mosquitto/provision/crl.pem",
+        "keyfile /etc/mosquitto/provision/server.key",
+        "ciphers ECDHE-ECDSA-AES128-GCM-SHA256:",
+    ] {
+        assert!(conf.contains(line), "missing {line:?} in\n{conf}");
+    }
+    assert_eq!(
+        conf.lines().filter(|l| l.starts_with("listener ")).count(),
+        1,
+        "exactly one listener"
+    );
+    let suites = conf.lines().find(|l| l.starts_with("ciphers ")).unwrap();
+    for suite in suites["ciphers ".len()..].split(':') {
+        assert!(suite.starts_with("ECDHE-"), "no forward secrecy: {suite}");
+        assert!(
+            suite.contains("GCM") || suite.contains("CHACHA20-POLY1305"),
+            "not AEAD: {suite}"
+        );
+    }
+    let key_mode = mode(&d.join("broker/server.key"));
+    assert!(key_mode == 0o600 || key_mode == 0o640, "{key_mode:o}");
+    let text = std::process::Command::new("openssl")
+        .args([
+            "x509",
+            "-noout",
+            "-ext",
+            "subjectAltName,extendedKeyUsage",
+            "-in",
+        ])
+        .arg(d.join("broker/server.crt"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("DNS:mqtt.home.lan, DNS:router, IP Address:192.168.1.1"),
+        "{text}"
+    );
+    assert!(text.contains("TLS Web Server Authentication"), "{text}");
+
+    for bad in [
+        &["broker", "--host", "bad host"][..],
+        &["broker", "--host", "a/b"],
+        &["broker", "--host", "ok", "--install-dir", "relative/dir"],
+        &["broker", "--host", "ok", "--port", "0"],
+    ] {
+        let before = snapshot(d);
+        provision(d).args(bad).assert().code(3);
+        assert_eq!(snapshot(d), before, "{bad:?}");
+    }
+    provision(d)
+        .args(["broker", "--host", "ok", "--ip", "not-an-ip"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn dir_comes_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    Command::cargo_bin("provision")
+        .unwrap()
+        .env("PROVISION_DIR", dir.path())
+        .arg("init")
+        .assert()
+        .success();
+    assert!(dir.path().join("registry.toml").exists());
+}
