@@ -49,9 +49,7 @@ pub enum Error {
     #[error("OTA signing key {key_id} already exists ({path}); refusing to overwrite it")]
     OtaKeyExists { key_id: u32, path: PathBuf },
 
-    #[error(
-        "no OTA signing key in {0}; run `provision ota keygen` first (or pass --pubkey to verify)"
-    )]
+    #[error("no OTA signing key in {0}; run `provision ota keygen` first, or name the key (--pubkey for verify, --key-id for build --unsigned)")]
     NoOtaKeys(PathBuf),
 
     #[error("OTA key id {0} is not in the registry; see `provision ota keygen --key-id`")]

@@ -182,10 +182,11 @@ pub fn build(dir: &Path, opts: &BuildOptions) -> Result<BuildReport> {
     let key_id = match (&signing, opts.key_id) {
         (Some((id, _)), _) => *id,
         (None, Some(id)) => id,
-        (None, None) => {
-            let registry = Registry::load_required(&Layout::new(dir).registry(), dir)?;
-            newest_key(dir, &registry)?
-        }
+        // Unsigned without --key-id: the newest registry key names the signer.
+        (None, None) => match Registry::load(&Layout::new(dir).registry())? {
+            Some(registry) => newest_key(dir, &registry)?,
+            None => return Err(Error::NoOtaKeys(dir.to_path_buf())),
+        },
     };
 
     let header = Header {

@@ -100,6 +100,7 @@ fn a_good_bundle_verifies_whole_and_byte_by_byte() {
 #[test]
 fn state_stays_within_one_kib() {
     let size = core::mem::size_of::<Verifier<'static>>();
+    std::println!("Verifier: {size} bytes");
     assert!(size <= 1024, "verifier state is {size} bytes");
 }
 
