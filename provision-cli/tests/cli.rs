@@ -447,3 +447,20 @@ fn dir_comes_from_the_environment() {
         .success();
     assert!(dir.path().join("registry.toml").exists());
 }
+
+#[test]
+fn a_failure_halfway_through_a_bulk_add_leaves_the_directory_as_it_was() {
+    let dir = initialized();
+    // A file where the third device's directory must go makes staging fail after two devices
+    // were already generated and staged.
+    fs::create_dir_all(dir.path().join("devices")).unwrap();
+    fs::write(dir.path().join("devices/dev-3"), b"in the way").unwrap();
+    let before = snapshot(dir.path());
+    provision(dir.path())
+        .args(["device", "add", "dev-1", "dev-2", "dev-3", "dev-4"])
+        .assert()
+        .code(6)
+        .stderr(predicate::str::contains("devices/dev-3"));
+    assert_eq!(snapshot(dir.path()), before);
+    assert!(!dir.path().join("devices/dev-1").exists());
+}
