@@ -48,6 +48,21 @@ unsafe extern "C" fn on_pin(_irq: *mut ffi::avr_irq_t, value: u32, param: *mut c
     }
 }
 
+/// simavr's logger without the chatter ("Loaded N bytes of Flash data" on every boot): errors and
+/// warnings pass, unformatted (formatting a C va_list from Rust is not worth it here).
+unsafe extern "C" fn quiet_log(
+    _avr: *mut ffi::avr_t,
+    level: std::os::raw::c_int,
+    format: *const std::os::raw::c_char,
+    _ap: *mut ffi::__va_list_tag,
+) {
+    if level <= ffi::LOG_WARNING as i32 && !format.is_null() {
+        // SAFETY: simavr passes a NUL-terminated format string.
+        let text = unsafe { std::ffi::CStr::from_ptr(format) };
+        eprint!("simavr: {}", text.to_string_lossy());
+    }
+}
+
 unsafe extern "C" fn no_sleep(_avr: *mut ffi::avr_t, _how_long: ffi::avr_cycle_count_t) {}
 
 /// One simulated ATmega running the firmware.
@@ -71,6 +86,7 @@ impl Sim {
         // SAFETY: plain simavr setup calls with valid, NUL-terminated strings; every pointer is
         // checked before use.
         unsafe {
+            ffi::avr_global_logger_set(Some(quiet_log));
             let avr = ffi::avr_make_mcu_by_name(name.as_ptr());
             assert!(
                 !avr.is_null(),
