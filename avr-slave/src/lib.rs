@@ -11,3 +11,6 @@
 pub mod engine;
 /// Byte-level framing, run inside the SPI interrupt.
 pub mod link;
+
+#[cfg(test)]
+mod proptests;

@@ -1052,4 +1052,21 @@ mod tests {
         assert_eq!(AdcChannel::new(7).map(AdcChannel::number), Some(7));
         assert_eq!(AdcChannel::new(8), None);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn outside_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..12)) {
+            if let Ok(f) = RequestFrame::new_checked(&bytes[..]) {
+                let _ = Request::parse(&f);
+                proptest::prop_assert!(f.frame_len() <= bytes.len());
+            }
+            if let Ok(f) = ResponseFrame::new_checked(&bytes[..]) {
+                for cmd in 1..=8 {
+                    let _ = Response::parse(&f, Command::from_u8(cmd).unwrap());
+                }
+            }
+            let _ = request_remaining(&bytes);
+            let _ = response_remaining(&bytes);
+        }
+    }
 }
