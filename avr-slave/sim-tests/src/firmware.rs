@@ -153,3 +153,15 @@ pub fn sizes(elf: &Path) -> Sizes {
         sram: size(".data") + size(".bss") + size(".noinit"),
     }
 }
+
+/// Names of the functions and objects in an ELF (mangled), e.g. to check that no formatting code
+/// made it into the image.
+pub fn symbols(elf: &Path) -> Vec<String> {
+    use object::{Object, ObjectSymbol};
+    let bytes = std::fs::read(elf).unwrap_or_else(|e| panic!("read {}: {e}", elf.display()));
+    let file = object::File::parse(&*bytes)
+        .unwrap_or_else(|e| panic!("{} is not an ELF: {e}", elf.display()));
+    file.symbols()
+        .filter_map(|s| s.name().ok().map(str::to_owned))
+        .collect()
+}

@@ -144,6 +144,16 @@ fn firmware_fits_the_atmega168_budget_on_both_builds() {
             mcu.name(),
             sizes.flash
         );
+        // No formatting machinery (core::fmt) in the image: it alone would eat the budget.
+        let fmt: Vec<String> = firmware::symbols(firmware::elf(mcu))
+            .into_iter()
+            .filter(|s| s.contains("4core3fmt") || s.contains("core::fmt"))
+            .collect();
+        assert!(
+            fmt.is_empty(),
+            "{}: formatting code linked in: {fmt:?}",
+            mcu.name()
+        );
         assert!(
             sizes.sram <= SRAM_BUDGET,
             "{}: {} B static SRAM is over the {SRAM_BUDGET} B budget",
