@@ -147,10 +147,22 @@ pub fn build(dir: &Path, opts: &BuildOptions) -> Result<BuildReport> {
     let mut bundle = Vec::new();
     let mut file = std::fs::File::open(&opts.image)
         .context(|| format!("reading image {}", opts.image.display()))?;
-    let size = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
-    bundle.reserve_exact(IMAGE_OFFSET + size);
+    let too_large = || {
+        Error::InvalidInput(format!(
+            "image {} is larger than 4 GiB",
+            opts.image.display()
+        ))
+    };
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if size > u64::from(u32::MAX) {
+        return Err(too_large());
+    }
+    bundle.reserve_exact(IMAGE_OFFSET + size as usize);
     bundle.resize(IMAGE_OFFSET, 0);
-    file.read_to_end(&mut bundle)
+    // `take` bounds the read even if the file grows while we read it.
+    (&mut file)
+        .take(u64::from(u32::MAX) + 1)
+        .read_to_end(&mut bundle)
         .context(|| format!("reading image {}", opts.image.display()))?;
     let image = &bundle[IMAGE_OFFSET..];
     if image.is_empty() {
@@ -159,12 +171,7 @@ pub fn build(dir: &Path, opts: &BuildOptions) -> Result<BuildReport> {
             opts.image.display()
         )));
     }
-    let image_len = u32::try_from(image.len()).map_err(|_| {
-        Error::InvalidInput(format!(
-            "image {} is larger than 4 GiB",
-            opts.image.display()
-        ))
-    })?;
+    let image_len = u32::try_from(image.len()).map_err(|_| too_large())?;
     let build_time = match opts.build_time {
         Some(t) => t,
         None => build_time_default()?,
