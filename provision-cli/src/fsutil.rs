@@ -109,11 +109,14 @@ impl Transaction {
             fs::rename(&s.temp, &s.dest)
                 .context(|| format!("renaming into {}", s.dest.display()))?;
         }
+        // Make the renames durable: one directory fsync, or one syncfs for many directories.
         let mut dirs: Vec<&Path> = self.staged.iter().filter_map(|s| s.dest.parent()).collect();
         dirs.sort();
         dirs.dedup();
-        for d in dirs {
-            sync_dir(d)?;
+        match dirs.as_slice() {
+            [] => {}
+            [one] => sync_dir(one)?,
+            [first, ..] => syncfs(first)?,
         }
         self.committed = true;
         Ok(())
@@ -140,18 +143,23 @@ fn sync_all_staged(staged: &[Staged]) -> Result<()> {
     let Some(first) = staged.first() else {
         return Ok(());
     };
-    let file = File::open(&first.temp).context(|| format!("opening {}", first.temp.display()))?;
     if staged.len() == 1 {
-        return file
-            .sync_all()
+        return File::open(&first.temp)
+            .and_then(|f| f.sync_all())
             .context(|| format!("flushing {}", first.temp.display()));
     }
+    syncfs(&first.temp)
+}
+
+/// Flushes the whole filesystem that holds `path`.
+fn syncfs(path: &Path) -> Result<()> {
     use std::os::fd::AsRawFd;
+    let file = File::open(path).context(|| format!("opening {}", path.display()))?;
     // SAFETY: syncfs only reads the descriptor, which `file` keeps open for the call.
     let rc = unsafe { libc::syncfs(file.as_raw_fd()) };
     if rc != 0 {
         return Err(std::io::Error::last_os_error())
-            .context(|| format!("flushing the filesystem of {}", first.temp.display()));
+            .context(|| format!("flushing the filesystem of {}", path.display()));
     }
     Ok(())
 }
