@@ -22,7 +22,7 @@ Examples:
   provision device revoke kitchen-sensor-1 --reload-pid $(pidof mosquitto)
 
 Exit codes: 0 ok, 2 usage, 3 invalid input, 4 conflicting state (exists, missing, revoked),
-5 corrupt registry or key, 6 I/O, 7 certificate, 8 broker reload."
+5 corrupt registry or key, 6 I/O, 7 certificate, 8 broker reload, 9 OTA bundle rejected."
 )]
 struct Cli {
     /// Provisioning directory holding the CA, registry and issued files
