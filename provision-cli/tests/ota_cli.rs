@@ -628,3 +628,81 @@ fn a_corrupt_key_record_is_refused() {
     .code(5)
     .stderr(predicate::str::contains("does not match public key 2"));
 }
+
+/// An independent C verifier written from docs/ota-bundle.md (tests/c/ota_verify.c, OpenSSL's
+/// libcrypto) agrees with `provision ota verify` on good and damaged bundles, check by check.
+#[test]
+fn an_independent_c_verifier_agrees() {
+    let env = Env::new();
+    let exe = env.path("ota_verify_c");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/ota_verify.c");
+    let cc = StdCommand::new("cc")
+        .args(["-O2", "-Wall", "-Wextra", "-Werror", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .arg("-lcrypto")
+        .output()
+        .expect("a C compiler (cc) must be installed");
+    assert!(
+        cc.status.success(),
+        "compiling {} failed (needs libssl-dev): {}",
+        src.display(),
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    let registry = provision::registry::Registry::load(&env.dir.join("registry.toml"))
+        .unwrap()
+        .unwrap();
+    let trusted: Vec<String> = registry
+        .ota_keys
+        .iter()
+        .map(|k| format!("{}={}", k.key_id, k.public_key))
+        .collect();
+
+    let good = std::fs::read(env.build("good.bundle", &[])).unwrap();
+    let avr = std::fs::read(env.build("avr.bundle", &["--target", "atmega168"])).unwrap();
+    let flip = |at: usize| {
+        let mut b = good.clone();
+        b[at] ^= 0x04;
+        b
+    };
+    let mut cases: Vec<(String, Vec<u8>, u32)> = vec![
+        ("good".into(), good.clone(), 0),
+        ("floor".into(), good.clone(), 4),
+        ("avr".into(), avr, 0),
+        ("truncated".into(), good[..good.len() - 3].to_vec(), 0),
+        ("appended".into(), [good.as_slice(), b"zz"].concat(), 0),
+        ("short".into(), good[..100].to_vec(), 0),
+    ];
+    for at in (0..IMAGE_OFFSET).chain([IMAGE_OFFSET, good.len() - 1]) {
+        cases.push((format!("flip byte {at}"), flip(at), 0));
+    }
+    for (name, bytes, floor) in cases {
+        let path = env.path("case.bundle");
+        std::fs::write(&path, &bytes).unwrap();
+        let c = StdCommand::new(&exe)
+            .arg(&path)
+            .args(["1", &floor.to_string()])
+            .args(&trusted)
+            .output()
+            .unwrap();
+        let c_says = String::from_utf8_lossy(&c.stdout).trim().to_string();
+        let ours = env
+            .provision(&["ota", "verify", path.to_str().unwrap()])
+            .args(["--target", "esp8266", "--min-counter", &floor.to_string()])
+            .output()
+            .unwrap();
+        let ours_err = String::from_utf8_lossy(&ours.stderr);
+        assert_eq!(
+            c.status.success(),
+            ours.status.success(),
+            "{name}: C says {c_says:?}, provision says {ours_err:?}"
+        );
+        if !c.status.success() {
+            let check = c_says.split(':').next().unwrap();
+            assert!(
+                ours_err.contains(&format!("{check} check failed")),
+                "{name}: C says {c_says:?}, provision says {ours_err:?}"
+            );
+        }
+    }
+}
