@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The whole chain on this machine, in one command:
+#   provision a CA, a broker and a device into a fresh folder, start Mosquitto with the generated
+#   config on loopback, run the host device (the ESP8266 core over mutual TLS), show its telemetry
+#   arriving at an operator subscriber and a command round trip, and stop everything on Ctrl-C.
+#
+# Usage: esp-client/host/demo.sh [DIR]     (DIR must not exist; default: a new temp folder)
+#        DEMO_SECONDS=20 esp-client/host/demo.sh   stops by itself after 20 s (for scripts/CI)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+MOSQUITTO=${MOSQUITTO:-/usr/sbin/mosquitto}
+ID=demo-device-1
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+command -v mosquitto_sub >/dev/null || die "mosquitto_sub not found (apt-get install mosquitto-clients)"
+[ -x "$MOSQUITTO" ] || die "$MOSQUITTO not found (apt-get install mosquitto)"
+
+DIR=${1:-}
+if [ -z "$DIR" ]; then DIR=$(mktemp -d /tmp/esp-demo.XXXXXX); rmdir "$DIR"; fi
+[ -e "$DIR" ] && die "$DIR exists; give a new folder"
+mkdir -p "$DIR"
+# Mosquitto reads its files after dropping to user mosquitto: the folder must be traversable.
+chmod 755 "$DIR"
+DIR=$(cd "$DIR" && pwd)
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+
+say "building provision and esp-client-host (release)"
+cargo build --release -q -p provision-cli -p esp-client-host
+BIN=${CARGO_TARGET_DIR:-target}/release
+provision() { "$BIN/provision" --dir "$DIR/pki" "$@"; }
+
+say "provisioning into $DIR/pki"
+provision init --ca-name "demo CA"
+provision broker --host localhost --ip 127.0.0.1 --port "$PORT" --bind 127.0.0.1 >/dev/null
+echo "broker config: $DIR/pki/broker/mosquitto.conf (127.0.0.1:$PORT, mTLS, ACL, CRL)"
+provision device add "$ID"
+provision device config "$ID" --wifi-ssid demo-wifi --telemetry-period 2 -o "$DIR/$ID.flash"
+
+PIDS=()
+cleanup() {
+    trap - INT TERM EXIT
+    say "stopping"
+    # Device first (SIGTERM: it says offline and disconnects), then the subscriber, then the broker.
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; sleep 0.3; done
+    wait 2>/dev/null || true
+    echo "logs and files kept in $DIR"
+}
+trap cleanup INT TERM EXIT
+
+say "starting mosquitto on 127.0.0.1:$PORT"
+"$MOSQUITTO" -c "$DIR/pki/broker/mosquitto.conf" >"$DIR/mosquitto.log" 2>&1 &
+BROKER=$!
+for _ in $(seq 100); do grep -q ' running' "$DIR/mosquitto.log" && break; sleep 0.1; done
+grep -q ' running' "$DIR/mosquitto.log" || { cat "$DIR/mosquitto.log"; die "mosquitto did not start"; }
+
+OP=(-h localhost -p "$PORT" --cafile "$DIR/pki/ca/ca.crt"
+    --cert "$DIR/pki/operator/operator.crt" --key "$DIR/pki/operator/operator.key")
+say "operator subscribes to devices/$ID/# (lines marked [operator])"
+mosquitto_sub "${OP[@]}" -t "devices/$ID/#" -v | sed -u 's/^/[operator] /' &
+SUB=$!
+sleep 1  # let the subscription land before the device says anything
+
+say "starting the host device (lines marked [device])"
+"$BIN/esp-client-host" --flash "$DIR/$ID.flash" 2> >(tee "$DIR/device.log" | sed -u 's/^/[device]   /' >&2) &
+DEVICE=$!
+PIDS=("$DEVICE" "$SUB" "$BROKER")
+
+for _ in $(seq 150); do grep -q '=> Online' "$DIR/device.log" 2>/dev/null && break; sleep 0.1; done
+grep -q '=> Online' "$DIR/device.log" || die "the device did not come online (see $DIR/device.log)"
+
+sleep 3
+say "command: set pin 9 (PC1) high on the AVR"
+mosquitto_pub "${OP[@]}" -q 1 -t "devices/$ID/cmd/set-pin" -m "pin=9 level=1 req=demo-1"
+sleep 3
+say "command: read ADC channel 2"
+mosquitto_pub "${OP[@]}" -q 1 -t "devices/$ID/cmd/read-adc" -m "channel=2 req=demo-2"
+
+if [ -n "${DEMO_SECONDS:-}" ]; then
+    sleep "$DEMO_SECONDS"
+else
+    say "running; telemetry every 2 s. Ctrl-C stops everything."
+    wait "$DEVICE"
+fi
