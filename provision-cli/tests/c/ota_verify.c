@@ -1,6 +1,6 @@
 /*
- * An independent OTA bundle v1 verifier in C, written from docs/ota-bundle.md only (no Rust
- * code consulted), with OpenSSL's libcrypto for SHA-256 and Ed25519. The test
+ * A second OTA bundle v1 verifier, in C, that uses only what docs/ota-bundle.md states (layout,
+ * check order, signed message), with OpenSSL's libcrypto for SHA-256 and Ed25519. The test
  * provision-cli/tests/ota_c_interop.rs builds it with `cc ... -lcrypto` and checks that it
  * agrees with `provision ota verify` on good and damaged bundles: proof that the spec suffices.
  *
