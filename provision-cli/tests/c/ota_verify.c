@@ -1,7 +1,7 @@
 /*
  * A second OTA bundle v1 verifier, in C, that uses only what docs/ota-bundle.md states (layout,
  * check order, signed message), with OpenSSL's libcrypto for SHA-256 and Ed25519. The test
- * provision-cli/tests/ota_c_interop.rs builds it with `cc ... -lcrypto` and checks that it
+ * `an_independent_c_verifier_agrees` in provision-cli/tests/ota_cli.rs builds it with `cc ... -lcrypto` and checks that it
  * agrees with `provision ota verify` on good and damaged bundles: proof that the spec suffices.
  *
  * usage: ota_verify BUNDLE TARGET_ID FLOOR KEY_ID=PUBKEY_HEX [KEY_ID=PUBKEY_HEX...]
