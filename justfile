@@ -25,6 +25,8 @@ test-host:
 check-nostd:
     CARGO_PROFILE_RELEASE_OPT_LEVEL=s RUSTFLAGS="-C target-cpu=atmega168" cargo +nightly build -q -p wire-format --lib --release --features soft-compact --target avr-none -Zbuild-std=core
     CARGO_PROFILE_RELEASE_OPT_LEVEL=s cargo +nightly build -q -p wire-format --lib --release --features soft-compact --target esp-client/targets/xtensa-esp8266-none-elf.json -Zjson-target-spec -Zbuild-std=core
+    # the esp-client core (state machine, MQTT, board traits, AVR driver): no_std, no alloc, LX106
+    CARGO_PROFILE_RELEASE_OPT_LEVEL=s cargo +nightly build -q -p esp-client --lib --release --target esp-client/targets/xtensa-esp8266-none-elf.json -Zjson-target-spec -Zbuild-std=core
 
 # ATmega slave (issue 4): builds the firmware for atmega168 and atmega328p (fails loudly without
 # avr-gcc or nightly's rust-src), checks the flash/SRAM budget, runs the real ELF in simavr as SPI
