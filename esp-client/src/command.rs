@@ -23,6 +23,11 @@ pub enum CommandError<'a> {
     Missing(&'static str),
     BadValue(&'static str),
     NotAscii,
+    /// The payload is longer than the device keeps for a command.
+    TooLong {
+        len: usize,
+        max: usize,
+    },
 }
 
 impl core::fmt::Display for CommandError<'_> {
@@ -32,6 +37,12 @@ impl core::fmt::Display for CommandError<'_> {
             CommandError::Missing(key) => write!(f, "missing argument {key}="),
             CommandError::BadValue(key) => write!(f, "bad value for {key}="),
             CommandError::NotAscii => write!(f, "payload is not ASCII key=value pairs"),
+            CommandError::TooLong { len, max } => {
+                write!(
+                    f,
+                    "payload of {len} bytes exceeds the {max}-byte command buffer"
+                )
+            }
         }
     }
 }

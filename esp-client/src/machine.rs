@@ -185,7 +185,7 @@ enum Incoming {
         payload: [u8; CMD_PAYLOAD_BUF],
         payload_len: usize,
     },
-    /// A PUBLISH we do not act on (outside `cmd/`, or too long); still acknowledged.
+    /// A PUBLISH we do not act on (outside `cmd/`, or a name too long); still acknowledged.
     Other {
         pkid: u16,
     },
@@ -706,9 +706,9 @@ impl Device {
                     .strip_prefix(self.prefix.as_str())
                     .and_then(|t| t.strip_prefix("cmd/"));
                 match cmd {
-                    Some(name)
-                        if name.len() <= CMD_NAME_BUF && p.payload.len() <= CMD_PAYLOAD_BUF =>
-                    {
+                    // A payload too long to keep still gets a reply (an error) by name.
+                    Some(name) if name.len() <= CMD_NAME_BUF => {
+                        let kept = p.payload.len().min(CMD_PAYLOAD_BUF);
                         let mut c = Incoming::Command {
                             pkid: p.pkid,
                             name: [0; CMD_NAME_BUF],
@@ -723,7 +723,7 @@ impl Device {
                         } = &mut c
                         {
                             n[..name.len()].copy_from_slice(name.as_bytes());
-                            pl[..p.payload.len()].copy_from_slice(p.payload);
+                            pl[..kept].copy_from_slice(&p.payload[..kept]);
                         }
                         c
                     }
@@ -813,7 +813,8 @@ impl Device {
                 self.ack(board, now, pkid)?;
                 self.stats.commands += 1;
                 let name = core::str::from_utf8(&name[..name_len]).unwrap_or("?");
-                self.command(board, now, name, &payload[..payload_len])?;
+                let kept = payload_len.min(CMD_PAYLOAD_BUF);
+                self.command(board, now, name, &payload[..kept], payload_len)?;
             }
             other => board.log(format_args!("ignoring {other:?} while online")),
         }
@@ -835,13 +836,22 @@ impl Device {
         now: u64,
         name: &str,
         payload: &[u8],
+        payload_len: usize,
     ) -> Result<(), Failure> {
         let mut reply = FmtBuf::<PAYLOAD_BUF>::new();
         let _ = reply.write_str("{");
         if let Some(req) = command::request_id(payload) {
             let _ = write!(reply, "\"req\":\"{req}\",");
         }
-        let result: Result<(), AvrError> = match command::parse(name, payload) {
+        let parsed = if payload_len > payload.len() {
+            Err(command::CommandError::TooLong {
+                len: payload_len,
+                max: CMD_PAYLOAD_BUF,
+            })
+        } else {
+            command::parse(name, payload)
+        };
+        let result: Result<(), AvrError> = match parsed {
             Ok(Command::SetPin { pin, high }) => board.avr().set_pin(pin, high).map(|()| {
                 let _ = write!(
                     reply,

@@ -852,6 +852,15 @@ fn refused_connect_and_oversized_packets() {
         .iter()
         .any(|l| l.contains("exceeds the 2048-byte receive buffer")));
     assert_eq!(b.net.publishes("reply/read-adc").len(), 1);
+
+    // A command that fits the receive buffer but not the command buffer is refused by name.
+    b.net.command("set-pin", &"x".repeat(200));
+    run(&mut dev, &mut b, &mut now, 5_300);
+    let last = b.net.publishes("reply/set-pin").pop().unwrap();
+    assert_eq!(
+        &last.payload[..],
+        br#"{"ok":false,"error":"payload of 200 bytes exceeds the 128-byte command buffer"}"#
+    );
 }
 
 #[test]
