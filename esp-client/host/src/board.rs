@@ -1,25 +1,24 @@
 //! The host board: Linux in the roles of the ESP8266's peripherals.
 
-use std::cell::RefCell;
 use std::io::Write as _;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use esp_client::board::{Board, NetStatus};
+use esp_client::board::{AvrLink, Board, NetStatus};
 use esp_client::machine::{Failure, State};
 
-use crate::avr::{host_avr, HostAvr, Slave};
+use crate::avr::{host_avr, HostAvr};
 use crate::flash::FileFlash;
 use crate::tls::TlsTransport;
 
-pub struct HostBoard {
+/// `A` is the AVR: by default the in-process slave engine; a test puts the real firmware in
+/// simavr there.
+pub struct HostBoard<A = HostAvr> {
     start: Instant,
     pub tls: TlsTransport,
     pub flash: FileFlash,
-    pub avr: HostAvr,
-    pub slave: Rc<RefCell<Slave>>,
+    pub avr: A,
     /// `--no-time-source`: behave like a device whose SNTP never answers.
     pub time_source: bool,
     pub resets: u32,
@@ -29,14 +28,19 @@ pub struct HostBoard {
 }
 
 impl HostBoard {
+    /// With the AVR served in-process.
     pub fn new(flash: FileFlash, tls: TlsTransport, time_source: bool) -> Self {
-        let (avr, slave) = host_avr();
+        HostBoard::with_avr(flash, tls, time_source, host_avr().0)
+    }
+}
+
+impl<A: AvrLink> HostBoard<A> {
+    pub fn with_avr(flash: FileFlash, tls: TlsTransport, time_source: bool, avr: A) -> Self {
         HostBoard {
             start: Instant::now(),
             tls,
             flash,
             avr,
-            slave,
             time_source,
             resets: 0,
             fed: Arc::new(AtomicU64::new(0)),
@@ -60,10 +64,10 @@ impl HostBoard {
     }
 }
 
-impl Board for HostBoard {
+impl<A: AvrLink> Board for HostBoard<A> {
     type Transport = TlsTransport;
     type Flash = FileFlash;
-    type Avr = HostAvr;
+    type Avr = A;
 
     fn now_ms(&mut self) -> u64 {
         self.start.elapsed().as_millis() as u64
@@ -74,7 +78,7 @@ impl Board for HostBoard {
     fn flash(&mut self) -> &mut FileFlash {
         &mut self.flash
     }
-    fn avr(&mut self) -> &mut HostAvr {
+    fn avr(&mut self) -> &mut A {
         &mut self.avr
     }
     fn random_u32(&mut self) -> u32 {

@@ -10,7 +10,7 @@ pub mod tls;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use esp_client::board::Board;
+use esp_client::board::{AvrLink, Board};
 use esp_client::machine::{Device, State};
 use esp_client::settings::Settings;
 
@@ -30,7 +30,11 @@ pub enum Exit {
 }
 
 /// The superloop: poll, sleep until the core's next deadline (or a stop request).
-pub fn run(device: &mut Device, board: &mut board::HostBoard, stop: &AtomicBool) -> Exit {
+pub fn run<A: AvrLink>(
+    device: &mut Device,
+    board: &mut board::HostBoard<A>,
+    stop: &AtomicBool,
+) -> Exit {
     loop {
         let now = board.now_ms();
         let next = device.poll(now, board);
