@@ -51,7 +51,12 @@ impl Transaction {
         mode: u32,
         gid: Option<u32>,
     ) -> Result<()> {
-        let dir = dest.parent().unwrap_or(Path::new("."));
+        // `app.bin` has an empty parent: make it `./app.bin` so the directory can be flushed.
+        let dest = &match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => dest.to_path_buf(),
+            _ => Path::new(".").join(dest),
+        };
+        let dir = dest.parent().expect("joined onto a directory");
         self.create_dir_all(dir)?;
         let name = dest
             .file_name()

@@ -41,6 +41,12 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<InitReport> {
         return Err(Error::CaExists(dir.to_path_buf()));
     }
 
+    // OTA signing keys are not signed by the CA: they (and `<dir>/ota/`) survive a new CA.
+    let ota_keys = match Registry::load(&layout.registry()) {
+        Ok(Some(old)) => old.ota_keys,
+        _ => Vec::new(),
+    };
+
     // Everything is generated in memory first: a bad option fails before anything moves.
     let new = pki::create_ca(&opts.ca_name, opts.days)?;
     let ca = Ca::load(&new.record, &new.key.serialize_pem())?;
@@ -52,7 +58,7 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<InitReport> {
         crl_number: 1,
         broker: None,
         devices: Default::default(),
-        ota_keys: Vec::new(),
+        ota_keys,
     };
     let crl = ca.sign_crl(registry.crl_number, [])?;
 

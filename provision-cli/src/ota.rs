@@ -216,13 +216,13 @@ pub fn build(dir: &Path, opts: &BuildOptions) -> Result<BuildReport> {
     bundle[HEADER_LEN..IMAGE_OFFSET].copy_from_slice(&signature);
 
     let mut tx = Transaction::new();
-    tx.stage(&with_dir(&opts.out), &bundle, PUBLIC)?;
+    tx.stage(&opts.out, &bundle, PUBLIC)?;
     let to_sign = if opts.unsigned {
         let path = opts
             .to_sign
             .clone()
             .unwrap_or_else(|| append_ext(&opts.out, "tosign"));
-        tx.stage(&with_dir(&path), &message, PUBLIC)?;
+        tx.stage(&path, &message, PUBLIC)?;
         Some(path)
     } else {
         None
@@ -270,7 +270,7 @@ pub fn attach_signature(
     check_with_any(&bundle, &keys, header.target, 0).map_err(rejected)?;
 
     let mut tx = Transaction::new();
-    tx.stage(&with_dir(out), &bundle, PUBLIC)?;
+    tx.stage(out, &bundle, PUBLIC)?;
     tx.commit()?;
     Ok(header)
 }
@@ -624,15 +624,6 @@ fn read_up_to(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize
         }
     }
     Ok(got)
-}
-
-/// `app.bundle` -> `./app.bundle`: the transaction flushes the parent directory, and a bare
-/// file name has an empty parent.
-fn with_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if p.as_os_str().is_empty() => Path::new(".").join(path),
-        _ => path.to_path_buf(),
-    }
 }
 
 fn append_ext(path: &Path, ext: &str) -> PathBuf {

@@ -464,3 +464,57 @@ fn a_failure_halfway_through_a_bulk_add_leaves_the_directory_as_it_was() {
     assert_eq!(snapshot(dir.path()), before);
     assert!(!dir.path().join("devices/dev-1").exists());
 }
+
+#[test]
+fn an_output_given_as_a_bare_file_name_lands_in_the_current_directory() {
+    let dir = initialized();
+    provision(dir.path())
+        .args(["broker", "--host", "localhost"])
+        .assert()
+        .success();
+    provision(dir.path())
+        .args(["device", "add", "d1"])
+        .assert()
+        .success();
+    let cwd = tempfile::tempdir().unwrap();
+    provision(dir.path())
+        .current_dir(cwd.path())
+        .args([
+            "device",
+            "config",
+            "d1",
+            "--wifi-ssid",
+            "net",
+            "-o",
+            "d1.bin",
+        ])
+        .assert()
+        .success();
+    assert_eq!(mode(&cwd.path().join("d1.bin")), 0o600);
+}
+
+#[test]
+fn init_force_keeps_the_ota_signing_keys() {
+    let dir = initialized();
+    provision(dir.path())
+        .args(["ota", "keygen"])
+        .assert()
+        .success();
+    let reg = fs::read_to_string(dir.path().join("registry.toml")).unwrap();
+    assert!(reg.contains("[[ota_keys]]"));
+    provision(dir.path())
+        .args(["init", "--force"])
+        .assert()
+        .success();
+    let reg = fs::read_to_string(dir.path().join("registry.toml")).unwrap();
+    assert!(reg.contains("[[ota_keys]]"), "{reg}");
+    let image = dir.path().join("fw.bin");
+    fs::write(&image, b"firmware").unwrap();
+    provision(dir.path())
+        .args(["ota", "build"])
+        .arg(&image)
+        .args(["--version", "1.0.0", "--target", "esp8266", "-o"])
+        .arg(dir.path().join("fw.ota"))
+        .assert()
+        .success();
+}
