@@ -755,6 +755,9 @@ impl Device {
         if now >= self.next_telemetry {
             self.telemetry(board, now)?;
             self.next_telemetry = now + self.telemetry_period_ms;
+            // The floor keeps moving while the device runs: persist it (at most hourly), so a
+            // reboot without a time source starts from recent time, not from the last sync.
+            self.persist_time(board, now);
         }
         for i in 0..MAX_INFLIGHT {
             let s = &mut self.inflight[i];

@@ -648,10 +648,14 @@ fn time_source_missing() {
     // Validated at build time + the 10 s spent waiting for the source.
     assert_eq!(b.net.connects[0].time_floor, BUILD_TIME + 10);
     assert!(b.log.iter().any(|l| l.contains("no time source")));
-    assert_eq!(
-        crate::clock::parse_record(&b.flash.0[4096..]),
-        None,
-        "nothing learnt, nothing persisted"
+    // The floor (build time + uptime) is persisted once online, then again after an hour.
+    let rec = || crate::clock::parse_record(&b.flash.0[4096..]);
+    assert_eq!(rec(), Some(BUILD_TIME + 10));
+    run(&mut dev, &mut b, &mut now, 3_620_000);
+    let later = crate::clock::parse_record(&b.flash.0[4096..]).unwrap();
+    assert!(
+        (BUILD_TIME + 3_610..=BUILD_TIME + 3_620).contains(&later),
+        "{later}"
     );
 
     // A later boot with a persisted time later than the build uses that instead.
