@@ -281,6 +281,20 @@ fn a_revoked_device_stays_out() {
         .is_none());
     // The broker refused it during the handshake (TLS 1.2: the alert comes before any MQTT).
     assert!(dev.log().contains("TLS handshake failed"), "{}", dev.log());
+    drop(dev);
+
+    // With TLS 1.3 the refusal arrives only after the client's handshake is done: the device
+    // gets as far as sending CONNECT, and the broker closes instead of answering.
+    let dev = DeviceProc::start(&flash, &["--tls13"]);
+    dev.expect("MqttConnect => Backoff", T);
+    assert!(
+        !dev.wait_for("=> Online", Duration::from_secs(4)),
+        "{}",
+        dev.log()
+    );
+    assert!(op
+        .wait_for("devices/dev-2/status", "online", Duration::from_secs(1))
+        .is_none());
 }
 
 #[test]
