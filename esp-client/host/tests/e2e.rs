@@ -345,3 +345,55 @@ fn a_corrupt_config_stops_with_a_clear_error() {
     );
     assert!(err.contains("provision device config"), "{err}");
 }
+
+#[test]
+fn a_pinned_broker_key_is_checked() {
+    let pki = Pki::new(&[ID]);
+    let broker = Broker::start(&pki);
+    let output = pki.path().join("pinned.flash");
+    write_config(
+        pki.path(),
+        &ConfigOptions {
+            id: ID.to_string(),
+            wifi_ssid: "lab".into(),
+            wifi_password_file: None,
+            broker_host: None,
+            broker_port: None,
+            telemetry_period_s: 1,
+            pin_broker: true,
+            output: output.clone(),
+        },
+    )
+    .expect("provision device config --pin-broker");
+    let dev = DeviceProc::start(&output, &[]);
+    dev.expect("Subscribe => Online", T);
+    drop(dev);
+
+    // The same blob with one bit of the pin flipped (CRC recomputed: a well-formed config
+    // that pins some other key): the CA check alone would pass, the pin must not.
+    let blob = std::fs::read(&output).unwrap();
+    let cfg = wire_format::device_config::DeviceConfig::parse(&blob).unwrap();
+    let mut pin = *cfg.broker_pin.expect("pin present");
+    pin[0] ^= 1;
+    let other = wire_format::device_config::DeviceConfig {
+        broker_pin: Some(&pin),
+        ..cfg
+    };
+    let mut buf = vec![0u8; other.blob_len()];
+    other.emit(&mut buf).unwrap();
+    let wrong = pki.path().join("wrong-pin.flash");
+    std::fs::write(&wrong, &buf).unwrap();
+    let dev = DeviceProc::start(&wrong, &[]);
+    dev.expect("TlsConnect => Backoff", T);
+    assert!(
+        !dev.wait_for("=> MqttConnect", Duration::from_secs(3)),
+        "{}",
+        dev.log()
+    );
+    let log = dev.log();
+    assert!(
+        log.contains("broker certificate refused")
+            && log.contains("ApplicationVerificationFailure"),
+        "{log}"
+    );
+}
