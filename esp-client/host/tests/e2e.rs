@@ -349,7 +349,7 @@ fn a_corrupt_config_stops_with_a_clear_error() {
 #[test]
 fn a_pinned_broker_key_is_checked() {
     let pki = Pki::new(&[ID]);
-    let broker = Broker::start(&pki);
+    let _broker = Broker::start(&pki);
     let output = pki.path().join("pinned.flash");
     write_config(
         pki.path(),
