@@ -44,13 +44,14 @@ cleanup() {
     say "stopping"
     # Device first (SIGTERM: it says offline and disconnects), then the subscriber, then the broker.
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; sleep 0.3; done
-    wait 2>/dev/null || true
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
     echo "logs and files kept in $DIR"
 }
 trap cleanup INT TERM EXIT
 
 say "starting mosquitto on 127.0.0.1:$PORT"
-"$MOSQUITTO" -c "$DIR/pki/broker/mosquitto.conf" >"$DIR/mosquitto.log" 2>&1 &
+# setsid: Ctrl-C reaches only this script, which then stops everything in order.
+setsid "$MOSQUITTO" -c "$DIR/pki/broker/mosquitto.conf" >"$DIR/mosquitto.log" 2>&1 &
 BROKER=$!
 for _ in $(seq 100); do grep -q ' running' "$DIR/mosquitto.log" && break; sleep 0.1; done
 grep -q ' running' "$DIR/mosquitto.log" || { cat "$DIR/mosquitto.log"; die "mosquitto did not start"; }
@@ -58,12 +59,13 @@ grep -q ' running' "$DIR/mosquitto.log" || { cat "$DIR/mosquitto.log"; die "mosq
 OP=(-h localhost -p "$PORT" --cafile "$DIR/pki/ca/ca.crt"
     --cert "$DIR/pki/operator/operator.crt" --key "$DIR/pki/operator/operator.key")
 say "operator subscribes to devices/$ID/# (lines marked [operator])"
-mosquitto_sub "${OP[@]}" -t "devices/$ID/#" -v | sed -u 's/^/[operator] /' &
+setsid mosquitto_sub "${OP[@]}" -t "devices/$ID/#" -v > >(trap '' INT; exec sed -u 's/^/[operator] /') &
 SUB=$!
 sleep 1  # let the subscription land before the device says anything
 
 say "starting the host device (lines marked [device])"
-"$BIN/esp-client-host" --flash "$DIR/$ID.flash" 2> >(tee "$DIR/device.log" | sed -u 's/^/[device]   /' >&2) &
+setsid "$BIN/esp-client-host" --flash "$DIR/$ID.flash" \
+    2> >(trap '' INT; tee "$DIR/device.log" | sed -u 's/^/[device]   /' >&2) &
 DEVICE=$!
 PIDS=("$DEVICE" "$SUB" "$BROKER")
 
