@@ -108,6 +108,8 @@ pub enum Failure {
     /// A QoS 1 PUBLISH went unacknowledged after every retransmission.
     AckTimeout,
     Protocol(DecodeError),
+    /// A well-formed packet that makes no sense in this state (e.g. PUBACK before CONNACK).
+    UnexpectedPacket,
     Encode(EncodeError),
 }
 
@@ -125,6 +127,7 @@ impl core::fmt::Display for Failure {
             Failure::PingTimeout => write!(f, "no PINGRESP"),
             Failure::AckTimeout => write!(f, "PUBLISH not acknowledged"),
             Failure::Protocol(e) => write!(f, "{e}"),
+            Failure::UnexpectedPacket => write!(f, "packet out of order for this state"),
             Failure::Encode(e) => write!(f, "{e}"),
         }
     }
@@ -529,7 +532,7 @@ impl Device {
                 }
                 (_, other) => {
                     board.log(format_args!("unexpected {other:?} while connecting"));
-                    Err(Failure::Protocol(DecodeError::UnexpectedType(0)))
+                    Err(Failure::UnexpectedPacket)
                 }
             };
             if let Err(f) = step {

@@ -98,6 +98,8 @@ struct BrokerScript {
     connack_code: u8,
     answer_puback: bool,
     answer_ping: bool,
+    /// Send a PUBACK before the CONNACK (a broken broker).
+    puback_before_connack: bool,
 }
 
 /// The broker side of the connection, speaking through rumqttc's codec.
@@ -213,6 +215,9 @@ impl FakeNet {
             self.received.push(p.clone());
             match p {
                 r::Packet::Connect(_) => {
+                    if self.script.puback_before_connack {
+                        self.send(r::Packet::PubAck(r::PubAck::new(1)));
+                    }
                     let code = match self.script.connack_code {
                         0 => r::ConnectReturnCode::Success,
                         _ => r::ConnectReturnCode::NotAuthorized,
@@ -388,6 +393,7 @@ fn board() -> FakeBoard {
                 connack_code: 0,
                 answer_puback: true,
                 answer_ping: true,
+                puback_before_connack: false,
             },
             conn: None,
             received: Vec::new(),
@@ -835,7 +841,16 @@ fn refused_connect_and_oversized_packets() {
     assert!(!b.causes.is_empty() && b.causes.iter().all(|c| *c == Failure::Refused(5)));
     assert!(!b.transcript.contains(&Subscribe));
     b.net.script.connack_code = 0;
-    run(&mut dev, &mut b, &mut now, 5_000);
+    b.net.script.puback_before_connack = true;
+    let before = b.causes.len();
+    run(&mut dev, &mut b, &mut now, 8_000);
+    assert!(
+        b.causes[before..].contains(&Failure::UnexpectedPacket),
+        "{:?}",
+        b.causes
+    );
+    b.net.script.puback_before_connack = false;
+    run(&mut dev, &mut b, &mut now, 30_000);
     assert_eq!(*b.transcript.last().unwrap(), Online);
 
     // A 3000-byte command cannot fit the receive buffer: skipped with an error, link kept.
@@ -848,7 +863,7 @@ fn refused_connect_and_oversized_packets() {
     b.net.send(r::Packet::Publish(big));
     b.net.command("read-adc", "channel=0");
     let before = b.transcript.len();
-    run(&mut dev, &mut b, &mut now, 5_200);
+    run(&mut dev, &mut b, &mut now, 30_200);
     assert_eq!(b.transcript.len(), before, "no reconnect");
     assert_eq!(dev.stats().oversized, 1);
     assert!(b
@@ -859,7 +874,7 @@ fn refused_connect_and_oversized_packets() {
 
     // A command that fits the receive buffer but not the command buffer is refused by name.
     b.net.command("set-pin", &"x".repeat(200));
-    run(&mut dev, &mut b, &mut now, 5_300);
+    run(&mut dev, &mut b, &mut now, 30_300);
     let last = b.net.publishes("reply/set-pin").pop().unwrap();
     assert_eq!(
         &last.payload[..],
