@@ -157,13 +157,8 @@ pub fn write_config(dir: &Path, opts: &ConfigOptions) -> Result<ConfigReport> {
     // Self-check: what we wrote is what the device will read.
     DeviceConfig::parse(&blob).map_err(|e| Error::InvalidInput(e.to_string()))?;
 
-    // A bare file name has an empty parent; stage it in "." explicitly.
-    let output = match opts.output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => opts.output.clone(),
-        _ => Path::new(".").join(&opts.output),
-    };
     let mut tx = Transaction::new();
-    tx.stage(&output, &blob, SECRET)?;
+    tx.stage(&opts.output, &blob, SECRET)?;
     tx.commit()?;
     Ok(ConfigReport {
         output: opts.output.clone(),
