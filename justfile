@@ -6,37 +6,50 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list
 
-# Main job: provision a home setup (CA, broker config for this host, one device) in ./certs
+# Provisions a CA, a broker and a device into a fresh folder, starts Mosquitto on loopback with
+# the generated config, runs the host device (the ESP8266 core over mutual TLS, AVR in-process),
+# shows telemetry and command round trips. Ctrl-C stops everything; DEMO_SECONDS=20 stops by itself.
+# Main job: the whole chain on this machine
 demo:
-    cargo run --release -q -p provision-cli -- --dir certs init
-    cargo run --release -q -p provision-cli -- --dir certs broker --host localhost --ip 127.0.0.1
-    cargo run --release -q -p provision-cli -- --dir certs device add kitchen-sensor-1
-    cargo run --release -q -p provision-cli -- --dir certs device list
+    bash esp-client/host/demo.sh
 
-# Every test: host crates (unit, CLI, real-Mosquitto integration), lints
-test: test-avr test-host check-nostd lint
+# Provision a home setup in ./certs (CA, broker config for this host, one device); rerunnable
+home host="localhost":
+    cargo build --release -q -p provision-cli
+    [ -f certs/registry.toml ] || target/release/provision --dir certs init
+    target/release/provision --dir certs broker --host {{host}} --ip 127.0.0.1
+    target/release/provision --dir certs device show kitchen-sensor-1 >/dev/null 2>&1 || target/release/provision --dir certs device add kitchen-sensor-1
+    target/release/provision --dir certs device list
 
+# Unit, CLI and integration tests of every crate (real Mosquitto, the AVR firmware built for both
+# chips and run in simavr), the no_std builds for the chips, lints.
+# Every test
+test: lint test-host check-nostd
+
+# All workspace tests
 test-host:
     cargo test --workspace --all-targets
 
 # no_std, no-alloc builds of the OTA verifier (wire-format + soft-compact crypto) for the ATmega168
 # and the LX106 (spec: esp-client/targets/). Library only, nothing links: no cross gcc needed.
 # opt-level s: LLVM's Xtensa backend fails at opt-level 3 on curve25519-dalek (register scavenger).
+# no_std builds for the ATmega168 and the ESP8266
 check-nostd:
     CARGO_PROFILE_RELEASE_OPT_LEVEL=s RUSTFLAGS="-C target-cpu=atmega168" cargo +nightly build -q -p wire-format --lib --release --features soft-compact --target avr-none -Zbuild-std=core
     CARGO_PROFILE_RELEASE_OPT_LEVEL=s cargo +nightly build -q -p wire-format --lib --release --features soft-compact --target esp-client/targets/xtensa-esp8266-none-elf.json -Zjson-target-spec -Zbuild-std=core
     # the esp-client core (state machine, MQTT, board traits, AVR driver): no_std, no alloc, LX106
     CARGO_PROFILE_RELEASE_OPT_LEVEL=s cargo +nightly build -q -p esp-client --lib --release --target esp-client/targets/xtensa-esp8266-none-elf.json -Zjson-target-spec -Zbuild-std=core
 
-# ATmega slave (issue 4): builds the firmware for atmega168 and atmega328p (fails loudly without
-# avr-gcc or nightly's rust-src), checks the flash/SRAM budget, runs the real ELF in simavr as SPI
-# master, and tests esp-client's link driver (SPI transcript + against the firmware in simavr).
+# Firmware for atmega168 and atmega328p (fails loudly without
+# avr-gcc or nightly's rust-src), flash/SRAM budget, the real ELF in simavr, the link driver.
+# Only the ATmega side
 test-avr:
-    rustfmt +stable --edition 2021 --check avr-slave/firmware/src/main.rs
     cargo test -p wire-format --lib spi_link
     cargo test -p avr-slave -p avr-sim-tests
     cargo test -p esp-client --lib avr_link
 
+# rustfmt and clippy, warnings are errors
 lint:
     cargo fmt --all -- --check
+    rustfmt +stable --edition 2021 --check avr-slave/firmware/src/main.rs
     cargo clippy --workspace --all-targets -- -D warnings
