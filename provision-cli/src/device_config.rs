@@ -60,17 +60,6 @@ fn pem_der(path: &Path, label: &str) -> Result<Vec<u8>> {
     Ok(pem.contents)
 }
 
-fn unhex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 || !s.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
-}
-
 /// SHA-256 of the SubjectPublicKeyInfo of a DER certificate.
 pub fn spki_pin(cert_der: &[u8], path: &Path) -> Result<[u8; 32]> {
     let (_, cert) = x509_parser::parse_x509_certificate(cert_der).map_err(|e| Error::Corrupt {
@@ -129,7 +118,7 @@ pub fn write_config(dir: &Path, opts: &ConfigOptions) -> Result<ConfigReport> {
         .len()
         .saturating_sub(device_config::MAX_OTA_KEYS);
     for k in registry.ota_keys.iter().skip(skip) {
-        let public = unhex32(&k.public_key).ok_or_else(|| Error::Corrupt {
+        let public = crate::ota::unhex32(&k.public_key).ok_or_else(|| Error::Corrupt {
             path: layout.registry(),
             reason: format!("OTA key {} is not 64 hex digits", k.key_id),
         })?;
