@@ -123,7 +123,18 @@ pub fn configure(dir: &Path, opts: &BrokerOptions) -> Result<BrokerRecord> {
 }
 
 fn validate_host(h: &str) -> Result<()> {
-    let ok = !h.is_empty()
+    if is_dns_name(h) {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "--host {h:?} is not a DNS name (use --ip for addresses)"
+        )))
+    }
+}
+
+/// A host name as certificates carry it: dot-separated labels of letters, digits and inner `-`.
+pub(crate) fn is_dns_name(h: &str) -> bool {
+    !h.is_empty()
         && h.len() <= 253
         && h.split('.').all(|label| {
             !label.is_empty()
@@ -133,14 +144,7 @@ fn validate_host(h: &str) -> Result<()> {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidInput(format!(
-            "--host {h:?} is not a DNS name (use --ip for addresses)"
-        )))
-    }
+        })
 }
 
 /// mosquitto.conf has no quoting: a path with whitespace or a newline would be misread.

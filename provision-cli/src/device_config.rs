@@ -2,6 +2,7 @@
 //! `wire_format::device_config`, docs/device-config.md). It carries the device's private key, so
 //! it is written like one: mode 0600, atomically, never printed.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use wire_format::device_config::{self, DeviceConfig};
@@ -90,6 +91,13 @@ pub fn write_config(dir: &Path, opts: &ConfigOptions) -> Result<ConfigReport> {
         (None, Some(b)) => b.hosts.first().cloned().unwrap_or_default(),
         (None, None) => return Err(Error::NoBroker(dir.to_path_buf())),
     };
+    // The device connects to this name and checks it against the broker certificate: a name
+    // that is neither a DNS name nor an address would only show up there, as an endless backoff.
+    if !crate::broker::is_dns_name(&broker_host) && broker_host.parse::<IpAddr>().is_err() {
+        return Err(Error::InvalidInput(format!(
+            "broker host {broker_host:?} is not a DNS name or an IP address"
+        )));
+    }
     let broker_port = opts.broker_port.or(broker.map(|b| b.port)).unwrap_or(8883);
 
     let wifi_password = match &opts.wifi_password_file {

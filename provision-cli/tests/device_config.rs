@@ -167,6 +167,12 @@ fn refusals_have_their_exit_codes() {
     ])
     .code(3)
     .stderr(contains("telemetry period"));
+    // The device would only find out at TLS time, retrying forever.
+    for host in ["bad host", "", "x-.lan", "mqtt..lan", "a/b"] {
+        run(&["kitchen-1", "--wifi-ssid", "h", "--broker-host", host])
+            .code(3)
+            .stderr(contains("is not a DNS name or an IP address"));
+    }
     provision(&dir)
         .args(["device", "revoke", "porch-1"])
         .assert()
