@@ -138,10 +138,11 @@ Copy <dir>/broker/crl.pem and acl to the broker first if it runs elsewhere.")]
     Revoke {
         id: String,
         /// Send SIGHUP to this broker process after revoking
-        #[arg(long, conflicts_with = "reload_cmd")]
+        // Checked by clap, before the revocation is written: 0 and negatives would signal groups.
+        #[arg(long, conflicts_with = "reload_cmd", value_parser = clap::value_parser!(i32).range(1..))]
         reload_pid: Option<i32>,
         /// Run this command to reload the broker after revoking
-        #[arg(long)]
+        #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
         reload_cmd: Option<String>,
     },
     /// Write the device's flashable config blob (WiFi, broker, CA, its certificate and key)

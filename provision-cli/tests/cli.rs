@@ -292,6 +292,36 @@ fn device_add_list_show_revoke() {
 }
 
 #[test]
+fn a_bad_reload_option_is_refused_before_the_revocation_is_written() {
+    let dir = initialized();
+    let d = dir.path();
+    provision(d)
+        .args(["device", "add", "porch-1"])
+        .assert()
+        .success();
+    let before = snapshot(d);
+    for bad in [
+        &["--reload-pid", "0"][..],
+        &["--reload-pid=-1"],
+        &["--reload-pid", "x"],
+        &["--reload-cmd", ""],
+    ] {
+        provision(d)
+            .args(["device", "revoke", "porch-1"])
+            .args(bad)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("--reload-"));
+        assert_eq!(snapshot(d), before, "{bad:?} changed the directory");
+    }
+    provision(d)
+        .args(["device", "show", "porch-1"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("status:     active"));
+}
+
+#[test]
 fn bulk_add_from_file() {
     let dir = initialized();
     let list = dir.path().join("ids.txt");
@@ -328,6 +358,27 @@ fn commands_before_init_say_what_to_do() {
 }
 
 #[test]
+fn a_failing_command_does_not_create_the_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("not yet");
+    for (args, code) in [
+        (&["device", "list"][..], 4),
+        (&["device", "add", "x"], 4),
+        (&["device", "revoke", "x"], 4),
+        (&["broker", "--host", "h"], 4),
+        (&["ota", "keygen"], 4),
+        (&["init", "--days", "0"], 3),
+        (&["init", "--ca-name", " "], 3),
+    ] {
+        provision(&d).args(args).assert().code(code);
+        assert!(!d.exists(), "{args:?} created {}", d.display());
+    }
+    // The same directory name works once init succeeds.
+    provision(&d).arg("init").assert().success();
+    assert!(d.join("registry.toml").is_file());
+}
+
+#[test]
 fn corrupt_registry_is_reported_and_nothing_is_overwritten() {
     let dir = initialized();
     let reg = dir.path().join("registry.toml");
@@ -340,15 +391,23 @@ fn corrupt_registry_is_reported_and_nothing_is_overwritten() {
         .assert()
         .code(5)
         .stderr(predicate::str::contains("registry.toml is corrupt"));
+    assert_eq!(snapshot(dir.path()), before);
     fs::write(&reg, "this is [not toml").unwrap();
-    provision(dir.path())
-        .args(["device", "list"])
-        .assert()
-        .code(5)
-        .stderr(predicate::str::contains("corrupt"));
-    // Nothing but our own edit changed.
-    let after = snapshot(dir.path());
-    assert_eq!(after.len(), before.len());
+    let before = snapshot(dir.path());
+    for args in [
+        &["device", "list"][..],
+        &["device", "add", "fine-1"],
+        &["device", "revoke", "fine-1"],
+        &["broker", "--host", "h"],
+        &["ota", "keygen"],
+    ] {
+        provision(dir.path())
+            .args(args)
+            .assert()
+            .code(5)
+            .stderr(predicate::str::contains("registry.toml is corrupt"));
+        assert_eq!(snapshot(dir.path()), before, "{args:?}");
+    }
 }
 
 #[test]
