@@ -33,7 +33,10 @@ const CA_OWNED: &[&str] = &[
 ];
 
 pub fn init(dir: &Path, opts: &InitOptions) -> Result<InitReport> {
-    let store = Store::open(dir)?;
+    // Generated (and the options checked) before the directory is created, so bad options
+    // leave no empty directory behind.
+    let new = pki::create_ca(&opts.ca_name, opts.days)?;
+    let store = Store::create(dir)?;
     let layout = &store.layout;
     // A CA exists if either its registry or its key does: never overwrite a lone key either.
     let exists = layout.registry().exists() || layout.ca_key().exists();
@@ -48,7 +51,6 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<InitReport> {
     };
 
     // Everything is generated in memory first: a bad option fails before anything moves.
-    let new = pki::create_ca(&opts.ca_name, opts.days)?;
     let ca = Ca::load(&new.record, &new.key.serialize_pem())?;
     let operator = ca.issue(Leaf::Client { cn: OPERATOR_CN }, opts.operator_days)?;
     let registry = Registry {

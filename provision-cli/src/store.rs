@@ -14,8 +14,17 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (and locks) `dir`, creating it if needed.
+    /// Opens (and locks) the existing provisioning directory `dir`. A missing directory is
+    /// never created here: a command that fails must not leave an empty one behind.
     pub fn open(dir: &Path) -> Result<Store> {
+        if !dir.is_dir() {
+            return Err(Error::NoCa(dir.to_path_buf()));
+        }
+        Store::create(dir)
+    }
+
+    /// Opens (and locks) `dir`, creating it if needed (`provision init`).
+    pub fn create(dir: &Path) -> Result<Store> {
         let lock = DirLock::acquire(dir)?;
         Ok(Store {
             layout: Layout::new(dir),
