@@ -534,14 +534,16 @@ fn load_signing_key(dir: &Path, registry: &Registry, key_id: u32) -> Result<Sign
 }
 
 fn load_public_key(path: &Path) -> Result<[u8; 32]> {
-    let pem = std::fs::read_to_string(path)
-        .context(|| format!("reading public key {}", path.display()))?;
-    let key = VerifyingKey::from_public_key_pem(&pem).map_err(|e| {
+    let bytes = std::fs::read(path).context(|| format!("reading public key {}", path.display()))?;
+    let not_a_key = |why: String| {
         Error::InvalidInput(format!(
-            "{} is not an Ed25519 public key in PEM (SubjectPublicKeyInfo) form: {e}",
+            "{} is not an Ed25519 public key in PEM (SubjectPublicKeyInfo) form: {why}",
             path.display()
         ))
-    })?;
+    };
+    // A binary file (a DER key, an image given by mistake) is bad input, not an I/O failure.
+    let pem = String::from_utf8(bytes).map_err(|_| not_a_key("it is not text".into()))?;
+    let key = VerifyingKey::from_public_key_pem(&pem).map_err(|e| not_a_key(e.to_string()))?;
     Ok(key.to_bytes())
 }
 

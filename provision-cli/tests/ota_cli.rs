@@ -438,6 +438,17 @@ fn bad_input_gets_clear_errors() {
         .assert()
         .success()
         .stdout(predicate::str::contains("header check:     bad magic"));
+    // Something that is not a public key: a binary file, the private key, a missing file.
+    let private = env.key(2, false);
+    for (pubkey, code, message) in [
+        ("app.bin", 3, "app.bin is not an Ed25519 public key"),
+        (private.as_str(), 3, "is not an Ed25519 public key"),
+        ("no such.pem", 6, "reading public key no such.pem"),
+    ] {
+        env.verify(&good, &["--pubkey", pubkey])
+            .code(code)
+            .stderr(predicate::str::contains(message));
+    }
 }
 
 /// A signature made by our CLI verifies with `openssl pkeyutl -verify -rawin`, over a message
