@@ -344,7 +344,14 @@ fn run_device(dir: &std::path::Path, cmd: DeviceCommand) -> Result<(), Error> {
             };
             match how {
                 Some(how) => {
-                    reload::reload(&how)?;
+                    if let Err(e) = reload::reload(&how) {
+                        // The revocation is written either way: say how to finish it by hand.
+                        eprintln!(
+                            "the revocation of {id} is recorded, but the broker was not reloaded.\n{}",
+                            reload::MANUAL_RELOAD_HINT
+                        );
+                        return Err(e);
+                    }
                     println!("broker reloaded: the CRL refuses new connections and the ACL denies it every topic");
                     println!("note: an already-open connection stays up until the broker restarts");
                 }

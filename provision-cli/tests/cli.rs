@@ -322,6 +322,38 @@ fn a_bad_reload_option_is_refused_before_the_revocation_is_written() {
 }
 
 #[test]
+fn a_failed_reload_says_the_revocation_stands_and_what_to_run() {
+    let dir = initialized();
+    let d = dir.path();
+    provision(d)
+        .args(["device", "add", "porch-1", "porch-2"])
+        .assert()
+        .success();
+    // Above any pid_max: no such process.
+    provision(d)
+        .args(["device", "revoke", "porch-1", "--reload-pid", "2147483647"])
+        .assert()
+        .code(8)
+        .stderr(predicate::str::contains(
+            "revocation of porch-1 is recorded",
+        ))
+        .stderr(predicate::str::contains("kill -HUP"))
+        .stderr(predicate::str::contains("sending SIGHUP to pid 2147483647"));
+    provision(d)
+        .args(["device", "revoke", "porch-2", "--reload-cmd", "exit 3"])
+        .assert()
+        .code(8)
+        .stderr(predicate::str::contains("\"exit 3\" exited with"));
+    for id in ["porch-1", "porch-2"] {
+        provision(d)
+            .args(["device", "show", id])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("status:     revoked"));
+    }
+}
+
+#[test]
 fn bulk_add_from_file() {
     let dir = initialized();
     let list = dir.path().join("ids.txt");
