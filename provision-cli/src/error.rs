@@ -1,4 +1,5 @@
-//! Typed errors of the `provision` library, each with a stable exit code (see docs/cli.md).
+//! Typed errors of the `provision` library, each with a stable exit code (listed in
+//! `provision --help` and the README).
 
 use std::path::PathBuf;
 
