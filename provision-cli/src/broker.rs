@@ -147,12 +147,20 @@ pub(crate) fn is_dns_name(h: &str) -> bool {
         })
 }
 
-/// mosquitto.conf has no quoting: a path with whitespace or a newline would be misread.
+/// mosquitto.conf has no quoting: a path option is the rest of its line, read as UTF-8
+/// (Mosquitto 2.0 keeps inner spaces, so `/home/me/My PKI/broker` works). A line break or other
+/// control character, or bytes that are not UTF-8, cannot be written into it.
 fn check_config_path(p: &Path) -> Result<()> {
-    let s = p.to_string_lossy();
-    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    let Some(s) = p.to_str() else {
         return Err(Error::InvalidInput(format!(
-            "{s:?} contains whitespace, which mosquitto.conf cannot express"
+            "{} is not UTF-8, which mosquitto.conf cannot express; use --install-dir",
+            p.display()
+        )));
+    };
+    if s.chars().any(char::is_control) {
+        return Err(Error::InvalidInput(format!(
+            "{s:?} contains a control character (line break, tab), which mosquitto.conf cannot \
+             express; use --install-dir"
         )));
     }
     Ok(())

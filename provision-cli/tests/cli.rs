@@ -516,6 +516,14 @@ fn broker_writes_a_hardened_config() {
         &["broker", "--host", "a/b"],
         &["broker", "--host", "ok", "--install-dir", "relative/dir"],
         &["broker", "--host", "ok", "--port", "0"],
+        // No quoting in mosquitto.conf: a line break would start a new directive.
+        &[
+            "broker",
+            "--host",
+            "ok",
+            "--install-dir",
+            "/etc/a\nrequire_certificate false",
+        ],
     ] {
         let before = snapshot(d);
         provision(d).args(bad).assert().code(3);

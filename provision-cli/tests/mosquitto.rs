@@ -514,3 +514,34 @@ fn a_device_cannot_publish_into_another_devices_subtree() {
     assert_eq!(b_cmd.messages(QUIET), vec!["devices/dev-b/cmd/unlock real"]);
     assert!(op_sub.messages(Duration::from_millis(200)).is_empty());
 }
+
+#[test]
+fn a_provisioning_dir_with_a_space_in_its_path_works() {
+    // mosquitto.conf has no quoting; Mosquitto 2.0 reads a path option to the end of its line.
+    let pki = Pki::with_prefix("provision test ", &["dev-s"]);
+    assert!(pki.path().to_string_lossy().contains(' '));
+    let broker = Broker::start(&pki);
+    let conf = std::fs::read_to_string(pki.path().join("broker/mosquitto.conf")).unwrap();
+    assert!(conf.contains(&format!("acl_file {}/broker/acl\n", pki.path().display())));
+    let op_sub = Sub::start(&pki, &broker, &pki.operator(), "devices/+/telemetry");
+    assert_published(publish(
+        &pki,
+        &broker,
+        Some(&pki.device("dev-s")),
+        "devices/dev-s/telemetry",
+        "spaced",
+    ));
+    assert_eq!(
+        op_sub.messages(QUIET),
+        vec!["devices/dev-s/telemetry spaced"]
+    );
+    // The ACL and the CRL are read from there too: another device's subtree stays closed.
+    assert_published(publish(
+        &pki,
+        &broker,
+        Some(&pki.device("dev-s")),
+        "devices/dev-x/telemetry",
+        "forged",
+    ));
+    assert!(op_sub.messages(Duration::from_millis(500)).is_empty());
+}

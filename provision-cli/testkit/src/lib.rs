@@ -23,8 +23,13 @@ pub struct Pki {
 impl Pki {
     /// `provision init` plus `provision device add` for `devices`.
     pub fn new(devices: &[&str]) -> Pki {
+        Pki::with_prefix("provision-test-", devices)
+    }
+
+    /// [`Pki::new`] in a temp folder whose name starts with `prefix` (e.g. one with a space).
+    pub fn with_prefix(prefix: &str, devices: &[&str]) -> Pki {
         let dir = tempfile::Builder::new()
-            .prefix("provision-test-")
+            .prefix(prefix)
             .tempdir()
             .expect("temp dir");
         // The broker reads its files after dropping to user `mosquitto`: the tree must be
