@@ -34,11 +34,14 @@ impl NorFlashError for FlashError {
 pub struct FileFlash {
     file: File,
     image: Vec<u8>,
+    /// Bytes of the region the file holds; the rest reads as erased until the first write.
+    on_disk: usize,
 }
 
 impl FileFlash {
     /// Opens `path`; a shorter file (e.g. the bare config blob from `provision device config`)
-    /// is padded with erased bytes to the region size.
+    /// reads as padded with erased bytes to the region size. The file itself is padded only by
+    /// the first erase or write, so a wrong file (no config in it) is never changed.
     pub fn open(path: &Path) -> io::Result<FileFlash> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         let mut image = std::fs::read(path)?;
@@ -52,16 +55,24 @@ impl FileFlash {
                 ),
             ));
         }
-        if image.len() < REGION_LEN {
-            let old = image.len();
-            image.resize(REGION_LEN, 0xFF);
-            file.write_all_at(&image[old..], old as u64)?;
-            file.sync_data()?;
-        }
-        Ok(FileFlash { file, image })
+        let on_disk = image.len();
+        image.resize(REGION_LEN, 0xFF);
+        Ok(FileFlash {
+            file,
+            image,
+            on_disk,
+        })
     }
 
     fn persist(&mut self, from: usize, to: usize) -> Result<(), FlashError> {
+        // A short file grows to the whole region first: writing past its end alone would leave
+        // a hole of zeros where the image holds erased bytes.
+        if self.on_disk < REGION_LEN {
+            self.file
+                .write_all_at(&self.image[self.on_disk..], self.on_disk as u64)
+                .map_err(FlashError::Io)?;
+            self.on_disk = REGION_LEN;
+        }
         self.file
             .write_all_at(&self.image[from..to], from as u64)
             .and_then(|()| self.file.sync_data())
@@ -129,10 +140,11 @@ mod tests {
         let path = dir.path().join("dev.flash");
         std::fs::write(&path, b"ESPCxx").unwrap();
         let mut f = FileFlash::open(&path).unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), REGION_LEN as u64);
         let mut b = [0u8; 8];
         f.read(0, &mut b).unwrap();
         assert_eq!(&b, b"ESPCxx\xFF\xFF");
+        // Reading changes nothing on disk (a wrong file given by mistake stays as it was).
+        assert_eq!(std::fs::read(&path).unwrap(), b"ESPCxx");
 
         // Writing without erasing only clears bits.
         f.write(4096, &[0x0F, 0xF0, 0xFF, 0x00]).unwrap();
@@ -143,8 +155,13 @@ mod tests {
         f.write(4096, b"ESPT").unwrap();
         drop(f);
         let disk = std::fs::read(&path).unwrap();
+        assert_eq!(disk.len(), REGION_LEN, "padded by the first write");
         assert_eq!(&disk[4096..4100], b"ESPT");
         assert_eq!(&disk[..6], b"ESPCxx");
+        assert!(
+            disk[6..4096].iter().all(|&x| x == 0xFF),
+            "erased, not a hole"
+        );
 
         let mut f = FileFlash::open(&path).unwrap();
         assert_eq!(

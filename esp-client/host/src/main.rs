@@ -21,8 +21,8 @@ use esp_client_host::{run, settings, Exit};
 #[derive(Parser)]
 #[command(name = "esp-client-host", version)]
 struct Args {
-    /// Flash image: the config blob from `provision device config` (padded to 8 KiB on first
-    /// use; the second 4 KiB sector keeps the persisted time).
+    /// Flash image: the config blob from `provision device config` (padded to 8 KiB by the
+    /// first flash write; the second 4 KiB sector keeps the persisted time).
     #[arg(long, value_name = "FILE")]
     flash: PathBuf,
     /// Offer TLS 1.3 too (the ESP8266 speaks TLS 1.2 only, so that is the default).
@@ -38,10 +38,11 @@ struct Args {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(0..=8))]
     adc_channels: u8,
     /// TCP connect and TLS handshake timeout, milliseconds.
-    #[arg(long, default_value_t = 5_000)]
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
     timeout_ms: u64,
-    /// Longest backoff between reconnection attempts, milliseconds.
-    #[arg(long, default_value_t = 60_000)]
+    /// Longest backoff between reconnection attempts, milliseconds (at least the first delay,
+    /// 1000: less would hammer the broker in a tight loop).
+    #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1_000..))]
     max_backoff_ms: u64,
 }
 
