@@ -8,7 +8,7 @@ set -euo pipefail
 N=${1:-1000}
 cd "$(dirname "$0")/.."
 cargo build --release -q -p provision-cli
-BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/provision   
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/provision
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
