@@ -69,7 +69,8 @@ Exit codes: 0 valid, 9 rejected (the message names the failed check), others as 
     Verify {
         bundle: PathBuf,
         /// Trusted public key, PEM: FILE (for the key id the bundle names) or ID=FILE; repeatable
-        #[arg(long = "pubkey", num_args = 1..)]
+        // One value per flag: with several, `verify --pubkey k.pem app.bundle` ate the bundle.
+        #[arg(long = "pubkey")]
         pubkeys: Vec<PubkeySpec>,
         /// The device's anti-rollback floor
         #[arg(long, default_value_t = 0)]

@@ -604,6 +604,11 @@ fn older_keys_keep_verifying_after_rotation() {
     let both: Vec<&str> = both.iter().map(String::as_str).collect();
     env.verify(&old, &both).success();
     env.verify(&new, &both).success();
+    // Options may come before the bundle.
+    let key1 = env.key(1, true);
+    env.provision(&["ota", "verify", "--pubkey", &key1, old.to_str().unwrap()])
+        .assert()
+        .success();
 }
 
 #[test]
