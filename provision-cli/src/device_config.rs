@@ -2,6 +2,7 @@
 //! `wire_format::device_config`, docs/device-config.md). It carries the device's private key, so
 //! it is written like one: mode 0600, atomically, never printed.
 
+use std::io::Read;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -61,6 +62,40 @@ fn pem_der(path: &Path, label: &str) -> Result<Vec<u8>> {
     Ok(pem.contents)
 }
 
+/// The first line of `path`, reading no more than a password could need: `/dev/stdin` works, and
+/// a wrong path such as `/dev/zero` or a huge file is refused instead of read to the end.
+fn read_first_line(path: &Path) -> Result<String> {
+    const LIMIT: u64 = 1024;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(LIMIT).read_to_end(&mut bytes))
+        .context(|| format!("reading {}", path.display()))?;
+    let line = match bytes.iter().position(|&b| b == b'\n') {
+        Some(end) => &bytes[..end],
+        None if bytes.len() as u64 >= LIMIT => {
+            return Err(Error::InvalidInput(format!(
+                "{}: no line break in the first {LIMIT} bytes; is this the password file?",
+                path.display()
+            )))
+        }
+        None => &bytes[..],
+    };
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "{}: the first line (the WiFi password) is empty; omit --wifi-password-file for an \
+             open network",
+            path.display()
+        )));
+    }
+    String::from_utf8(line.to_vec()).map_err(|_| {
+        Error::InvalidInput(format!(
+            "{}: the WiFi password is not UTF-8 text",
+            path.display()
+        ))
+    })
+}
+
 /// SHA-256 of the SubjectPublicKeyInfo of a DER certificate.
 pub fn spki_pin(cert_der: &[u8], path: &Path) -> Result<[u8; 32]> {
     let (_, cert) = x509_parser::parse_x509_certificate(cert_der).map_err(|e| Error::Corrupt {
@@ -102,10 +137,7 @@ pub fn write_config(dir: &Path, opts: &ConfigOptions) -> Result<ConfigReport> {
 
     let wifi_password = match &opts.wifi_password_file {
         None => String::new(),
-        Some(f) => {
-            let text = std::fs::read_to_string(f).context(|| format!("reading {}", f.display()))?;
-            text.lines().next().unwrap_or("").to_string()
-        }
+        Some(f) => read_first_line(f)?,
     };
     let ca = pem_der(&layout.ca_cert(), "CERTIFICATE")?;
     let cert = pem_der(&layout.device_cert(&opts.id), "CERTIFICATE")?;

@@ -167,6 +167,33 @@ fn refusals_have_their_exit_codes() {
     ])
     .code(3)
     .stderr(contains("telemetry period"));
+    // A wrong password file is refused, not read to its (possibly infinite) end.
+    let pw = |args: &[&str], file: &Path| {
+        let mut c = provision(&dir);
+        c.args(["device", "config", "kitchen-1", "--wifi-ssid", "h"])
+            .args(["--broker-host", "b", "--wifi-password-file"])
+            .arg(file)
+            .args(args)
+            .arg("-o")
+            .arg(&out);
+        c.timeout(std::time::Duration::from_secs(20)).assert()
+    };
+    pw(&[], Path::new("/dev/zero"))
+        .code(3)
+        .stderr(contains("/dev/zero: no line break in the first 1024 bytes"));
+    let latin1 = t.path().join("wifi latin1.txt");
+    std::fs::write(&latin1, b"caf\xe9\n").unwrap();
+    pw(&[], &latin1)
+        .code(3)
+        .stderr(contains("the WiFi password is not UTF-8"));
+    let empty = t.path().join("empty.txt");
+    std::fs::write(&empty, b"\nsecond line\n").unwrap();
+    pw(&[], &empty).code(3).stderr(contains(
+        "is empty; omit --wifi-password-file for an open network",
+    ));
+    pw(&[], &t.path().join("missing.txt"))
+        .code(6)
+        .stderr(contains("missing.txt"));
     // The device would only find out at TLS time, retrying forever.
     for host in ["bad host", "", "x-.lan", "mqtt..lan", "a/b"] {
         run(&["kitchen-1", "--wifi-ssid", "h", "--broker-host", host])
