@@ -37,14 +37,19 @@ struct Args {
     /// ADC channels read into each telemetry sample (0..N).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(0..=8))]
     adc_channels: u8,
-    /// TCP connect and TLS handshake timeout, milliseconds.
-    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
+    /// TCP connect and TLS handshake timeout, milliseconds (at most 10000: a connect blocks
+    /// the superloop, and the watchdog resets the device after 30 s without a feed).
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=WATCHDOG_S * 1000 / 3))]
     timeout_ms: u64,
     /// Longest backoff between reconnection attempts, milliseconds (at least the first delay,
     /// 1000: less would hammer the broker in a tight loop).
     #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1_000..))]
     max_backoff_ms: u64,
 }
+
+/// Watchdog limit. A connect (DNS, TCP per address, each TLS read) blocks the loop for up to a
+/// few timeouts, hence the cap on `--timeout-ms`.
+const WATCHDOG_S: u64 = 30;
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -71,7 +76,7 @@ fn main_inner(args: Args) -> anyhow::Result<Exit> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
-    board.start_watchdog(Duration::from_secs(30));
+    board.start_watchdog(Duration::from_secs(WATCHDOG_S));
     let mut s = settings();
     s.keep_alive_s = args.keep_alive;
     s.adc_channels = args.adc_channels;
