@@ -197,7 +197,9 @@ impl<'k> Verifier<'k> {
                         expected: header.bundle_len(),
                     });
                 }
-                let used = data.len().min(remaining as usize);
+                // On a 16-bit target (avr-none) `remaining` may not fit a usize; then it is
+                // larger than any chunk. (`as usize` truncated it: 65,536 became 0, a hang.)
+                let used = usize::try_from(remaining).map_or(data.len(), |r| r.min(data.len()));
                 let chunk = data.get(..used).unwrap_or_default();
                 hasher.update(chunk);
                 *received += used as u32;
