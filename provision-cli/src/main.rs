@@ -153,7 +153,7 @@ that flashes it: docs/device-config.md.
 Examples:
   provision device config kitchen-sensor-1 --wifi-ssid home --wifi-password-file wifi.txt -o kitchen.bin
   provision device config porch-1 --wifi-ssid home --broker-host mqtt.home.lan --broker-port 8883 --pin-broker -o porch.bin
-  esptool --chip esp8266 write-flash 0x3FA000 kitchen.bin      # 4 MiB flash")]
+  esptool --chip esp8266 write-flash 0x3F9000 kitchen.bin      # 4 MiB flash")]
     Config {
         id: String,
         /// WiFi network name
@@ -390,7 +390,7 @@ fn run_device(dir: &std::path::Path, cmd: DeviceCommand) -> Result<(), Error> {
                 r.ota_keys,
                 if r.pinned { ", broker key pinned" } else { "" }
             );
-            println!("flash it: esptool --chip esp8266 write-flash 0x3FA000 {}   (4 MiB flash; see docs/device-config.md)", r.output.display());
+            println!("flash it: esptool --chip esp8266 write-flash 0x3F9000 {}   (4 MiB flash; see docs/device-config.md)", r.output.display());
         }
     }
     Ok(())

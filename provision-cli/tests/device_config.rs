@@ -69,7 +69,7 @@ fn writes_a_private_blob_the_device_reads() {
         .assert()
         .success()
         .stdout(contains("broker mqtt.home.lan:8884"))
-        .stdout(contains("write-flash 0x3FA000"))
+        .stdout(contains("write-flash 0x3F9000"))
         .stdout(contains(key_pem.lines().nth(1).unwrap()).not());
 
     let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
