@@ -10,7 +10,7 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 
 /// Mode of private keys.
 pub const SECRET: u32 = 0o600;
@@ -56,6 +56,13 @@ impl Transaction {
             Some(p) if !p.as_os_str().is_empty() => dest.to_path_buf(),
             _ => Path::new(".").join(dest),
         };
+        // Two outputs on one path (`--to-sign X -o X`) would clash on the temporary's name.
+        if self.staged.iter().any(|s| s.dest == *dest) {
+            return Err(Error::InvalidInput(format!(
+                "{} is named twice as an output",
+                dest.display()
+            )));
+        }
         let dir = dest.parent().expect("joined onto a directory");
         self.create_dir_all(dir)?;
         let name = dest
@@ -229,6 +236,18 @@ mod tests {
         assert_eq!(mode, 0o600);
         let mode = fs::metadata(&pub_).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o644);
+    }
+
+    #[test]
+    fn the_same_destination_twice_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.bin");
+        let mut tx = Transaction::new();
+        tx.stage(&out, b"a", PUBLIC).unwrap();
+        assert!(matches!(
+            tx.stage(&out, b"b", PUBLIC),
+            Err(Error::InvalidInput(m)) if m.contains("named twice")
+        ));
     }
 
     #[test]

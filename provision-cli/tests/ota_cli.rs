@@ -438,6 +438,27 @@ fn bad_input_gets_clear_errors() {
         .assert()
         .success()
         .stdout(predicate::str::contains("header check:     bad magic"));
+    // The bytes to sign and the bundle cannot be one file.
+    env.provision(&[
+        "ota",
+        "build",
+        "app.bin",
+        "--version",
+        "1.0.0",
+        "--target",
+        "esp8266",
+        "--unsigned",
+        "--to-sign",
+        "same.out",
+        "-o",
+        "same.out",
+    ])
+    .assert()
+    .code(3)
+    .stderr(predicate::str::contains(
+        "same.out is named twice as an output",
+    ));
+    assert!(!env.path("same.out").exists());
     // Something that is not a public key: a binary file, the private key, a missing file.
     let private = env.key(2, false);
     for (pubkey, code, message) in [
