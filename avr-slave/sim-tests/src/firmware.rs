@@ -50,6 +50,15 @@ pub fn elf(mcu: Mcu) -> &'static Path {
 
 fn build(mcu: Mcu) -> PathBuf {
     preflight();
+    // The path is baked in at compile time; a test binary reused from another checkout (a
+    // shared CARGO_TARGET_DIR) would otherwise report a missing source folder as missing cargo.
+    let src = firmware_dir();
+    assert!(
+        src.join("Cargo.toml").is_file(),
+        "the firmware sources are not at {} (this test binary was built from another checkout \
+         sharing the target dir: cargo clean -p avr-sim-tests)",
+        src.display()
+    );
     // Inside the test's own target dir (next to its `deps/`), one folder per MCU so that the two
     // builds never invalidate each other.
     let exe = std::env::current_exe().expect("test binary path");
