@@ -45,9 +45,11 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<InitReport> {
     }
 
     // OTA signing keys are not signed by the CA: they (and `<dir>/ota/`) survive a new CA.
+    // When the old registry is unreadable (the usual reason for --force), the key files say
+    // which keys exist: devices in the field trust them by id.
     let ota_keys = match Registry::load(&layout.registry()) {
         Ok(Some(old)) => old.ota_keys,
-        _ => Vec::new(),
+        _ => crate::ota::recover_key_records(dir)?,
     };
 
     // Everything is generated in memory first: a bad option fails before anything moves.

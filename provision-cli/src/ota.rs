@@ -114,6 +114,46 @@ pub fn keygen(dir: &Path, key_id: Option<u32>) -> Result<KeyInfo> {
     })
 }
 
+/// Registry records rebuilt from the private keys in `<dir>/ota/` (`init --force` over an
+/// unreadable registry). A file that is not one of our keys is skipped; none is changed.
+pub fn recover_key_records(dir: &Path) -> Result<Vec<OtaKeyRecord>> {
+    let ota_dir = dir.join("ota");
+    let entries = match std::fs::read_dir(&ota_dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        r => r.context(|| format!("reading {}", ota_dir.display()))?,
+    };
+    let mut records = Vec::new();
+    for entry in entries {
+        let entry = entry.context(|| format!("reading {}", ota_dir.display()))?;
+        let name = entry.file_name();
+        let Some(key_id) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("key-")?.strip_suffix(".pem"))
+            .and_then(|id| id.parse::<u32>().ok().filter(|n| n.to_string() == id))
+        else {
+            continue;
+        };
+        let Ok(pem) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        let Ok(key) = SigningKey::from_pkcs8_pem(&pem) else {
+            continue;
+        };
+        let created = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .map(OffsetDateTime::from)
+            .unwrap_or_else(|_| OffsetDateTime::now_utc());
+        records.push(OtaKeyRecord {
+            key_id,
+            public_key: hex(key.verifying_key().as_bytes()),
+            created,
+        });
+    }
+    records.sort_by_key(|r| r.key_id);
+    Ok(records)
+}
+
 /// Options of `provision ota build`.
 #[derive(Debug, Clone)]
 pub struct BuildOptions {

@@ -616,4 +616,43 @@ fn init_force_keeps_the_ota_signing_keys() {
         .arg(dir.path().join("fw.ota"))
         .assert()
         .success();
+
+    // Over an unreadable registry the key files say which keys exist.
+    provision(dir.path())
+        .args(["ota", "keygen", "--key-id", "7"])
+        .assert()
+        .success();
+    let reg_path = dir.path().join("registry.toml");
+    let before = fs::read_to_string(&reg_path).unwrap();
+    fs::write(&reg_path, "broken [").unwrap();
+    provision(dir.path())
+        .args(["init", "--force"])
+        .assert()
+        .success();
+    let reg = fs::read_to_string(&reg_path).unwrap();
+    for id in ["1", "7"] {
+        let line = before
+            .lines()
+            .skip_while(|l| *l != format!("key_id = {id}"))
+            .nth(1)
+            .unwrap()
+            .to_string();
+        assert!(line.starts_with("public_key = "), "{line}");
+        assert!(reg.contains(&line), "key {id} lost:\n{reg}");
+    }
+    provision(dir.path())
+        .args(["ota", "build"])
+        .arg(&image)
+        .args([
+            "--version",
+            "1.0.1",
+            "--target",
+            "esp8266",
+            "--key-id",
+            "1",
+            "-o",
+        ])
+        .arg(dir.path().join("fw.ota"))
+        .assert()
+        .success();
 }
