@@ -3,6 +3,7 @@
 //! implement it. docs/esp-client.md, "Board traits", says how a board plugs in.
 
 use embedded_storage::nor_flash::NorFlash;
+use wire_format::spi_link::ErrorCode;
 
 use crate::machine::State;
 
@@ -84,7 +85,11 @@ impl core::fmt::Display for AvrError {
         match self {
             AvrError::NoResponse => write!(f, "AVR did not answer"),
             AvrError::Link => write!(f, "AVR link frame damaged"),
-            AvrError::Refused(code) => write!(f, "AVR refused the request (error {code})"),
+            // Name the slave's reason (docs/spi-link.md, "Errors"); the number only if unknown.
+            AvrError::Refused(code) => match ErrorCode::from_u8(*code) {
+                Some(e) => write!(f, "AVR refused the request: {e}"),
+                None => write!(f, "AVR refused the request (error {code})"),
+            },
         }
     }
 }
@@ -140,5 +145,28 @@ pub trait Board {
     /// Every state change goes through here (tests record transcripts with it).
     fn transition(&mut self, now_ms: u64, from: &State, to: &State) {
         self.log(format_args!("[{now_ms} ms] {from} => {to}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::ToString;
+
+    #[test]
+    fn a_refusal_names_the_slaves_reason() {
+        assert_eq!(
+            AvrError::Refused(ErrorCode::BadPin as u8).to_string(),
+            "AVR refused the request: the pin is not free on the slave (or has no PWM)"
+        );
+        assert_eq!(
+            AvrError::Refused(ErrorCode::BadChannel as u8).to_string(),
+            "AVR refused the request: the ADC channel is not 0..=7"
+        );
+        // A code this firmware does not know still says which.
+        assert_eq!(
+            AvrError::Refused(0x42).to_string(),
+            "AVR refused the request (error 66)"
+        );
     }
 }

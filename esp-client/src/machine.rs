@@ -881,7 +881,7 @@ impl Device {
             }
         };
         if let Err(e) = result {
-            let mut msg = FmtBuf::<64>::new();
+            let mut msg = FmtBuf::<96>::new();
             let _ = write!(msg, "{e}");
             let _ = write!(reply, "\"ok\":false,\"error\":{}", Json(msg.as_str()));
         }

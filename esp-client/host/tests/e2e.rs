@@ -219,7 +219,7 @@ fn telemetry_commands_and_last_will() {
         .wait_for(&format!("devices/{ID}/reply/set-pin"), "e2e-3", T)
         .expect("refusal");
     assert!(
-        reply.contains("\"ok\":false"),
+        reply.contains("\"ok\":false,\"error\":\"AVR refused the request: the pin is not free"),
         "PB2 is the SPI link's own pin: {reply}"
     );
 
