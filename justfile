@@ -22,9 +22,9 @@ home host="localhost":
     target/release/provision --dir certs device list
 
 # Unit, CLI and integration tests of every crate (real Mosquitto, the AVR firmware built for both
-# chips and run in simavr), the no_std builds for the chips, lints.
+# chips and run in simavr), the no_std builds for the chips, the demo (`just demo`), lints.
 # Every test
-test: lint test-host check-nostd
+test: lint test-host check-nostd test-demo
 
 # All workspace tests
 test-host:
@@ -39,6 +39,10 @@ check-nostd:
     CARGO_PROFILE_RELEASE_OPT_LEVEL=s cargo +nightly build -q -p wire-format --lib --release --features soft-compact --target esp-client/targets/xtensa-esp8266-none-elf.json -Zjson-target-spec -Zbuild-std=core
     # the esp-client core (state machine, MQTT, board traits, AVR driver): no_std, no alloc, LX106
     CARGO_PROFILE_RELEASE_OPT_LEVEL=s cargo +nightly build -q -p esp-client --lib --release --target esp-client/targets/xtensa-esp8266-none-elf.json -Zjson-target-spec -Zbuild-std=core
+
+# The main job (demo.sh) end to end on the debug build: telemetry, command round trips, clean stop
+test-demo:
+    bash esp-client/host/demo-test.sh
 
 # Firmware for atmega168 and atmega328p (fails loudly without
 # avr-gcc or nightly's rust-src), flash/SRAM budget, the real ELF in simavr, the link driver.

@@ -6,6 +6,7 @@
 #
 # Usage: esp-client/host/demo.sh [DIR]     (DIR must not exist; default: a new temp folder)
 #        DEMO_SECONDS=20 esp-client/host/demo.sh   stops by itself after 20 s (for scripts/CI)
+#        DEMO_PROFILE=debug ...                     uses the debug build instead of release
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -26,9 +27,16 @@ chmod 755 "$DIR"
 DIR=$(cd "$DIR" && pwd)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
-say "building provision and esp-client-host (release)"
-cargo build --release -q -p provision-cli -p esp-client-host
-BIN=${CARGO_TARGET_DIR:-target}/release
+# DEMO_PROFILE=debug reuses the binaries `cargo test` built (the CI check, demo-test.sh).
+PROFILE=${DEMO_PROFILE:-release}
+case "$PROFILE" in
+    release) FLAG=--release ;;
+    debug) FLAG= ;;
+    *) die "DEMO_PROFILE must be release or debug, not \"$PROFILE\"" ;;
+esac
+say "building provision and esp-client-host ($PROFILE)"
+cargo build $FLAG -q -p provision-cli -p esp-client-host
+BIN=${CARGO_TARGET_DIR:-target}/$PROFILE
 provision() { "$BIN/provision" --dir "$DIR/pki" "$@"; }
 
 say "provisioning into $DIR/pki"

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# CI check of the README's main job (`just demo`): runs demo.sh for a few seconds on the debug
+# build `cargo test` already made, and checks that the operator saw telemetry and both command
+# round trips, and that the device stopped in order.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+work=$(mktemp -d /tmp/esp-demo-test.XXXXXX)
+chmod 755 "$work"  # Mosquitto runs as user mosquitto and must reach the broker files
+trap 'rm -rf "$work"' EXIT
+out=$work/demo.out
+if ! DEMO_SECONDS=3 DEMO_PROFILE=debug bash esp-client/host/demo.sh "$work/demo" >"$out" 2>&1; then
+    cat "$out"
+    echo "error: demo.sh failed" >&2
+    exit 1
+fi
+for want in \
+    '=> Online' \
+    '[operator] devices/demo-device-1/status online' \
+    '[operator] devices/demo-device-1/telemetry {"seq":1,' \
+    '[operator] devices/demo-device-1/reply/set-pin {"req":"demo-1","ok":true,"pin":9,"level":1}' \
+    '[operator] devices/demo-device-1/reply/read-adc {"req":"demo-2","ok":true,"channel":2,' \
+    'stopping: saying offline and disconnecting'; do
+    if ! grep -qF -- "$want" "$out"; then
+        cat "$out"
+        echo "error: the demo's output lacks: $want" >&2
+        exit 1
+    fi
+done
+echo "demo: online, telemetry, set-pin and read-adc round trips, orderly stop"
