@@ -63,10 +63,26 @@ The folder <dir>/broker/ holds mosquitto.conf, acl, ca.crt, server.crt, server.k
 Copy it to --install-dir (default: where it is) and start mosquitto -c mosquitto.conf.")]
     Broker(BrokerArgs),
     /// Add, list, show and revoke devices
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "\
+Examples:
+  provision device add kitchen-sensor-1
+  provision device list --json
+  provision device config kitchen-sensor-1 --wifi-ssid home -o kitchen.bin
+  provision device revoke kitchen-sensor-1 --reload-pid $(pidof mosquitto)"
+    )]
     Device(DeviceCommand),
     /// Signing keys and signed firmware bundles (OTA format v1)
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "\
+Examples:
+  provision ota keygen
+  provision ota build app.bin --version 1.2.0 --target esp8266 --security-counter 3 -o app.bundle
+  provision ota verify app.bundle --min-counter 3
+  provision ota inspect app.bundle --json"
+    )]
     Ota(ota_cli::OtaCommand),
 }
 
@@ -151,7 +167,7 @@ The blob holds the device's private key: it is written 0600. Layout and the espt
 that flashes it: docs/device-config.md.
 
 Examples:
-  provision device config kitchen-sensor-1 --wifi-ssid home --wifi-password-file wifi.txt -o kitchen.bin
+  provision device config kitchen-sensor-1 --wifi-ssid home -o kitchen.bin
   provision device config porch-1 --wifi-ssid home --broker-host mqtt.home.lan --broker-port 8883 --pin-broker -o porch.bin
   esptool --chip esp8266 write-flash 0x3F9000 kitchen.bin      # 4 MiB flash")]
     Config {

@@ -58,10 +58,18 @@ fn help_lists_commands_and_examples() {
     for sub in [
         &["init", "--help"][..],
         &["broker", "--help"],
+        &["device", "--help"],
         &["device", "add", "--help"],
         &["device", "list", "--help"],
         &["device", "show", "--help"],
         &["device", "revoke", "--help"],
+        &["device", "config", "--help"],
+        &["ota", "--help"],
+        &["ota", "keygen", "--help"],
+        &["ota", "build", "--help"],
+        &["ota", "verify", "--help"],
+        &["ota", "inspect", "--help"],
+        &["ota", "attach-signature", "--help"],
     ] {
         Command::cargo_bin("provision")
             .unwrap()
