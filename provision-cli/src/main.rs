@@ -167,7 +167,7 @@ The blob holds the device's private key: it is written 0600. Layout and the espt
 that flashes it: docs/device-config.md.
 
 Examples:
-  provision device config kitchen-sensor-1 --wifi-ssid home -o kitchen.bin
+  provision device config kitchen-sensor-1 --wifi-ssid home --wifi-password-file wifi.txt -o kitchen.bin
   provision device config porch-1 --wifi-ssid home --broker-host mqtt.home.lan --broker-port 8883 --pin-broker -o porch.bin
   esptool --chip esp8266 write-flash 0x3F9000 kitchen.bin      # 4 MiB flash")]
     Config {
