@@ -123,6 +123,13 @@ pub fn configure(dir: &Path, opts: &BrokerOptions) -> Result<BrokerRecord> {
 }
 
 fn validate_host(h: &str) -> Result<()> {
+    // `1.2.3.4` passes the DNS label rule, but as a DNS SAN no client matches it to an address.
+    if h.parse::<IpAddr>().is_ok() {
+        return Err(Error::InvalidInput(format!(
+            "--host {h} is an IP address: pass it as --ip {h} (clients match addresses only \
+             against IP SANs) and give a name with --host"
+        )));
+    }
     if is_dns_name(h) {
         Ok(())
     } else {

@@ -522,6 +522,7 @@ fn broker_writes_a_hardened_config() {
     for bad in [
         &["broker", "--host", "bad host"][..],
         &["broker", "--host", "a/b"],
+        &["broker", "--host", "192.168.1.1"],
         &["broker", "--host", "ok", "--install-dir", "relative/dir"],
         &["broker", "--host", "ok", "--port", "0"],
         // No quoting in mosquitto.conf: a line break would start a new directive.
