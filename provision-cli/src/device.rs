@@ -157,7 +157,14 @@ pub fn revoke(dir: &Path, id: &str) -> Result<RevokeReport> {
     }
     device.status = DeviceStatus::Revoked;
     device.revoked_at = Some(pki::now());
-    registry.crl_number += 1;
+    // A hand-edited number at u64::MAX must not wrap to 0: a CRL number only goes up.
+    registry.crl_number = registry
+        .crl_number
+        .checked_add(1)
+        .ok_or_else(|| Error::Corrupt {
+            path: store.layout.registry(),
+            reason: format!("crl_number {} cannot go up any more", registry.crl_number),
+        })?;
     let crl = ca.sign_crl(
         registry.crl_number,
         registry

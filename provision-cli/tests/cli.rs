@@ -451,6 +451,33 @@ fn corrupt_registry_is_reported_and_nothing_is_overwritten() {
 }
 
 #[test]
+fn a_crl_number_at_its_maximum_is_refused_not_wrapped() {
+    let dir = initialized();
+    let d = dir.path();
+    provision(d)
+        .args(["device", "add", "porch-1"])
+        .assert()
+        .success();
+    let reg = d.join("registry.toml");
+    let text = fs::read_to_string(&reg).unwrap();
+    assert!(text.contains("crl_number = 1\n"), "{text}");
+    fs::write(
+        &reg,
+        text.replace("crl_number = 1\n", "crl_number = 18446744073709551615\n"),
+    )
+    .unwrap();
+    let before = snapshot(d);
+    provision(d)
+        .args(["device", "revoke", "porch-1"])
+        .assert()
+        .code(5)
+        .stderr(predicate::str::contains(
+            "crl_number 18446744073709551615 cannot go up any more",
+        ));
+    assert_eq!(snapshot(d), before);
+}
+
+#[test]
 fn broker_writes_a_hardened_config() {
     let dir = initialized();
     let d = dir.path();
