@@ -143,6 +143,25 @@ fn build_config(
     })
 }
 
+/// Sends what rustls has queued, then reads once and processes it. Errors carry the rustls error
+/// inside an `io::Error`, as `complete_io` does, so that [`classify`] can sort them.
+fn handshake_step(conn: &mut ClientConnection, sock: &mut TcpStream) -> io::Result<()> {
+    while conn.wants_write() {
+        conn.write_tls(sock)?;
+    }
+    if conn.is_handshaking() && conn.wants_read() {
+        if conn.read_tls(sock)? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        if let Err(e) = conn.process_new_packets() {
+            // Let the broker see our alert before the socket closes.
+            let _ = conn.write_tls(sock);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        }
+    }
+    Ok(())
+}
+
 /// Sorts an I/O error from the handshake into the core's categories.
 fn classify(e: &io::Error) -> ConnectError {
     match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
@@ -182,10 +201,18 @@ impl TlsTransport {
             .to_socket_addrs()
             .map_err(|e| (ConnectError::Dns, format!("resolving {}: {e}", server.host)))?
             .collect();
+        // One deadline for all addresses and the whole handshake: per-step timeouts would add up
+        // (two dead addresses, then a broker that sends a byte now and then) past the watchdog.
+        let deadline = Instant::now() + self.timeout;
+        let left = || {
+            let d = deadline.saturating_duration_since(Instant::now());
+            (!d.is_zero()).then_some(d)
+        };
         let mut last = None;
         let mut sock = None;
         for addr in &addrs {
-            match TcpStream::connect_timeout(addr, self.timeout) {
+            let Some(budget) = left() else { break };
+            match TcpStream::connect_timeout(addr, budget) {
                 Ok(s) => {
                     sock = Some(s);
                     break;
@@ -206,12 +233,31 @@ impl TlsTransport {
             )
         };
         sock.set_nodelay(true).map_err(io_err)?;
-        sock.set_read_timeout(Some(self.timeout)).map_err(io_err)?;
-        sock.set_write_timeout(Some(self.timeout)).map_err(io_err)?;
         let mut conn = ClientConnection::new(config, name)
             .map_err(|e| (ConnectError::Handshake, e.to_string()))?;
+        let too_slow = || {
+            (
+                ConnectError::Handshake,
+                format!(
+                    "TLS handshake with {}:{}: not done within {:?}",
+                    server.host, server.port, self.timeout
+                ),
+            )
+        };
         while conn.is_handshaking() {
-            conn.complete_io(&mut sock).map_err(io_err)?;
+            let budget = left().ok_or_else(too_slow)?;
+            sock.set_read_timeout(Some(budget)).map_err(io_err)?;
+            sock.set_write_timeout(Some(budget)).map_err(io_err)?;
+            // One step at a time: `complete_io` loops until the handshake is done, so a peer that
+            // keeps sending a byte now and then would never let the deadline be checked.
+            handshake_step(&mut conn, &mut sock).map_err(|e| match e.kind() {
+                // A socket timeout reads as EAGAIN on Linux.
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => too_slow(),
+                _ => io_err(e),
+            })?;
+        }
+        while conn.wants_write() {
+            conn.write_tls(&mut sock).map_err(io_err)?;
         }
         sock.set_nonblocking(true).map_err(io_err)?;
         Ok(Session {
