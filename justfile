@@ -15,11 +15,10 @@ demo:
 
 # Provision a home setup in ./certs (CA, broker config for this host, one device); rerunnable
 home host="localhost":
-    cargo build --release -q -p provision-cli
-    [ -f certs/registry.toml ] || target/release/provision --dir certs init
-    target/release/provision --dir certs broker --host {{host}} --ip 127.0.0.1
-    target/release/provision --dir certs device show kitchen-sensor-1 >/dev/null 2>&1 || target/release/provision --dir certs device add kitchen-sensor-1
-    target/release/provision --dir certs device list
+    cargo run --release -q -p provision-cli -- --dir certs device list >/dev/null 2>&1 || cargo run --release -q -p provision-cli -- --dir certs init
+    cargo run --release -q -p provision-cli -- --dir certs broker --host {{host}} --ip 127.0.0.1
+    cargo run --release -q -p provision-cli -- --dir certs device show kitchen-sensor-1 >/dev/null 2>&1 || cargo run --release -q -p provision-cli -- --dir certs device add kitchen-sensor-1
+    cargo run --release -q -p provision-cli -- --dir certs device list
 
 # Unit, CLI and integration tests of every crate (real Mosquitto, the AVR firmware built for both
 # chips and run in simavr), the no_std builds for the chips, the demo (`just demo`), lints.

@@ -328,10 +328,10 @@ fn run_device(dir: &std::path::Path, cmd: DeviceCommand) -> Result<(), Error> {
                 println!("id:         {}", d.id);
                 println!("status:     {}", d.status);
                 println!("serial:     {}", d.serial);
-                println!("not before: {}", d.not_before);
-                println!("not after:  {}", d.not_after);
+                println!("not before: {}", rfc3339(d.not_before));
+                println!("not after:  {}", rfc3339(d.not_after));
                 if let Some(at) = d.revoked_at {
-                    println!("revoked at: {at}");
+                    println!("revoked at: {}", rfc3339(at));
                 }
                 println!("cert:       {}", d.cert.display());
                 println!("key:        {}", d.key.display());
@@ -410,4 +410,9 @@ fn run_device(dir: &std::path::Path, cmd: DeviceCommand) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
 }
