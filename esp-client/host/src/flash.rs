@@ -3,7 +3,7 @@
 //! reaches the disk (fsync) before the call returns, like a flash write that completed.
 
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -44,14 +44,24 @@ impl FileFlash {
     /// the first erase or write, so a wrong file (no config in it) is never changed.
     pub fn open(path: &Path) -> io::Result<FileFlash> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
-        let mut image = std::fs::read(path)?;
+        // A device (/dev/zero) or a FIFO would be read forever or block: only regular files.
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a regular file", path.display()),
+            ));
+        }
+        let mut image = Vec::with_capacity(REGION_LEN);
+        (&file)
+            .take(REGION_LEN as u64 + 1)
+            .read_to_end(&mut image)?;
         if image.len() > REGION_LEN {
+            let len = file.metadata()?.len();
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(
-                    "{} is {} bytes; a device flash image is at most {REGION_LEN}",
+                    "{} is {len} bytes; a device flash image is at most {REGION_LEN}",
                     path.display(),
-                    image.len()
                 ),
             ));
         }

@@ -61,6 +61,30 @@ fn a_file_without_a_config_is_refused_and_left_untouched() {
     assert!(stderr(&o).contains("opening flash image"), "{}", stderr(&o));
     assert!(stderr(&o).contains("No such file"), "{}", stderr(&o));
 
+    // Not regular files: refused at once, not read forever (/dev/zero) or waited on (a FIFO).
+    let fifo = dir.path().join("fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    for special in [Path::new("/dev/zero"), &fifo] {
+        // Under timeout(1): a regression fails with 124 instead of hanging the test run.
+        let o = Command::new("timeout")
+            .arg("20")
+            .arg(env!("CARGO_BIN_EXE_esp-client-host"))
+            .arg("--flash")
+            .arg(special)
+            .output()
+            .expect("run esp-client-host under timeout");
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("is not a regular file"),
+            "{}",
+            stderr(&o)
+        );
+    }
+
     let big = dir.path().join("big.flash");
     std::fs::write(&big, vec![0xFF; 8193]).unwrap();
     let o = host(&[], Some(&big));
