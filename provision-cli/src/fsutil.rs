@@ -63,6 +63,17 @@ impl Transaction {
                 dest.display()
             )));
         }
+        // The rename would replace whatever is there: as root, `-o /dev/null` or `-o /dev/stdout`
+        // would swap a system device for a regular file. Outputs are regular files (or new).
+        if let Ok(m) = fs::metadata(dest) {
+            if !m.is_file() {
+                return Err(Error::InvalidInput(format!(
+                    "{} exists and is not a regular file (a directory, device or pipe); name a \
+                     file to write",
+                    dest.display()
+                )));
+            }
+        }
         let dir = dest.parent().expect("joined onto a directory");
         self.create_dir_all(dir)?;
         let name = dest

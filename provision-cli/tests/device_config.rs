@@ -1,7 +1,7 @@
 //! `provision device config`: the blob it writes parses as the device will read it, holds what
 //! the registry says, is private (0600), and bad requests are refused with their exit code.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 
 use assert_cmd::Command;
@@ -194,6 +194,27 @@ fn refusals_have_their_exit_codes() {
     pw(&[], &t.path().join("missing.txt"))
         .code(6)
         .stderr(contains("missing.txt"));
+    // An output that is not a regular file is refused before anything is written; the rename
+    // would have replaced it (as root, `-o /dev/null` would have replaced the system's).
+    let fifo = t.path().join("pipe");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    for target in [&fifo, &t.path().to_path_buf()] {
+        provision(&dir)
+            .args(["device", "config", "kitchen-1", "--wifi-ssid", "h"])
+            .args(["--broker-host", "b", "-o"])
+            .arg(target)
+            .assert()
+            .code(3)
+            .stderr(contains("exists and is not a regular file"));
+    }
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
     // The device would only find out at TLS time, retrying forever.
     for host in ["bad host", "", "x-.lan", "mqtt..lan", "a/b"] {
         run(&["kitchen-1", "--wifi-ssid", "h", "--broker-host", host])
