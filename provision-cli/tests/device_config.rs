@@ -167,6 +167,19 @@ fn refusals_have_their_exit_codes() {
     ])
     .code(3)
     .stderr(contains("telemetry period"));
+    // The printed esptool command can be pasted as is, also for a path with a space.
+    let spaced = t.path().join("kitchen 1.bin");
+    provision(&dir)
+        .args(["device", "config", "kitchen-1", "--wifi-ssid", "h"])
+        .args(["--broker-host", "b", "-o"])
+        .arg(&spaced)
+        .assert()
+        .success()
+        .stdout(contains(format!(
+            "write-flash 0x3F9000 '{}'",
+            spaced.display()
+        )));
+    std::fs::remove_file(&spaced).unwrap();
     // A wrong password file is refused, not read to its (possibly infinite) end.
     let pw = |args: &[&str], file: &Path| {
         let mut c = provision(&dir);
