@@ -143,6 +143,16 @@ impl<const N: usize> FmtBuf<N> {
     pub fn clear(&mut self) {
         self.len = 0;
     }
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Drops everything after the first `len` bytes (to undo a half-written part).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
 }
 
 impl<const N: usize> Default for FmtBuf<N> {

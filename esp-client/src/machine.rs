@@ -907,6 +907,7 @@ impl Device {
             self.telemetry_seq,
             now / 1000
         );
+        let mark = out.len();
         let sample = (|| -> Result<(), AvrError> {
             let [b, c, d] = board.avr().read_ports()?;
             let _ = write!(
@@ -921,7 +922,9 @@ impl Device {
             Ok(())
         })();
         if let Err(e) = sample {
-            let mut msg = FmtBuf::<64>::new();
+            // An error halfway (say the third ADC channel) would leave `"adc":[1,2` open.
+            out.truncate(mark);
+            let mut msg = FmtBuf::<96>::new();
             let _ = write!(msg, "{e}");
             let _ = write!(out, ",\"avr_error\":{}", Json(msg.as_str()));
         }

@@ -900,6 +900,23 @@ fn network_that_never_comes_up_times_out_and_retries() {
 }
 
 #[test]
+fn an_avr_error_halfway_through_a_sample_still_sends_valid_json() {
+    // Channel 8 does not exist: the fake refuses it after channels 0..=7 were read.
+    let mut b = board();
+    let mut dev = Device::new(Settings {
+        adc_channels: 9,
+        ..settings()
+    });
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 1_000);
+    let t = b.net.publishes("telemetry");
+    assert_eq!(
+        std::str::from_utf8(&t[0].payload).unwrap(),
+        r#"{"seq":1,"uptime_s":0,"avr_error":"AVR refused the request: the request's length byte is wrong for its command","dropped":0,"retransmits":0}"#
+    );
+}
+
+#[test]
 fn ram_budget() {
     let size = core::mem::size_of::<Device>();
     std::println!("Device: {size} bytes");
