@@ -1,9 +1,10 @@
 //! Atomic, all-or-nothing file writes.
 //!
 //! Every command stages its files as hidden temporaries next to their destinations, flushes them
-//! to disk, and only then renames them into place, the registry last. A failure before the renames
-//! leaves the directory exactly as it was; the staged temporaries are removed when the
-//! [`Transaction`] is dropped without [`Transaction::commit`].
+//! to disk, and only then renames them into place, the registry last. A failure at any step leaves
+//! the directory exactly as it was: before the renames, the staged temporaries are removed when
+//! the [`Transaction`] is dropped; during them, the renames already done are undone from hard-link
+//! backups of the files they replaced (the tests cut every single rename).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -23,6 +24,8 @@ pub const BROKER_SECRET: u32 = 0o640;
 struct Staged {
     temp: PathBuf,
     dest: PathBuf,
+    /// A hard link to the file `dest` held before, while the commit runs.
+    backup: Option<PathBuf>,
 }
 
 /// A set of files that appear together or not at all.
@@ -90,6 +93,7 @@ impl Transaction {
         self.staged.push(Staged {
             temp: temp.clone(),
             dest: dest.to_path_buf(),
+            backup: None,
         });
         // The umask may have narrowed the mode; set it exactly.
         fs::set_permissions(&temp, fs::Permissions::from_mode(mode))
@@ -125,25 +129,73 @@ impl Transaction {
 
     /// Flushes every staged file to disk, then renames them into place in staging order.
     /// Stage the registry last: it is the source of truth and must never point at a file
-    /// that is not there yet.
+    /// that is not there yet. On any error, every file is as it was before.
     pub fn commit(mut self) -> Result<()> {
         sync_all_staged(&self.staged)?;
-        for s in &self.staged {
-            fs::rename(&s.temp, &s.dest)
-                .context(|| format!("renaming into {}", s.dest.display()))?;
+        self.keep_backups()?;
+        for (i, s) in self.staged.iter().enumerate() {
+            if let Err(e) = rename_step(&s.temp, &s.dest) {
+                self.undo_renames(i);
+                return Err(e).context(|| format!("renaming into {}", s.dest.display()));
+            }
         }
         // Make the renames durable: one directory fsync, or one syncfs for many directories.
         let mut dirs: Vec<&Path> = self.staged.iter().filter_map(|s| s.dest.parent()).collect();
         dirs.sort();
         dirs.dedup();
-        match dirs.as_slice() {
-            [] => {}
-            [one] => sync_dir(one)?,
-            [first, ..] => syncfs(first)?,
+        let synced = match dirs.as_slice() {
+            [] => Ok(()),
+            [one] => sync_dir(one),
+            [first, ..] => syncfs(first),
+        };
+        if let Err(e) = synced {
+            self.undo_renames(self.staged.len());
+            return Err(e);
         }
         self.committed = true;
+        for s in &self.staged {
+            if let Some(b) = &s.backup {
+                let _ = fs::remove_file(b);
+            }
+        }
         Ok(())
     }
+
+    /// Hard-links every file a rename will replace, so the rename can be undone.
+    fn keep_backups(&mut self) -> Result<()> {
+        for s in &mut self.staged {
+            if !s.dest.exists() {
+                continue;
+            }
+            let mut name = s.temp.clone().into_os_string();
+            name.push(".old");
+            let backup = PathBuf::from(name);
+            fs::hard_link(&s.dest, &backup)
+                .context(|| format!("keeping a backup of {}", s.dest.display()))?;
+            s.backup = Some(backup);
+        }
+        Ok(())
+    }
+
+    /// Puts back what the first `done` renames replaced (their backups), or removes what they
+    /// created.
+    fn undo_renames(&self, done: usize) {
+        for s in self.staged[..done].iter().rev() {
+            let _ = match &s.backup {
+                Some(b) => fs::rename(b, &s.dest),
+                None => fs::remove_file(&s.dest),
+            };
+        }
+    }
+}
+
+/// `fs::rename`, with a failure point for the tests that cut a commit at every rename.
+fn rename_step(from: &Path, to: &Path) -> std::io::Result<()> {
+    #[cfg(test)]
+    if tests::cut_this_rename() {
+        return Err(std::io::Error::other("power cut (test)"));
+    }
+    fs::rename(from, to)
 }
 
 impl Drop for Transaction {
@@ -153,6 +205,9 @@ impl Drop for Transaction {
         }
         for s in &self.staged {
             let _ = fs::remove_file(&s.temp);
+            if let Some(b) = &s.backup {
+                let _ = fs::remove_file(b);
+            }
         }
         for d in self.created_dirs.iter().rev() {
             let _ = fs::remove_dir(d);
@@ -232,6 +287,86 @@ impl DirLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Renames left before the injected failure (`None`: never fail).
+        static RENAMES_BEFORE_CUT: Cell<Option<usize>> = const { Cell::new(None) };
+    }
+
+    pub(super) fn cut_this_rename() -> bool {
+        RENAMES_BEFORE_CUT.with(|c| match c.get() {
+            Some(0) => true,
+            Some(n) => {
+                c.set(Some(n - 1));
+                false
+            }
+            None => false,
+        })
+    }
+
+    fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>, u32)> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                let m = fs::metadata(&p).unwrap();
+                if m.is_dir() {
+                    out.push((p.clone(), Vec::new(), m.permissions().mode()));
+                    stack.push(p);
+                } else {
+                    out.push((p.clone(), fs::read(&p).unwrap(), m.permissions().mode()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// The MCUboot-simulator idea applied to the provisioning directory: cut the commit at every
+    /// single rename and check that nothing changed.
+    #[test]
+    fn a_commit_cut_at_any_rename_leaves_everything_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(d.join("crl.pem"), b"old crl").unwrap();
+        fs::write(d.join("registry.toml"), b"old registry").unwrap();
+        let stage_all = |tx: &mut Transaction| {
+            tx.stage(&d.join("devices/x/device.key"), b"new key", SECRET)
+                .unwrap();
+            tx.stage(&d.join("crl.pem"), b"new crl", PUBLIC).unwrap();
+            tx.stage(&d.join("devices/x/device.crt"), b"new crt", PUBLIC)
+                .unwrap();
+            tx.stage(&d.join("registry.toml"), b"new registry", PUBLIC)
+                .unwrap();
+        };
+        let before = snapshot(d);
+        for cut in 0..4 {
+            let mut tx = Transaction::new();
+            stage_all(&mut tx);
+            RENAMES_BEFORE_CUT.with(|c| c.set(Some(cut)));
+            let err = tx.commit().unwrap_err();
+            RENAMES_BEFORE_CUT.with(|c| c.set(None));
+            assert!(err.to_string().contains("power cut"), "{err}");
+            assert_eq!(snapshot(d), before, "cut before rename {cut}");
+        }
+        let mut tx = Transaction::new();
+        stage_all(&mut tx);
+        tx.commit().unwrap();
+        assert_eq!(fs::read(d.join("registry.toml")).unwrap(), b"new registry");
+        assert_eq!(fs::read(d.join("crl.pem")).unwrap(), b"new crl");
+        assert_eq!(
+            fs::read(d.join("devices/x/device.key")).unwrap(),
+            b"new key"
+        );
+        // No backups or temporaries are left behind.
+        let names: Vec<_> = fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+    }
 
     #[test]
     fn commit_writes_with_exact_modes() {
