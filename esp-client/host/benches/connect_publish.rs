@@ -223,21 +223,12 @@ fn main() {
 
     let pki = Pki::new(&[ID]);
     let broker = Broker::start(&pki);
-    let flash = pki.path().join("bench.flash");
-    provision::device_config::write_config(
-        pki.path(),
-        &provision::device_config::ConfigOptions {
-            id: ID.into(),
-            wifi_ssid: "lab".into(),
-            wifi_password_file: None,
-            broker_host: Some("127.0.0.1".into()),
-            broker_port: Some(broker.port()),
-            telemetry_period_s: 30,
-            pin_broker: false,
-            output: flash.clone(),
-        },
-    )
-    .unwrap();
+    let flash = pki.write_config(&provision::device_config::ConfigOptions {
+        broker_host: Some("127.0.0.1".into()),
+        broker_port: Some(broker.port()),
+        telemetry_period_s: 30,
+        ..pki.config_options(ID, "bench.flash")
+    });
     let blob = std::fs::read(&flash).unwrap();
     let cfg = DeviceConfig::parse(&blob).unwrap();
     let floor = std::time::SystemTime::now()

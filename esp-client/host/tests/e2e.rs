@@ -12,29 +12,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use broker_testkit::{rumqttc_client, Broker, Pki};
-use provision::device_config::{write_config, ConfigOptions};
+use provision::device_config::ConfigOptions;
 use rumqttc::{Event, Packet, QoS};
 
 const ID: &str = "dev-1";
 
 /// Writes `<pki>/<id>.flash` with `provision device config`.
-fn config(pki: &Path, id: &str, host: Option<&str>, port: Option<u16>) -> PathBuf {
-    let output = pki.join(format!("{id}.flash"));
-    write_config(
-        pki,
-        &ConfigOptions {
-            id: id.to_string(),
-            wifi_ssid: "lab".into(),
-            wifi_password_file: None,
-            broker_host: host.map(str::to_string),
-            broker_port: port,
-            telemetry_period_s: 1,
-            pin_broker: false,
-            output: output.clone(),
-        },
-    )
-    .expect("provision device config");
-    output
+fn config(pki: &Pki, id: &str, host: Option<&str>, port: Option<u16>) -> PathBuf {
+    pki.write_config(&ConfigOptions {
+        broker_host: host.map(str::to_string),
+        broker_port: port,
+        ..pki.config_options(id, &format!("{id}.flash"))
+    })
 }
 
 /// The device process; its log lines arrive on a channel and are kept for failure messages.
@@ -179,7 +168,7 @@ fn telemetry_commands_and_last_will() {
     let pki = Pki::new(&[ID]);
     let broker = Broker::start(&pki);
     let op = Operator::connect(&pki, &broker);
-    let flash = config(pki.path(), ID, None, None);
+    let flash = config(&pki, ID, None, None);
     let mut dev = DeviceProc::start(&flash, &[]);
     dev.expect("Subscribe => Online", T);
 
@@ -236,7 +225,7 @@ fn telemetry_commands_and_last_will() {
 fn reconnects_by_itself_after_a_broker_restart_and_stops_cleanly() {
     let pki = Pki::new(&[ID]);
     let mut broker = Broker::start(&pki);
-    let flash = config(pki.path(), ID, None, None);
+    let flash = config(&pki, ID, None, None);
     let mut dev = DeviceProc::start(&flash, &["--tls13"]);
     dev.expect("Subscribe => Online", T);
 
@@ -265,7 +254,7 @@ fn reconnects_by_itself_after_a_broker_restart_and_stops_cleanly() {
 fn a_revoked_device_stays_out() {
     let pki = Pki::new(&[ID, "dev-2"]);
     let broker = Broker::start(&pki);
-    let flash = config(pki.path(), "dev-2", None, None);
+    let flash = config(&pki, "dev-2", None, None);
     provision::device::revoke(pki.path(), "dev-2").expect("revoke");
     broker.reload();
     let op = Operator::connect(&pki, &broker);
@@ -304,7 +293,7 @@ fn a_config_naming_another_ca_refuses_the_broker() {
     // Same device id, but issued by a different CA (with the same name, so only the signature
     // check can tell): the device trusts only that one.
     let other = Pki::new(&[ID]);
-    let flash = config(other.path(), ID, Some("localhost"), Some(broker.port()));
+    let flash = config(&other, ID, Some("localhost"), Some(broker.port()));
     let dev = DeviceProc::start(&flash, &[]);
     dev.expect("TlsConnect => Backoff", T);
     assert!(
@@ -328,7 +317,7 @@ fn a_config_naming_another_ca_refuses_the_broker() {
 #[test]
 fn a_corrupt_config_stops_with_a_clear_error() {
     let pki = Pki::new(&[ID]);
-    let flash = config(pki.path(), ID, Some("localhost"), Some(8883));
+    let flash = config(&pki, ID, Some("localhost"), Some(8883));
     let mut bytes = std::fs::read(&flash).unwrap();
     bytes[100] ^= 0x40;
     std::fs::write(&flash, &bytes).unwrap();
@@ -350,21 +339,10 @@ fn a_corrupt_config_stops_with_a_clear_error() {
 fn a_pinned_broker_key_is_checked() {
     let pki = Pki::new(&[ID]);
     let _broker = Broker::start(&pki);
-    let output = pki.path().join("pinned.flash");
-    write_config(
-        pki.path(),
-        &ConfigOptions {
-            id: ID.to_string(),
-            wifi_ssid: "lab".into(),
-            wifi_password_file: None,
-            broker_host: None,
-            broker_port: None,
-            telemetry_period_s: 1,
-            pin_broker: true,
-            output: output.clone(),
-        },
-    )
-    .expect("provision device config --pin-broker");
+    let output = pki.write_config(&ConfigOptions {
+        pin_broker: true,
+        ..pki.config_options(ID, "pinned.flash")
+    });
     let dev = DeviceProc::start(&output, &[]);
     dev.expect("Subscribe => Online", T);
     drop(dev);

@@ -28,21 +28,7 @@ const ID: &str = "sim-dev-1";
 fn commands_reach_the_real_avr_firmware_in_simavr() {
     let pki = Pki::new(&[ID]);
     let broker = Broker::start(&pki);
-    let flash = pki.path().join("sim.flash");
-    provision::device_config::write_config(
-        pki.path(),
-        &provision::device_config::ConfigOptions {
-            id: ID.into(),
-            wifi_ssid: "lab".into(),
-            wifi_password_file: None,
-            broker_host: None,
-            broker_port: None,
-            telemetry_period_s: 1,
-            pin_broker: false,
-            output: flash.clone(),
-        },
-    )
-    .unwrap();
+    let flash = pki.write_config(&pki.config_options(ID, "sim.flash"));
 
     let (spi, delay, sim) = adapter::attach(Sim::boot(Mcu::Atmega168));
     sim.borrow_mut().set_adc_mv(3, 1_250); // a quarter of AVCC: ~256 counts

@@ -9,27 +9,17 @@ use std::time::Duration;
 use broker_testkit::Pki;
 use esp_client::board::{ConnectError, Server, TlsMaterial, Transport};
 use esp_client_host::tls::TlsTransport;
-use provision::device_config::{write_config, ConfigOptions};
+use provision::device_config::ConfigOptions;
 use wire_format::device_config::DeviceConfig;
 
 #[test]
 fn a_dribbling_server_cannot_stretch_the_handshake() {
     let pki = Pki::new(&["dev-1"]);
-    let out = pki.path().join("dev.flash");
-    write_config(
-        pki.path(),
-        &ConfigOptions {
-            id: "dev-1".into(),
-            wifi_ssid: "lab".into(),
-            wifi_password_file: None,
-            broker_host: Some("127.0.0.1".into()),
-            broker_port: Some(8883),
-            telemetry_period_s: 1,
-            pin_broker: false,
-            output: out.clone(),
-        },
-    )
-    .expect("provision device config");
+    let out = pki.write_config(&ConfigOptions {
+        broker_host: Some("127.0.0.1".into()),
+        broker_port: Some(8883),
+        ..pki.config_options("dev-1", "dev.flash")
+    });
     let blob = std::fs::read(&out).unwrap();
     let cfg = DeviceConfig::parse(&blob).unwrap();
 

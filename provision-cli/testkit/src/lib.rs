@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use provision::device_config::{self, ConfigOptions};
 use provision::{broker, device, init};
 
 /// Debian installs the broker outside a normal user's PATH.
@@ -69,6 +70,28 @@ impl Pki {
             cert: self.path().join("devices").join(id).join("device.crt"),
             key: self.path().join("devices").join(id).join("device.key"),
         }
+    }
+
+    /// `provision device config` options as tests want them by default: SSID "lab", no
+    /// password, the broker `provision broker` recorded, telemetry every second, no pin, written
+    /// to `<pki>/<file>`. Change fields with struct update syntax.
+    pub fn config_options(&self, id: &str, file: &str) -> ConfigOptions {
+        ConfigOptions {
+            id: id.to_string(),
+            wifi_ssid: "lab".into(),
+            wifi_password_file: None,
+            broker_host: None,
+            broker_port: None,
+            telemetry_period_s: 1,
+            pin_broker: false,
+            output: self.path().join(file),
+        }
+    }
+
+    /// Runs `provision device config` and returns the blob's path.
+    pub fn write_config(&self, opts: &ConfigOptions) -> PathBuf {
+        device_config::write_config(self.path(), opts).expect("provision device config");
+        opts.output.clone()
     }
 }
 
