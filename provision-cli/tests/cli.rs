@@ -44,6 +44,36 @@ fn mode(p: &Path) -> u32 {
     fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
 
+/// `openssl verify -crl_check` of `<dir>/<cert>` against our CA and CRL: (valid, output).
+fn openssl_verify(dir: &Path, cert: &str) -> (bool, String) {
+    let out = std::process::Command::new("openssl")
+        .args(["verify", "-crl_check", "-CAfile"])
+        .arg(dir.join("ca/ca.crt"))
+        .arg("-CRLfile")
+        .arg(dir.join("crl.pem"))
+        .arg(dir.join(cert))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// What `openssl <args> -in <file>` prints.
+fn openssl_show(args: &[&str], file: &Path) -> String {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .arg("-in")
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl {args:?} failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn help_lists_commands_and_examples() {
     Command::cargo_bin("provision")
@@ -96,25 +126,9 @@ fn init_writes_ca_operator_crl_and_registry_with_safe_modes() {
         assert_eq!(mode(&d.join(f)), 0o600, "{f}");
     }
     // Checked by OpenSSL, not by us: the operator chains to the CA, the CRL is signed by it.
-    let out = std::process::Command::new("openssl")
-        .args(["verify", "-crl_check", "-CAfile"])
-        .arg(d.join("ca/ca.crt"))
-        .arg("-CRLfile")
-        .arg(d.join("crl.pem"))
-        .arg(d.join("operator/operator.crt"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let ca_text = std::process::Command::new("openssl")
-        .args(["x509", "-noout", "-text", "-in"])
-        .arg(d.join("ca/ca.crt"))
-        .output()
-        .unwrap();
-    let ca_text = String::from_utf8_lossy(&ca_text.stdout);
+    let (ok, text) = openssl_verify(d, "operator/operator.crt");
+    assert!(ok, "{text}");
+    let ca_text = openssl_show(&["x509", "-noout", "-text"], &d.join("ca/ca.crt"));
     assert!(ca_text.contains("CA:TRUE, pathlen:0"), "{ca_text}");
     assert!(ca_text.contains("Certificate Sign, CRL Sign"), "{ca_text}");
     assert!(ca_text.contains("prime256v1"), "{ca_text}");
@@ -219,15 +233,11 @@ fn device_add_list_show_revoke() {
     let serial = list[1]["serial"].as_str().unwrap().to_string();
     assert_eq!(serial.len(), 32);
     // The registry's serial is the certificate's, as OpenSSL reads it.
-    let x = std::process::Command::new("openssl")
-        .args(["x509", "-noout", "-serial", "-in"])
-        .arg(d.join("devices/kitchen-1/device.crt"))
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&x.stdout).trim(),
-        format!("serial={serial}")
+    let x = openssl_show(
+        &["x509", "-noout", "-serial"],
+        &d.join("devices/kitchen-1/device.crt"),
     );
+    assert_eq!(x.trim(), format!("serial={serial}"));
 
     provision(d)
         .args(["device", "list"])
@@ -264,39 +274,17 @@ fn device_add_list_show_revoke() {
         .success()
         .stdout(predicate::str::contains("\"revoked\""));
     // OpenSSL agrees: revoked one fails, the other passes.
-    let verify = |id: &str| {
-        std::process::Command::new("openssl")
-            .args(["verify", "-crl_check", "-CAfile"])
-            .arg(d.join("ca/ca.crt"))
-            .arg("-CRLfile")
-            .arg(d.join("crl.pem"))
-            .arg(d.join(format!("devices/{id}/device.crt")))
-            .output()
-            .unwrap()
-    };
-    let r = verify("kitchen-1");
-    assert!(!r.status.success());
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&r.stdout),
-        String::from_utf8_lossy(&r.stderr)
-    );
-    assert!(text.contains("certificate revoked"), "{text}");
-    assert!(verify("porch-2").status.success());
+    let (ok, text) = openssl_verify(d, "devices/kitchen-1/device.crt");
+    assert!(!ok && text.contains("certificate revoked"), "{text}");
+    let (ok, text) = openssl_verify(d, "devices/porch-2/device.crt");
+    assert!(ok, "{text}");
     // The CRL number keeps increasing.
     provision(d)
         .args(["device", "revoke", "porch-2"])
         .assert()
         .success();
-    let crl = std::process::Command::new("openssl")
-        .args(["crl", "-noout", "-crlnumber", "-in"])
-        .arg(d.join("crl.pem"))
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&crl.stdout).trim(),
-        "crlNumber=0x03"
-    );
+    let crl = openssl_show(&["crl", "-noout", "-crlnumber"], &d.join("crl.pem"));
+    assert_eq!(crl.trim(), "crlNumber=0x03");
 }
 
 #[test]
@@ -528,18 +516,10 @@ fn broker_writes_a_hardened_config() {
     }
     let key_mode = mode(&d.join("broker/server.key"));
     assert!(key_mode == 0o600 || key_mode == 0o640, "{key_mode:o}");
-    let text = std::process::Command::new("openssl")
-        .args([
-            "x509",
-            "-noout",
-            "-ext",
-            "subjectAltName,extendedKeyUsage",
-            "-in",
-        ])
-        .arg(d.join("broker/server.crt"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&text.stdout);
+    let text = openssl_show(
+        &["x509", "-noout", "-ext", "subjectAltName,extendedKeyUsage"],
+        &d.join("broker/server.crt"),
+    );
     assert!(
         text.contains("DNS:mqtt.home.lan, DNS:router, IP Address:192.168.1.1"),
         "{text}"
