@@ -16,9 +16,12 @@ use provision::{broker, device, init};
 /// Debian installs the broker outside a normal user's PATH.
 pub const MOSQUITTO: &str = "/usr/sbin/mosquitto";
 
-/// A provisioned directory (CA, operator, devices) in a temp folder.
+/// A provisioned directory (CA, operator, devices) in a temp folder: `<temp>/pki`, with the
+/// outputs tests write (config blobs) beside it in `<temp>` (provision refuses `-o` inside its
+/// own directory).
 pub struct Pki {
-    dir: tempfile::TempDir,
+    base: tempfile::TempDir,
+    dir: PathBuf,
 }
 
 impl Pki {
@@ -29,15 +32,16 @@ impl Pki {
 
     /// [`Pki::new`] in a temp folder whose name starts with `prefix` (e.g. one with a space).
     pub fn with_prefix(prefix: &str, devices: &[&str]) -> Pki {
-        let dir = tempfile::Builder::new()
+        let base = tempfile::Builder::new()
             .prefix(prefix)
             .tempdir()
             .expect("temp dir");
         // The broker reads its files after dropping to user `mosquitto`: the tree must be
         // traversable (tempdir makes it 0700).
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(base.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let dir = base.path().join("pki");
         init::init(
-            dir.path(),
+            &dir,
             &init::InitOptions {
                 ca_name: "test CA".into(),
                 days: 30,
@@ -48,13 +52,18 @@ impl Pki {
         .expect("provision init");
         if !devices.is_empty() {
             let ids: Vec<String> = devices.iter().map(|s| s.to_string()).collect();
-            device::add(dir.path(), &ids, 30).expect("provision device add");
+            device::add(&dir, &ids, 30).expect("provision device add");
         }
-        Pki { dir }
+        Pki { base, dir }
     }
 
+    /// The provisioning directory.
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.dir
+    }
+    /// Where tests write their outputs (beside the provisioning directory).
+    pub fn out_dir(&self) -> &Path {
+        self.base.path()
     }
     pub fn ca_cert(&self) -> PathBuf {
         self.path().join("ca/ca.crt")
@@ -74,7 +83,7 @@ impl Pki {
 
     /// `provision device config` options as tests want them by default: SSID "lab", no
     /// password, the broker `provision broker` recorded, telemetry every second, no pin, written
-    /// to `<pki>/<file>`. Change fields with struct update syntax.
+    /// to `<out_dir>/<file>`. Change fields with struct update syntax.
     pub fn config_options(&self, id: &str, file: &str) -> ConfigOptions {
         ConfigOptions {
             id: id.to_string(),
@@ -84,7 +93,7 @@ impl Pki {
             broker_port: None,
             telemetry_period_s: 1,
             pin_broker: false,
-            output: self.path().join(file),
+            output: self.out_dir().join(file),
         }
     }
 
