@@ -286,7 +286,7 @@ fn a_full_chunk_fits_the_device_receive_buffer() {
         3
     };
     assert!(fixed + remaining <= MAX_CHUNK_PACKET);
-    assert!(MAX_CHUNK_PACKET <= 2048, "{MAX_CHUNK_PACKET}");
+    const { assert!(MAX_CHUNK_PACKET <= 2048) };
 }
 
 #[test]
