@@ -5,6 +5,8 @@
 //! through a CRL. Every command writes all of its files or none (see [`fsutil`]).
 
 pub mod broker;
+pub mod client;
+pub mod cmd;
 pub mod device;
 pub mod device_config;
 pub mod error;
@@ -16,5 +18,7 @@ pub mod pki;
 pub mod registry;
 pub mod reload;
 pub mod store;
+pub mod topics;
+pub mod watch;
 
 pub use error::{Error, Result};

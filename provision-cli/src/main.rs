@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use provision::{broker, device, device_config, init, reload, Error};
 
 mod ota_cli;
+mod talk_cli;
 
 #[derive(Parser)]
 #[command(
@@ -20,9 +21,13 @@ Examples:
   provision broker --host mqtt.home.lan --ip 192.168.1.1
   provision device add kitchen-sensor-1
   provision device revoke kitchen-sensor-1 --reload-pid $(pidof mosquitto)
+  provision watch kitchen-sensor-1
+  provision cmd kitchen-sensor-1 set-pin pin=9 level=1
 
 Exit codes: 0 ok, 2 usage, 3 invalid input, 4 conflicting state (exists, missing, revoked),
-5 corrupt registry or key, 6 I/O, 7 certificate, 8 broker reload, 9 OTA bundle rejected."
+5 corrupt registry or key, 6 I/O, 7 certificate, 8 broker reload, 9 OTA bundle rejected,
+10 broker unreachable, 11 TLS with the broker failed, 12 broker refused the operator,
+13 device did not answer in time, 14 device refused or failed."
 )]
 struct Cli {
     /// Provisioning directory holding the CA, registry and issued files
@@ -84,6 +89,27 @@ Examples:
   provision ota inspect app.bundle --json"
     )]
     Ota(ota_cli::OtaCommand),
+    /// Follow devices: telemetry, status (online/offline), command replies, update status
+    #[command(after_help = "\
+Examples:
+  provision watch                      # every device
+  provision watch kitchen-sensor-1 porch-1
+  provision watch --json | jq .payload
+  provision watch --broker mqtt.home.lan:8883 --operator _ops-laptop
+
+Connects as the operator (mutual TLS, the broker's certificate checked against the CA and the
+host name) to the broker `provision broker` configured. Reconnects by itself; Ctrl-C stops.")]
+    Watch(talk_cli::WatchArgs),
+    /// Send one command to a device and print its reply (exit 14 when the reply is not ok)
+    #[command(after_help = "\
+Examples:
+  provision cmd kitchen-sensor-1 set-pin pin=9 level=1
+  provision cmd kitchen-sensor-1 read-adc channel=0 --json
+  provision cmd kitchen-sensor-1 reboot --timeout 30
+
+The commands the device knows, their arguments and replies: docs/topics.md.
+Exit codes: 0 the device answered ok, 13 no answer in time, 14 the device refused or failed.")]
+    Cmd(talk_cli::CmdArgs),
 }
 
 #[derive(Args)]
@@ -271,6 +297,8 @@ fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Device(cmd) => run_device(&dir, cmd)?,
         Command::Ota(cmd) => ota_cli::run(&dir, cmd)?,
+        Command::Watch(args) => talk_cli::run_watch(&dir, args)?,
+        Command::Cmd(args) => talk_cli::run_cmd(&dir, args)?,
     }
     Ok(())
 }
