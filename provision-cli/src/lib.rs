@@ -7,6 +7,7 @@
 pub mod broker;
 pub mod client;
 pub mod cmd;
+pub mod crl;
 pub mod device;
 pub mod device_config;
 pub mod error;
@@ -17,6 +18,8 @@ pub mod ota;
 pub mod pki;
 pub mod registry;
 pub mod reload;
+pub mod renew;
+pub mod status;
 pub mod store;
 pub mod topics;
 pub mod watch;

@@ -213,7 +213,7 @@ fn watch_follows_and_cmd_runs_every_documented_command() {
 
     // Refusals: exit 14, the device's reason on stderr, the reply on stdout with --json.
     let out = run(&pki, &["cmd", "dev-1", "dance"]);
-    assert_eq!(out.status.code(), Some(14), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(15), "{}", text(&out.stderr));
     let err = text(&out.stderr);
     assert!(
         err.contains("refused cmd/dance: unknown command \"dance\""),
@@ -223,12 +223,12 @@ fn watch_follows_and_cmd_runs_every_documented_command() {
         &pki,
         &["cmd", "dev-1", "set-pin", "pin=300", "level=1", "--json"],
     );
-    assert_eq!(out.status.code(), Some(14));
+    assert_eq!(out.status.code(), Some(15));
     let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(reply["ok"], false);
     assert_eq!(reply["error"], "bad value for pin=");
     let out = run(&pki, &["cmd", "dev-1", "set-pin", "pin=2", "level=1"]);
-    assert_eq!(out.status.code(), Some(14));
+    assert_eq!(out.status.code(), Some(15));
     assert!(
         text(&out.stderr).contains("the pin is not free"),
         "{}",
@@ -252,7 +252,7 @@ fn cmd_to_a_silent_device_times_out_with_a_hint() {
     let _broker = Broker::start(&pki);
     let _dev = HostDevice::start(&device_flash(&pki, "dev-1"));
     let out = run(&pki, &["cmd", "dev-2", "reboot", "--timeout", "1"]);
-    assert_eq!(out.status.code(), Some(13));
+    assert_eq!(out.status.code(), Some(14));
     let err = text(&out.stderr);
     assert!(
         err.contains("no answer from device \"dev-2\" within 1 s"),
@@ -277,7 +277,7 @@ fn connection_failures_are_typed() {
     // Nothing listens there: unreachable, exit 10.
     let closed = format!("127.0.0.1:{}", broker_testkit::free_port());
     let out = run(&pki, &["cmd", "dev-1", "reboot", "--broker", &closed]);
-    assert_eq!(out.status.code(), Some(10), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(11), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("cannot reach the broker at 127.0.0.1:"),
         "{}",
@@ -309,7 +309,7 @@ fn connection_failures_are_typed() {
     std::fs::copy(other.operator().cert, op.join("_stranger.crt")).unwrap();
     std::fs::copy(other.operator().key, op.join("_stranger.key")).unwrap();
     let out = run(&pki, &["watch", "--operator", "_stranger"]);
-    assert_eq!(out.status.code(), Some(11), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(12), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("refused the operator certificate"),
         "{}",
@@ -352,7 +352,7 @@ fn connection_failures_are_typed() {
     let out = run(&pki, &["watch", "--broker", &addr]);
     let _ = server.kill();
     let _ = server.wait();
-    assert_eq!(out.status.code(), Some(11), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(12), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("not valid for \"127.0.0.1\""),
         "{}",
@@ -361,7 +361,8 @@ fn connection_failures_are_typed() {
     drop(broker);
 }
 
-/// The exit-code table is one text: `provision --help` and the README say the same.
+/// The exit-code table is one text: `provision --help` and the README say the same, and every
+/// code is in it.
 #[test]
 fn exit_codes_in_help_and_readme_agree() {
     let help = Command::new(env!("CARGO_BIN_EXE_provision"))
@@ -371,13 +372,18 @@ fn exit_codes_in_help_and_readme_agree() {
     let para = |t: &str| -> String {
         let start = t.find("Exit codes: 0 ok").expect("an exit code table");
         let rest = &t[start..];
-        let end = rest.find("\n\n").unwrap_or(rest.len());
-        rest[..end].split_whitespace().collect::<Vec<_>>().join(" ")
+        // The table is the first sentence; the README writes code in backticks.
+        let end = rest.find(".").expect("a full stop");
+        rest[..end]
+            .replace('`', "")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
     };
     let readme = include_str!("../../README.md");
     let help = para(&text(&help.stdout));
     assert_eq!(help, para(readme));
-    for code in 2..=14 {
+    for code in 2..=15 {
         assert!(
             help.contains(&format!(" {code} ")),
             "{code} missing: {help}"
