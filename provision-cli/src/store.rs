@@ -38,7 +38,7 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Store> {
         check_dir(dir)?;
         if !dir.is_dir() {
-            return Err(Error::NoCa(dir.to_path_buf()));
+            return Err(Error::no_ca(dir));
         }
         let store = Store::create(dir)?;
         store.check_whole()?;
@@ -50,7 +50,7 @@ impl Store {
     pub fn open_read(dir: &Path) -> Result<Store> {
         check_dir(dir)?;
         if !dir.is_dir() {
-            return Err(Error::NoCa(dir.to_path_buf()));
+            return Err(Error::no_ca(dir));
         }
         let lock = DirLock::acquire_shared(dir)?;
         if fsutil::needs_recovery(dir) {
@@ -132,7 +132,7 @@ impl Store {
         let path = self.layout.ca_key();
         let file = match fsutil::open_regular(&path, "CA key") {
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::NoCa(self.layout.root().to_path_buf()))
+                return Err(Error::no_ca(self.layout.root()))
             }
             r => r?,
         };

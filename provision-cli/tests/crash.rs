@@ -116,6 +116,7 @@ fn check_consistent(dir: &Path, context: &str) -> Registry {
         .into_iter()
         .chain(reg.broker.iter().map(|b| b.cert.serial.clone()))
         .chain(reg.devices.values().map(|d| d.cert.serial.clone()))
+        .chain(reg.retired.iter().map(|r| r.cert.serial.clone()))
         .collect();
     for f in &files {
         let rel = f.strip_prefix(dir).unwrap();
@@ -174,6 +175,12 @@ fn check_consistent(dir: &Path, context: &str) -> Registry {
         .values()
         .filter(|d| d.status == DeviceStatus::Revoked)
         .map(|d| d.cert.serial.clone())
+        .chain(
+            reg.retired
+                .iter()
+                .filter(|r| r.revoked_at.is_some())
+                .map(|r| r.cert.serial.clone()),
+        )
         .collect();
     assert_eq!(in_crl, revoked, "{context}: CRL vs registry");
     known.clear();
