@@ -208,13 +208,15 @@ fn check_dir(dir: &Path) -> Result<()> {
     }
 }
 
-/// Refuses `output` when it would land inside the provisioning directory `root`: `-o` pointed
-/// at the CA key, the registry or a broker file would overwrite them with no backup.
+/// Refuses `output` when it would replace one of provision's own files in `root`: the registry,
+/// the CRL, its hidden files, or anything in a folder inside it (`ca/`, `devices/`, `broker/`,
+/// `operator/`, `ota/`, `backup-*/`). `-o` pointed at the CA key would otherwise overwrite it
+/// with no backup. A new file at the top of the directory (`certs/kitchen.bin`) is allowed.
 pub fn check_output_outside(root: &Path, output: &Path) -> Result<()> {
     let Ok(root) = std::fs::canonicalize(root) else {
         return Ok(()); // no directory, nothing to protect
     };
-    // The output may not exist yet: resolve its directory, then add the name.
+    // The output may not exist yet: resolve its directory (links included), then add the name.
     let parent = match output.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -226,10 +228,24 @@ pub fn check_output_outside(root: &Path, output: &Path) -> Result<()> {
         Ok(p) => p,
         Err(_) => parent.join(output.file_name().unwrap_or_default()),
     };
-    if resolved.starts_with(&root) || parent.starts_with(&root) {
+    let owned = |p: &Path| match p.strip_prefix(&root) {
+        Ok(rel) => {
+            let mut parts = rel.components();
+            match (parts.next(), parts.next()) {
+                (None, _) => true,          // the directory itself
+                (Some(_), Some(_)) => true, // inside one of its folders
+                (Some(name), None) => {
+                    let name = name.as_os_str().to_string_lossy();
+                    name.starts_with('.') || ["registry.toml", "crl.pem"].contains(&&*name)
+                }
+            }
+        }
+        Err(_) => false,
+    };
+    if owned(&resolved) || owned(&parent.join(output.file_name().unwrap_or_default())) {
         return Err(Error::InvalidInput(format!(
-            "-o {} is inside the provisioning directory {}: it would replace provision's own \
-             files (keys, registry, CRL). Write it somewhere else",
+            "-o {} is one of provision's own files in {} (keys, registry, CRL, broker folder): \
+             writing it would replace them. Write it somewhere else",
             output.display(),
             root.display()
         )));

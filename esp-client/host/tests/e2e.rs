@@ -17,7 +17,7 @@ use rumqttc::{Event, Packet, QoS};
 
 const ID: &str = "dev-1";
 
-/// Writes `<out_dir>/<id>.flash` with `provision device config`.
+/// Writes `<pki>/<id>.flash` with `provision device config`.
 fn config(pki: &Pki, id: &str, host: Option<&str>, port: Option<u16>) -> PathBuf {
     pki.write_config(&ConfigOptions {
         broker_host: host.map(str::to_string),

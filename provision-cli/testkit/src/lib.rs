@@ -16,12 +16,9 @@ use provision::{broker, device, init};
 /// Debian installs the broker outside a normal user's PATH.
 pub const MOSQUITTO: &str = "/usr/sbin/mosquitto";
 
-/// A provisioned directory (CA, operator, devices) in a temp folder: `<temp>/pki`, with the
-/// outputs tests write (config blobs) beside it in `<temp>` (provision refuses `-o` inside its
-/// own directory).
+/// A provisioned directory (CA, operator, devices) in a temp folder.
 pub struct Pki {
-    base: tempfile::TempDir,
-    dir: PathBuf,
+    dir: tempfile::TempDir,
 }
 
 impl Pki {
@@ -32,16 +29,15 @@ impl Pki {
 
     /// [`Pki::new`] in a temp folder whose name starts with `prefix` (e.g. one with a space).
     pub fn with_prefix(prefix: &str, devices: &[&str]) -> Pki {
-        let base = tempfile::Builder::new()
+        let dir = tempfile::Builder::new()
             .prefix(prefix)
             .tempdir()
             .expect("temp dir");
         // The broker reads its files after dropping to user `mosquitto`: the tree must be
         // traversable (tempdir makes it 0700).
-        fs::set_permissions(base.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        let dir = base.path().join("pki");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         init::init(
-            &dir,
+            dir.path(),
             &init::InitOptions {
                 ca_name: "test CA".into(),
                 days: 30,
@@ -52,18 +48,13 @@ impl Pki {
         .expect("provision init");
         if !devices.is_empty() {
             let ids: Vec<String> = devices.iter().map(|s| s.to_string()).collect();
-            device::add(&dir, &ids, 30).expect("provision device add");
+            device::add(dir.path(), &ids, 30).expect("provision device add");
         }
-        Pki { base, dir }
+        Pki { dir }
     }
 
-    /// The provisioning directory.
     pub fn path(&self) -> &Path {
-        &self.dir
-    }
-    /// Where tests write their outputs (beside the provisioning directory).
-    pub fn out_dir(&self) -> &Path {
-        self.base.path()
+        self.dir.path()
     }
     pub fn ca_cert(&self) -> PathBuf {
         self.path().join("ca/ca.crt")
@@ -83,7 +74,7 @@ impl Pki {
 
     /// `provision device config` options as tests want them by default: SSID "lab", no
     /// password, the broker `provision broker` recorded, telemetry every second, no pin, written
-    /// to `<out_dir>/<file>`. Change fields with struct update syntax.
+    /// to `<pki>/<file>`. Change fields with struct update syntax.
     pub fn config_options(&self, id: &str, file: &str) -> ConfigOptions {
         ConfigOptions {
             id: id.to_string(),
@@ -93,7 +84,7 @@ impl Pki {
             broker_port: None,
             telemetry_period_s: 1,
             pin_broker: false,
-            output: self.out_dir().join(file),
+            output: self.path().join(file),
         }
     }
 
