@@ -17,14 +17,22 @@ pub enum Error {
     #[error("a CA already exists in {0}; pass --force to replace it (the old one is moved to a timestamped backup)")]
     CaExists(PathBuf),
 
-    #[error("no CA in {0}; run `provision init` first")]
+    #[error("no CA in {}; run `provision init` first, or point --dir (or PROVISION_DIR) at the directory that holds your CA", .0.display())]
     NoCa(PathBuf),
 
-    #[error("no broker configured in {0}; run `provision broker --host NAME` first")]
+    #[error("no broker configured in {}; run `provision broker --host NAME` first (or point --dir or PROVISION_DIR elsewhere)", .0.display())]
     NoBroker(PathBuf),
 
     #[error("device {0:?} already exists")]
     DeviceExists(String),
+
+    #[error("device {0:?} exists and is revoked; `provision device add --replace {0}` issues it a new identity")]
+    RevokedExists(String),
+
+    #[error(
+        "device {0:?} is active; renew it with `provision device renew {0}`, or revoke it first"
+    )]
+    DeviceActive(String),
 
     #[error("unknown device {0:?}")]
     UnknownDevice(String),
@@ -56,6 +64,37 @@ pub enum Error {
     #[error("OTA key id {0} is not in the registry; see `provision ota keygen --key-id`")]
     UnknownOtaKey(u32),
 
+    #[error("no operator identity {name:?} in {}; `provision init` creates _operator, `provision operator add NAME` others (--operator, --dir or PROVISION_DIR)", dir.display())]
+    UnknownOperator { name: String, dir: PathBuf },
+
+    #[error("cannot reach the broker at {addr}: {reason}")]
+    BrokerUnreachable { addr: String, reason: String },
+
+    #[error("TLS with the broker at {addr} failed: {reason}")]
+    Tls { addr: String, reason: String },
+
+    #[error("the broker at {addr} did not let {operator} in: {reason}")]
+    NotAuthorized {
+        addr: String,
+        operator: String,
+        reason: String,
+    },
+
+    #[error("no answer from device {id:?} within {secs} s ({what}){hint}")]
+    DeviceTimeout {
+        id: String,
+        what: String,
+        secs: u64,
+        hint: String,
+    },
+
+    #[error("device {id:?} refused {what}: {reason}")]
+    DeviceRefused {
+        id: String,
+        what: String,
+        reason: String,
+    },
+
     #[error("bundle {path} rejected: {} check failed: {source}", source.check())]
     BundleRejected {
         path: PathBuf,
@@ -72,18 +111,43 @@ impl Error {
             | Error::NoCa(_)
             | Error::NoBroker(_)
             | Error::DeviceExists(_)
+            | Error::RevokedExists(_)
+            | Error::DeviceActive(_)
             | Error::UnknownDevice(_)
             | Error::AlreadyRevoked(_)
             | Error::OtaKeyExists { .. }
             | Error::NoOtaKeys(_)
-            | Error::UnknownOtaKey(_) => 4,
+            | Error::UnknownOtaKey(_)
+            | Error::UnknownOperator { .. } => 4,
             Error::Corrupt { .. } => 5,
             Error::Io { .. } => 6,
             Error::Certificate(_) => 7,
             Error::Reload(_) => 8,
             Error::BundleRejected { .. } => 9,
+            Error::BrokerUnreachable { .. } => 11,
+            Error::Tls { .. } => 12,
+            Error::NotAuthorized { .. } => 13,
+            Error::DeviceTimeout { .. } => 14,
+            Error::DeviceRefused { .. } => 15,
         }
     }
+}
+
+impl Error {
+    /// [`Error::NoCa`] naming `dir` as an absolute path, so a user in the wrong folder sees where
+    /// `provision` looked.
+    pub fn no_ca(dir: &std::path::Path) -> Error {
+        Error::NoCa(absolute(dir))
+    }
+
+    /// [`Error::NoBroker`] naming `dir` as an absolute path.
+    pub fn no_broker(dir: &std::path::Path) -> Error {
+        Error::NoBroker(absolute(dir))
+    }
+}
+
+fn absolute(p: &std::path::Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

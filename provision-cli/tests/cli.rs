@@ -94,12 +94,19 @@ fn help_lists_commands_and_examples() {
         &["device", "show", "--help"],
         &["device", "revoke", "--help"],
         &["device", "config", "--help"],
+        &["device", "renew", "--help"],
+        &["broker", "renew", "--help"],
+        &["operator", "--help"],
+        &["operator", "renew", "--help"],
+        &["status", "--help"],
         &["ota", "--help"],
         &["ota", "keygen", "--help"],
         &["ota", "build", "--help"],
         &["ota", "verify", "--help"],
         &["ota", "inspect", "--help"],
         &["ota", "attach-signature", "--help"],
+        &["watch", "--help"],
+        &["cmd", "--help"],
     ] {
         Command::cargo_bin("provision")
             .unwrap()
