@@ -389,6 +389,7 @@ fn read_only_commands_work_on_a_read_only_directory() {
         ],
         &["ota", "verify", bundle],
         &["ota", "inspect", bundle],
+        &["status"],
     ] {
         run(args).assert().success();
     }
