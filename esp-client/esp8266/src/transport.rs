@@ -2,6 +2,8 @@
 //! not linked into this build yet: [`Unlinked`] refuses every connection with a log line, so
 //! an image built today boots, joins WiFi, syncs time and stops at the TLS step, saying why.
 
+use core::task::Poll;
+
 use esp_client::board::{ConnectError, Server, TlsMaterial, Transport};
 
 use crate::chip::log_line;
@@ -34,13 +36,30 @@ impl embedded_io::Write for Unlinked {
     }
 }
 
+impl embedded_io::WriteReady for Unlinked {
+    fn write_ready(&mut self) -> Result<bool, Self::Error> {
+        Err(embedded_io::ErrorKind::NotConnected)
+    }
+}
+
 impl Transport for Unlinked {
-    fn connect(&mut self, server: Server<'_>, _: &TlsMaterial<'_>) -> Result<(), ConnectError> {
+    fn connect_start(
+        &mut self,
+        server: Server<'_>,
+        _: &TlsMaterial<'_>,
+    ) -> Result<(), ConnectError> {
         log_line(format_args!(
             "esp-client: no TLS stack in this build: not connecting to {}:{}",
             server.host, server.port
         ));
         Err(ConnectError::Handshake)
+    }
+    fn poll_connect(
+        &mut self,
+        _: Server<'_>,
+        _: &TlsMaterial<'_>,
+    ) -> Poll<Result<(), ConnectError>> {
+        Poll::Ready(Err(ConnectError::Handshake))
     }
     fn close(&mut self) {}
 }
