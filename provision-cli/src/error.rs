@@ -17,14 +17,22 @@ pub enum Error {
     #[error("a CA already exists in {0}; pass --force to replace it (the old one is moved to a timestamped backup)")]
     CaExists(PathBuf),
 
-    #[error("no CA in {0}; run `provision init` first")]
+    #[error("no CA in {}; run `provision init` first, or point --dir (or PROVISION_DIR) at the directory that holds your CA", .0.display())]
     NoCa(PathBuf),
 
-    #[error("no broker configured in {0}; run `provision broker --host NAME` first")]
+    #[error("no broker configured in {}; run `provision broker --host NAME` first (or point --dir or PROVISION_DIR elsewhere)", .0.display())]
     NoBroker(PathBuf),
 
     #[error("device {0:?} already exists")]
     DeviceExists(String),
+
+    #[error("device {0:?} exists and is revoked; `provision device add --replace {0}` issues it a new identity")]
+    RevokedExists(String),
+
+    #[error(
+        "device {0:?} is active; renew it with `provision device renew {0}`, or revoke it first"
+    )]
+    DeviceActive(String),
 
     #[error("unknown device {0:?}")]
     UnknownDevice(String),
@@ -72,6 +80,8 @@ impl Error {
             | Error::NoCa(_)
             | Error::NoBroker(_)
             | Error::DeviceExists(_)
+            | Error::RevokedExists(_)
+            | Error::DeviceActive(_)
             | Error::UnknownDevice(_)
             | Error::AlreadyRevoked(_)
             | Error::OtaKeyExists { .. }
@@ -84,6 +94,23 @@ impl Error {
             Error::BundleRejected { .. } => 9,
         }
     }
+}
+
+impl Error {
+    /// [`Error::NoCa`] naming `dir` as an absolute path, so a user in the wrong folder sees where
+    /// `provision` looked.
+    pub fn no_ca(dir: &std::path::Path) -> Error {
+        Error::NoCa(absolute(dir))
+    }
+
+    /// [`Error::NoBroker`] naming `dir` as an absolute path.
+    pub fn no_broker(dir: &std::path::Path) -> Error {
+        Error::NoBroker(absolute(dir))
+    }
+}
+
+fn absolute(p: &std::path::Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

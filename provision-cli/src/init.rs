@@ -63,6 +63,7 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<InitReport> {
         broker: None,
         devices: Default::default(),
         ota_keys,
+        retired: Vec::new(),
     };
     let crl = ca.sign_crl(registry.crl_number, [])?;
 

@@ -5,6 +5,7 @@
 //! through a CRL. Every command writes all of its files or none (see [`fsutil`]).
 
 pub mod broker;
+pub mod crl;
 pub mod device;
 pub mod device_config;
 pub mod error;
@@ -16,6 +17,8 @@ pub mod ota;
 pub mod pki;
 pub mod registry;
 pub mod reload;
+pub mod renew;
+pub mod status;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -150,12 +150,30 @@ impl Ca {
         self.issue_between(leaf, not_before, not_after.min(self.not_after))
     }
 
+    /// Issues a leaf for an existing key (PKCS#8 PEM): a renewed certificate that public-key
+    /// pins still match.
+    pub fn issue_for_key(&self, leaf: Leaf<'_>, days: u32, key_pem: &str) -> Result<Issued> {
+        let (not_before, not_after) = validity(now(), days)?;
+        let key = KeyPair::from_pem(key_pem)?;
+        self.issue_with(leaf, not_before, not_after.min(self.not_after), key)
+    }
+
     /// Issues a leaf with an explicit validity window (tests use it for expired certificates).
     pub fn issue_between(
         &self,
         leaf: Leaf<'_>,
         not_before: OffsetDateTime,
         not_after: OffsetDateTime,
+    ) -> Result<Issued> {
+        self.issue_with(leaf, not_before, not_after, new_key()?)
+    }
+
+    fn issue_with(
+        &self,
+        leaf: Leaf<'_>,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+        key: KeyPair,
     ) -> Result<Issued> {
         if not_after <= not_before {
             return Err(Error::InvalidInput(
@@ -191,7 +209,6 @@ impl Ca {
                 params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
             }
         }
-        let key = new_key()?;
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(Issued {
             record: CertRecord {

@@ -18,7 +18,7 @@ impl Store {
     /// never created here: a command that fails must not leave an empty one behind.
     pub fn open(dir: &Path) -> Result<Store> {
         if !dir.is_dir() {
-            return Err(Error::NoCa(dir.to_path_buf()));
+            return Err(Error::no_ca(dir));
         }
         Store::create(dir)
     }
@@ -40,7 +40,7 @@ impl Store {
         let path = self.layout.ca_key();
         let pem = match std::fs::read_to_string(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::NoCa(self.layout.root().to_path_buf()))
+                return Err(Error::no_ca(self.layout.root()))
             }
             r => r.context(|| format!("reading {}", path.display()))?,
         };

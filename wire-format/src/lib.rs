@@ -17,3 +17,7 @@ pub mod spi_link;
 
 /// Signed OTA bundles (format v1) and, with feature `verify`, the streaming verifier.
 pub mod ota;
+
+/// The OTA transfer protocol over MQTT (offer, range request, chunk, status); spec in
+/// docs/ota-protocol.md.
+pub mod ota_proto;
