@@ -433,7 +433,8 @@ pub fn install_steps(b: &BrokerRecord, folder: &Path) -> String {
     let port = b.port;
     match b.platform {
         Platform::Plain => {
-            let conf = crate::shell_word(&b.install_dir.join("mosquitto.conf").display().to_string());
+            let conf =
+                crate::shell_word(&b.install_dir.join("mosquitto.conf").display().to_string());
             let same = std::path::absolute(folder).ok().as_deref() == Some(b.install_dir.as_path());
             let copy = if same {
                 String::new()
@@ -473,9 +474,16 @@ On the router:
 After `provision device revoke`: copy crl.pem and acl again, then on the router
   kill -HUP $(pidof mosquitto)           # procd's `reload` does not re-read them
 ",
-            files = ["mosquitto.conf", "acl", "ca.crt", "server.crt", "server.key", "crl.pem"]
-                .map(src)
-                .join(" "),
+            files = [
+                "mosquitto.conf",
+                "acl",
+                "ca.crt",
+                "server.crt",
+                "server.key",
+                "crl.pem"
+            ]
+            .map(src)
+            .join(" "),
         ),
         Platform::Debian => format!(
             "\
@@ -491,7 +499,9 @@ After `provision device revoke`: copy crl.pem and acl again, then
   systemctl reload mosquitto             # SIGHUP: re-reads the CRL and the ACL
 ",
             folder = crate::shell_word(&folder.display().to_string()),
-            public = ["acl", "ca.crt", "server.crt", "crl.pem"].map(src).join(" "),
+            public = ["acl", "ca.crt", "server.crt", "crl.pem"]
+                .map(src)
+                .join(" "),
             key = src("server.key"),
             conf = src("mosquitto.conf"),
             drop_in = crate::mosquitto_conf::DROP_IN_NAME,

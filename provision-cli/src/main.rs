@@ -376,7 +376,10 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             );
             if let Some(checked) = &report.checked {
                 if report.warnings.is_empty() {
-                    println!("checked {}: our drop-in leaves its other settings as they are", checked.display());
+                    println!(
+                        "checked {}: our drop-in leaves its other settings as they are",
+                        checked.display()
+                    );
                 }
                 for w in &report.warnings {
                     eprintln!("warning: {w}");

@@ -106,7 +106,11 @@ fn drop_ins(dir: &Path) -> Result<Vec<PathBuf>> {
         .filter(|p| p.extension().is_some_and(|e| e == "conf"))
         .collect();
     files.sort_by_key(|p| {
-        let name = p.file_name().unwrap_or_default().to_string_lossy().to_string();
+        let name = p
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
         (name.to_uppercase(), name)
     });
     Ok(files)

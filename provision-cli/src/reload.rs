@@ -19,16 +19,24 @@ pub enum Reload {
 /// config was written for (`provision broker --platform`), or for every platform when unknown.
 pub fn manual_reload_hint(platform: Option<Platform>) -> String {
     let how = match platform {
-        Some(Platform::Openwrt) => "\
+        Some(Platform::Openwrt) => {
+            "\
   kill -HUP $(pidof mosquitto)            # on the router; or /etc/init.d/mosquitto restart
-(OpenWRT's `/etc/init.d/mosquitto reload` does nothing when only crl.pem and acl changed.)",
-        Some(Platform::Debian) => "\
-  systemctl reload mosquitto              # sends SIGHUP",
-        Some(Platform::Plain) => "\
-  kill -HUP $(pidof mosquitto)",
-        None => "\
+(OpenWRT's `/etc/init.d/mosquitto reload` does nothing when only crl.pem and acl changed.)"
+        }
+        Some(Platform::Debian) => {
+            "\
+  systemctl reload mosquitto              # sends SIGHUP"
+        }
+        Some(Platform::Plain) => {
+            "\
+  kill -HUP $(pidof mosquitto)"
+        }
+        None => {
+            "\
   kill -HUP $(pidof mosquitto)            # any system, OpenWRT too
-  systemctl reload mosquitto              # Debian, Ubuntu",
+  systemctl reload mosquitto              # Debian, Ubuntu"
+        }
     };
     format!(
         "\

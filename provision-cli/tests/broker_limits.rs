@@ -85,7 +85,12 @@ fn an_oversized_retained_publish_is_refused_and_a_fitting_one_is_kept() {
 fn an_oversized_command_from_the_operator_never_reaches_the_device() {
     let pki = Pki::new(&["dev-a"]);
     let broker = Broker::start(&pki);
-    let dev_sub = sub(&pki, &broker, &pki.device("dev-a"), &["-t", "devices/dev-a/cmd/#"]);
+    let dev_sub = sub(
+        &pki,
+        &broker,
+        &pki.device("dev-a"),
+        &["-t", "devices/dev-a/cmd/#"],
+    );
     let out = publish(
         &pki,
         &broker,

@@ -196,9 +196,11 @@ fn debian_drop_in_coexists_with_a_password_listener() {
         vec!["zigbee2mqtt/bridge/state online"]
     );
     // Their authentication still holds.
-    assert!(!password_pub(other_port, "z2m", "wrong", "zigbee2mqtt/x", "y")
-        .status
-        .success());
+    assert!(
+        !password_pub(other_port, "z2m", "wrong", "zigbee2mqtt/x", "y")
+            .status
+            .success()
+    );
     assert!(!Command::new("mosquitto_pub")
         .args(["-h", "127.0.0.1", "-p", &other_port.to_string()])
         .args(["-t", "zigbee2mqtt/x", "-m", "anon"])
@@ -209,7 +211,16 @@ fn debian_drop_in_coexists_with_a_password_listener() {
     // A password (and no certificate) gets nowhere on our listener.
     assert!(!Command::new("mosquitto_pub")
         .args(mosquitto_client_args(&pki, &broker, None))
-        .args(["-u", "z2m", "-P", "zigbee-secret", "-t", "devices/dev-a/cmd/x", "-m", "x"])
+        .args([
+            "-u",
+            "z2m",
+            "-P",
+            "zigbee-secret",
+            "-t",
+            "devices/dev-a/cmd/x",
+            "-m",
+            "x"
+        ])
         .output()
         .unwrap()
         .status
@@ -296,8 +307,14 @@ fn openwrt_config_logs_to_syslog_and_the_hints_use_sighup() {
     // The config itself is valid for Mosquitto: started with the paths moved to the temp PKI.
     let port = free_port();
     let local = conf
-        .replace("/etc/mosquitto/provision", &pki.path().join("broker").display().to_string())
-        .replace("listener 8883 192.168.1.1", &format!("listener {port} 127.0.0.1"))
+        .replace(
+            "/etc/mosquitto/provision",
+            &pki.path().join("broker").display().to_string(),
+        )
+        .replace(
+            "listener 8883 192.168.1.1",
+            &format!("listener {port} 127.0.0.1"),
+        )
         .replace("log_dest syslog", "log_dest stderr");
     let local_conf = pki.path().join("openwrt-local.conf");
     fs::write(&local_conf, local).unwrap();

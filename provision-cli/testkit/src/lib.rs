@@ -370,10 +370,7 @@ impl MosquittoSub {
         let (tx, lines) = std::sync::mpsc::channel();
         let out = child.stdout.take().unwrap();
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(out)
-                .lines()
-                .map_while(Result::ok)
-            {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
                 if tx.send(line).is_err() {
                     break;
                 }
