@@ -16,6 +16,8 @@ pub mod init;
 pub mod layout;
 pub mod mosquitto_conf;
 pub mod ota;
+pub mod ota_push;
+pub mod ota_status;
 pub mod pki;
 pub mod registry;
 pub mod reload;
