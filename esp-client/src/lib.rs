@@ -14,6 +14,7 @@ pub mod machine;
 pub mod mqtt;
 pub mod ota;
 pub mod settings;
+pub mod txqueue;
 
 #[cfg(test)]
 mod transcripts;

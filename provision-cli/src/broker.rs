@@ -83,23 +83,9 @@ pub fn configure(dir: &Path, opts: &BrokerOptions) -> Result<BrokerRecord> {
         .context(|| format!("reading {}", layout.ca_cert().display()))?;
     let crl_pem =
         std::fs::read(layout.crl()).context(|| format!("reading {}", layout.crl().display()))?;
-    let mut tx = Transaction::new();
+    let mut tx = store.transaction();
     tx.create_dir_all(&layout.broker_dir())?;
-    // The broker reads its key after dropping to user `mosquitto`: give the group read access
-    // where that group exists, otherwise keep it owner-only.
-    match fsutil::mosquitto_gid() {
-        Some(gid) => tx.stage_with_group(
-            &layout.broker_file("server.key"),
-            issued.key_pem.as_bytes(),
-            BROKER_SECRET,
-            Some(gid),
-        )?,
-        None => tx.stage(
-            &layout.broker_file("server.key"),
-            issued.key_pem.as_bytes(),
-            SECRET,
-        )?,
-    }
+    stage_server_key(&mut tx, layout, &issued.key_pem)?;
     tx.stage(
         &layout.broker_file("server.crt"),
         issued.cert_pem.as_bytes(),
@@ -250,6 +236,24 @@ topic write devices/+/ota/down/#
         }
     }
     acl
+}
+
+/// Stages the broker's private key. The broker reads it after dropping to user `mosquitto`:
+/// give the group read access where that group exists, otherwise keep it owner-only.
+pub fn stage_server_key(tx: &mut Transaction, layout: &Layout, key_pem: &str) -> Result<()> {
+    match fsutil::mosquitto_gid() {
+        Some(gid) => tx.stage_with_group(
+            &layout.broker_file("server.key"),
+            key_pem.as_bytes(),
+            BROKER_SECRET,
+            Some(gid),
+        ),
+        None => tx.stage(
+            &layout.broker_file("server.key"),
+            key_pem.as_bytes(),
+            SECRET,
+        ),
+    }
 }
 
 /// Stages `<dir>/broker/acl` and `crl.pem` when a broker folder exists.

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::broker;
-use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{Transaction, PUBLIC, SECRET};
+use crate::crl;
+use crate::error::{Error, Result};
+use crate::fsutil::{self, PUBLIC, SECRET};
 use crate::pki::{self, Leaf};
-use crate::registry::{DeviceRecord, DeviceStatus};
+use crate::registry::{DeviceRecord, DeviceStatus, RetiredCert};
 use crate::store::Store;
 
 /// Default device certificate lifetime: devices in the field are hard to re-key.
@@ -36,9 +36,12 @@ pub fn validate_ids(ids: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Largest id file read (a million 64-byte ids).
+pub const ID_FILE_LIMIT: u64 = 64 << 20;
+
 /// Reads ids from a file for bulk adds: one per line, `#` starts a comment, blank lines skipped.
 pub fn read_id_file(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).context(|| format!("reading {}", path.display()))?;
+    let text = fsutil::read_text_bounded(path, ID_FILE_LIMIT, "id file")?;
     Ok(text
         .lines()
         .map(|l| l.split('#').next().unwrap_or("").trim())
@@ -77,14 +80,33 @@ fn info(store: &Store, id: &str, d: &DeviceRecord) -> DeviceInfo {
 
 /// Issues a certificate and key for every id, all or none.
 pub fn add(dir: &Path, ids: &[String], days: u32) -> Result<Vec<DeviceInfo>> {
+    add_with(dir, ids, days, false)
+}
+
+/// [`add`]; with `replace`, an id whose device is revoked is issued a new identity on purpose:
+/// the revoked certificate moves to the registry's retired list and stays on the CRL. An active
+/// device is never replaced (that is `renew`).
+pub fn add_with(dir: &Path, ids: &[String], days: u32, replace: bool) -> Result<Vec<DeviceInfo>> {
     validate_ids(ids)?;
     let store = Store::open(dir)?;
     let mut registry = store.registry()?;
-    if let Some(id) = ids.iter().find(|id| registry.devices.contains_key(*id)) {
-        return Err(Error::DeviceExists(id.clone()));
+    let mut replaced = false;
+    for id in ids {
+        match registry.devices.get(id) {
+            None => {}
+            Some(d) if d.status == DeviceStatus::Active => {
+                return Err(if replace {
+                    Error::DeviceActive(id.clone())
+                } else {
+                    Error::DeviceExists(id.clone())
+                })
+            }
+            Some(_) if !replace => return Err(Error::RevokedExists(id.clone())),
+            Some(_) => replaced = true,
+        }
     }
     let ca = store.ca(&registry)?;
-    let mut tx = Transaction::new();
+    let mut tx = store.transaction();
     for id in ids {
         let issued = ca.issue(Leaf::Client { cn: id }, days)?;
         tx.stage(
@@ -97,7 +119,7 @@ pub fn add(dir: &Path, ids: &[String], days: u32) -> Result<Vec<DeviceInfo>> {
             issued.cert_pem.as_bytes(),
             PUBLIC,
         )?;
-        registry.devices.insert(
+        let old = registry.devices.insert(
             id.clone(),
             DeviceRecord {
                 status: DeviceStatus::Active,
@@ -105,6 +127,17 @@ pub fn add(dir: &Path, ids: &[String], days: u32) -> Result<Vec<DeviceInfo>> {
                 revoked_at: None,
             },
         );
+        if let Some(old) = old {
+            registry.retired.push(RetiredCert {
+                subject: id.clone(),
+                cert: old.cert,
+                revoked_at: old.revoked_at,
+            });
+        }
+    }
+    if replaced {
+        // The old serials stay on the CRL; the ACL stops denying the id.
+        crl::stage(&store, &mut registry, &ca, &mut tx)?;
     }
     store.stage_registry(&mut tx, &registry)?;
     tx.commit()?;
@@ -115,7 +148,7 @@ pub fn add(dir: &Path, ids: &[String], days: u32) -> Result<Vec<DeviceInfo>> {
 }
 
 pub fn list(dir: &Path) -> Result<Vec<DeviceInfo>> {
-    let store = Store::open(dir)?;
+    let store = Store::open_read(dir)?;
     let registry = store.registry()?;
     Ok(registry
         .devices
@@ -126,7 +159,7 @@ pub fn list(dir: &Path) -> Result<Vec<DeviceInfo>> {
 
 pub fn show(dir: &Path, id: &str) -> Result<DeviceInfo> {
     validate_ids(&[id.to_string()])?;
-    let store = Store::open(dir)?;
+    let store = Store::open_read(dir)?;
     let registry = store.registry()?;
     let d = registry
         .devices
@@ -135,10 +168,13 @@ pub fn show(dir: &Path, id: &str) -> Result<DeviceInfo> {
     Ok(info(&store, id, d))
 }
 
+#[derive(Debug, Serialize)]
 pub struct RevokeReport {
     pub device: DeviceInfo,
     pub crl_number: u64,
     pub broker_updated: bool,
+    /// The serials this revocation put on the CRL.
+    pub serials: Vec<String>,
 }
 
 /// Revokes `id`: re-signs the CRL with the next number, denies the device in the ACL, and
@@ -155,31 +191,55 @@ pub fn revoke(dir: &Path, id: &str) -> Result<RevokeReport> {
     if device.status == DeviceStatus::Revoked {
         return Err(Error::AlreadyRevoked(id.to_string()));
     }
+    let now = pki::now();
     device.status = DeviceStatus::Revoked;
-    device.revoked_at = Some(pki::now());
-    // A hand-edited number at u64::MAX must not wrap to 0: a CRL number only goes up.
-    registry.crl_number = registry
-        .crl_number
-        .checked_add(1)
-        .ok_or_else(|| Error::Corrupt {
-            path: store.layout.registry(),
-            reason: format!("crl_number {} cannot go up any more", registry.crl_number),
-        })?;
-    let crl = ca.sign_crl(
-        registry.crl_number,
-        registry
-            .revoked()
-            .map(|(_, d)| (d.cert.serial.clone(), d.revoked_at.unwrap_or_else(pki::now))),
-    )?;
-    let mut tx = Transaction::new();
-    tx.stage(&store.layout.crl(), crl.as_bytes(), PUBLIC)?;
-    broker::stage_broker_updates(&mut tx, &store.layout, &registry, &crl)?;
-    let broker_updated = registry.broker.is_some() && store.layout.broker_dir().is_dir();
+    device.revoked_at = Some(now);
+    let mut serials = vec![device.cert.serial.clone()];
+    // A previous certificate kept valid by `renew --keep-old` goes with it.
+    for r in registry.retired.iter_mut() {
+        if r.subject == id && r.revoked_at.is_none() {
+            r.revoked_at = Some(now);
+            serials.push(r.cert.serial.clone());
+        }
+    }
+    let mut tx = store.transaction();
+    let crl = crl::stage(&store, &mut registry, &ca, &mut tx)?;
     store.stage_registry(&mut tx, &registry)?;
     tx.commit()?;
     Ok(RevokeReport {
         device: info(&store, id, &registry.devices[id]),
-        crl_number: registry.crl_number,
-        broker_updated,
+        crl_number: crl.number,
+        broker_updated: crl.broker_updated,
+        serials,
     })
+}
+
+/// Revokes the previous certificate of `id` that `device renew --keep-old` left valid, once the
+/// device runs with its new one. Returns the revoked serials.
+pub fn revoke_previous(dir: &Path, id: &str) -> Result<(Vec<String>, crate::crl::CrlUpdate)> {
+    validate_ids(&[id.to_string()])?;
+    let store = Store::open(dir)?;
+    let mut registry = store.registry()?;
+    if !registry.devices.contains_key(id) {
+        return Err(Error::UnknownDevice(id.to_string()));
+    }
+    let now = pki::now();
+    let mut serials = Vec::new();
+    for r in registry.retired.iter_mut() {
+        if r.subject == id && r.revoked_at.is_none() {
+            r.revoked_at = Some(now);
+            serials.push(r.cert.serial.clone());
+        }
+    }
+    if serials.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "device {id:?} has no previous certificate left valid (only `device renew --keep-old` leaves one)"
+        )));
+    }
+    let ca = store.ca(&registry)?;
+    let mut tx = store.transaction();
+    let crl = crl::stage(&store, &mut registry, &ca, &mut tx)?;
+    store.stage_registry(&mut tx, &registry)?;
+    tx.commit()?;
+    Ok((serials, crl))
 }

@@ -110,7 +110,8 @@ pub fn spki_pin(cert_der: &[u8], path: &Path) -> Result<[u8; 32]> {
 /// Builds and writes the blob for `opts.id`.
 pub fn write_config(dir: &Path, opts: &ConfigOptions) -> Result<ConfigReport> {
     validate_ids(std::slice::from_ref(&opts.id))?;
-    let store = Store::open(dir)?;
+    let store = Store::open_read(dir)?;
+    store.check_output(&opts.output)?;
     let registry = store.registry()?;
     let layout = &store.layout;
     let device = registry
@@ -124,7 +125,7 @@ pub fn write_config(dir: &Path, opts: &ConfigOptions) -> Result<ConfigReport> {
     let broker_host = match (&opts.broker_host, broker) {
         (Some(h), _) => h.clone(),
         (None, Some(b)) => b.hosts.first().cloned().unwrap_or_default(),
-        (None, None) => return Err(Error::NoBroker(dir.to_path_buf())),
+        (None, None) => return Err(Error::no_broker(dir)),
     };
     // The device connects to this name and checks it against the broker certificate: a name
     // that is neither a DNS name nor an address would only show up there, as an endless backoff.
@@ -145,7 +146,7 @@ pub fn write_config(dir: &Path, opts: &ConfigOptions) -> Result<ConfigReport> {
     let pin = if opts.pin_broker {
         let path = layout.broker_file("server.crt");
         if broker.is_none() || !path.exists() {
-            return Err(Error::NoBroker(dir.to_path_buf()));
+            return Err(Error::no_broker(dir));
         }
         Some(spki_pin(&pem_der(&path, "CERTIFICATE")?, &path)?)
     } else {

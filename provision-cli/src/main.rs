@@ -7,7 +7,10 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use provision::{broker, device, device_config, init, reload, Error};
 
+mod lifecycle_cli;
 mod ota_cli;
+mod ota_push_cli;
+mod talk_cli;
 
 #[derive(Parser)]
 #[command(
@@ -20,9 +23,15 @@ Examples:
   provision broker --host mqtt.home.lan --ip 192.168.1.1
   provision device add kitchen-sensor-1
   provision device revoke kitchen-sensor-1 --reload-pid $(pidof mosquitto)
+  provision status --warn-days 60       # from cron: exit 10 when something expires soon
+  provision watch kitchen-sensor-1
+  provision cmd kitchen-sensor-1 set-pin pin=9 level=1
 
 Exit codes: 0 ok, 2 usage, 3 invalid input, 4 conflicting state (exists, missing, revoked),
-5 corrupt registry or key, 6 I/O, 7 certificate, 8 broker reload, 9 OTA bundle rejected."
+5 corrupt registry or key, 6 I/O, 7 certificate, 8 broker reload, 9 OTA bundle rejected,
+10 a certificate expires within --warn-days (provision status), 11 broker unreachable,
+12 TLS with the broker failed, 13 broker refused the operator, 14 device did not answer in
+time, 15 device refused or failed, 16 an update did not confirm on every device."
 )]
 struct Cli {
     /// Provisioning directory holding the CA, registry and issued files
@@ -48,6 +57,9 @@ Examples:
         /// CA lifetime in days
         #[arg(long, default_value_t = 3650)]
         days: u32,
+        /// Operator certificate lifetime in days
+        #[arg(long, default_value_t = provision::renew::DEFAULT_SERVICE_DAYS)]
+        operator_days: u32,
         /// Replace an existing CA, moving it and everything it signed to a timestamped backup
         #[arg(long)]
         force: bool,
@@ -60,7 +72,9 @@ Examples:
   provision broker --host router.lan --install-dir /etc/mosquitto
 
 The folder <dir>/broker/ holds mosquitto.conf, acl, ca.crt, server.crt, server.key, crl.pem.
-Copy it to --install-dir (default: where it is) and start mosquitto -c mosquitto.conf.")]
+Copy it to --install-dir (default: where it is) and start mosquitto -c mosquitto.conf.
+`provision broker renew` issues a new certificate for the same names before this one expires.")]
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Broker(BrokerArgs),
     /// Add, list, show and revoke devices
     #[command(
@@ -84,6 +98,40 @@ Examples:
   provision ota inspect app.bundle --json"
     )]
     Ota(ota_cli::OtaCommand),
+    /// Follow devices: telemetry, status (online/offline), command replies, update status
+    #[command(after_help = "\
+Examples:
+  provision watch                      # every device
+  provision watch kitchen-sensor-1 porch-1
+  provision watch --json | jq .payload
+  provision watch --broker mqtt.home.lan:8883 --operator _ops-laptop
+
+Connects as the operator (mutual TLS, the broker's certificate checked against the CA and the
+host name) to the broker `provision broker` configured. Reconnects by itself; Ctrl-C stops.")]
+    Watch(talk_cli::WatchArgs),
+    /// Send one command to a device and print its reply (exit 15 when the reply is not ok)
+    #[command(after_help = "\
+Examples:
+  provision cmd kitchen-sensor-1 set-pin pin=9 level=1
+  provision cmd kitchen-sensor-1 read-adc channel=0 --json
+  provision cmd kitchen-sensor-1 reboot --timeout 30
+
+The commands the device knows, their arguments and replies: docs/topics.md.
+Exit codes: 0 the device answered ok, 14 no answer in time, 15 the device refused or failed.")]
+    Cmd(talk_cli::CmdArgs),
+    /// Every certificate in service with its expiry; exit 10 when one expires within --warn-days
+    #[command(after_help = "\
+Examples:
+  provision status
+  provision status --warn-days 60 --json
+  0 7 * * * provision --dir /srv/pki status --warn-days 45 >/dev/null || echo renew | mail me
+
+Exit codes: 0 nothing expires within --warn-days, 10 something in service does (or has
+expired), others as for every command. Revoked devices are listed but never count.")]
+    Status(lifecycle_cli::StatusArgs),
+    /// Operator identities (the certificate `provision` itself uses on MQTT)
+    #[command(subcommand, after_help = "Examples:\n  provision operator renew")]
+    Operator(lifecycle_cli::OperatorCommand),
 }
 
 #[derive(Args)]
@@ -106,6 +154,23 @@ struct BrokerArgs {
     /// Server certificate lifetime in days
     #[arg(long, default_value_t = 825)]
     days: u32,
+    /// Machine-readable output
+    #[arg(long)]
+    json: bool,
+    #[command(subcommand)]
+    action: Option<BrokerAction>,
+}
+
+#[derive(Subcommand)]
+enum BrokerAction {
+    /// A new server certificate for the same names and addresses; the previous one is revoked
+    #[command(after_help = "\
+Examples:
+  provision broker renew
+  provision broker renew --keep-key --days 825   # devices that pinned the key keep working
+
+Writes <dir>/broker/server.crt, server.key and crl.pem; mosquitto.conf and the ACL stay.")]
+    Renew(lifecycle_cli::BrokerRenewArgs),
 }
 
 #[derive(Subcommand)]
@@ -118,7 +183,8 @@ a topic level, so + # / $ and upper case are refused.
 Examples:
   provision device add kitchen-sensor-1
   provision device add porch-1 porch-2 porch-3
-  provision device add --from-file ids.txt    # one id per line, # comments")]
+  provision device add --from-file ids.txt    # one id per line, # comments
+  provision device add --replace porch-2      # a revoked id, issued a new identity on purpose")]
     Add {
         /// Device ids
         ids: Vec<String>,
@@ -128,7 +194,23 @@ Examples:
         /// Certificate lifetime in days
         #[arg(long, default_value_t = device::DEFAULT_DEVICE_DAYS)]
         days: u32,
+        /// Issue revoked ids again (their old certificates stay revoked); active ids are refused
+        #[arg(long)]
+        replace: bool,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
     },
+    /// A new key and certificate for a device; the previous one is revoked
+    #[command(after_help = "\
+Examples:
+  provision device renew kitchen-sensor-1
+  provision device renew porch-1 --keep-old    # the old certificate stays valid for now...
+  provision device revoke porch-1 --previous   # ...until the device runs with the new one
+
+Then write the device's config again (provision device config) and flash it. Without
+--keep-old the device cannot connect until it has the new identity.")]
+    Renew(lifecycle_cli::DeviceRenewArgs),
     /// List devices: id, serial, status, not-after
     #[command(after_help = "Examples:\n  provision device list\n  provision device list --json")]
     List {
@@ -149,10 +231,17 @@ Examples:
   provision device revoke kitchen-sensor-1 --reload-pid $(pidof mosquitto)
   provision device revoke kitchen-sensor-1 --reload-cmd 'systemctl reload mosquitto'
   provision device revoke kitchen-sensor-1   # prints what to run
+  provision device revoke porch-1 --previous # only the certificate `renew --keep-old` kept
 
 Copy <dir>/broker/crl.pem and acl to the broker first if it runs elsewhere.")]
     Revoke {
         id: String,
+        /// Revoke only the previous certificate that `device renew --keep-old` left valid
+        #[arg(long)]
+        previous: bool,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
         /// Send SIGHUP to this broker process after revoking
         // Checked by clap, before the revocation is written: 0 and negatives would signal groups.
         #[arg(long, conflicts_with = "reload_cmd", value_parser = clap::value_parser!(i32).range(1..))]
@@ -199,7 +288,7 @@ Examples:
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
@@ -207,12 +296,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), Error> {
+fn run(cli: Cli) -> Result<ExitCode, Error> {
     let dir = cli.dir;
     match cli.command {
         Command::Init {
             ca_name,
             days,
+            operator_days,
             force,
         } => {
             let report = init::init(
@@ -220,7 +310,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 &init::InitOptions {
                     ca_name,
                     days,
-                    operator_days: 825,
+                    operator_days,
                     force,
                 },
             )?;
@@ -241,6 +331,10 @@ fn run(cli: Cli) -> Result<(), Error> {
             );
             println!("next: provision broker --host <name>");
         }
+        Command::Broker(BrokerArgs {
+            action: Some(BrokerAction::Renew(a)),
+            ..
+        }) => a.run(&dir)?,
         Command::Broker(a) => {
             let b = broker::configure(
                 &dir,
@@ -253,6 +347,10 @@ fn run(cli: Cli) -> Result<(), Error> {
                     days: a.days,
                 },
             )?;
+            if a.json {
+                lifecycle_cli::print_json(&b);
+                return Ok(ExitCode::SUCCESS);
+            }
             let folder = dir.join("broker");
             println!(
                 "broker certificate for {} (serial {}, valid until {})",
@@ -271,8 +369,12 @@ fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Device(cmd) => run_device(&dir, cmd)?,
         Command::Ota(cmd) => ota_cli::run(&dir, cmd)?,
+        Command::Watch(args) => talk_cli::run_watch(&dir, args)?,
+        Command::Cmd(args) => talk_cli::run_cmd(&dir, args)?,
+        Command::Status(a) => return a.run(&dir),
+        Command::Operator(cmd) => cmd.run(&dir)?,
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_device(dir: &std::path::Path, cmd: DeviceCommand) -> Result<(), Error> {
@@ -281,11 +383,17 @@ fn run_device(dir: &std::path::Path, cmd: DeviceCommand) -> Result<(), Error> {
             mut ids,
             from_file,
             days,
+            replace,
+            json,
         } => {
             if let Some(f) = from_file {
                 ids.extend(device::read_id_file(&f)?);
             }
-            let added = device::add(dir, &ids, days)?;
+            let added = device::add_with(dir, &ids, days, replace)?;
+            if json {
+                lifecycle_cli::print_json(&added);
+                return Ok(());
+            }
             for d in &added {
                 println!(
                     "added {} (serial {}, valid until {})",
@@ -337,21 +445,48 @@ fn run_device(dir: &std::path::Path, cmd: DeviceCommand) -> Result<(), Error> {
                 println!("key:        {}", d.key.display());
             }
         }
+        DeviceCommand::Renew(a) => a.run(dir)?,
         DeviceCommand::Revoke {
             id,
+            previous,
+            json,
             reload_pid,
             reload_cmd,
         } => {
-            let r = device::revoke(dir, &id)?;
-            println!(
-                "revoked {} (serial {}); CRL number {}",
-                r.device.id, r.device.serial, r.crl_number
-            );
-            if !r.broker_updated {
+            let r = if previous {
+                let (serials, crl) = device::revoke_previous(dir, &id)?;
+                device::RevokeReport {
+                    device: device::show(dir, &id)?,
+                    crl_number: crl.number,
+                    broker_updated: crl.broker_updated,
+                    serials,
+                }
+            } else {
+                device::revoke(dir, &id)?
+            };
+            if json {
+                lifecycle_cli::print_json(&r);
+            } else {
                 println!(
+                    "revoked {} (serial {}); CRL number {}",
+                    r.device.id,
+                    r.serials.join(", "),
+                    r.crl_number
+                );
+            }
+            // With --json, stdout holds only the JSON; the advice goes to stderr.
+            let say = |text: &str| {
+                if json {
+                    eprintln!("{text}")
+                } else {
+                    println!("{text}")
+                }
+            };
+            if !r.broker_updated {
+                say(&format!(
                     "no broker folder here: copy {} to your broker",
                     dir.join("crl.pem").display()
-                );
+                ));
             }
             let how = match (reload_pid, reload_cmd) {
                 (Some(pid), _) => Some(reload::Reload::Pid(pid)),
@@ -368,10 +503,10 @@ fn run_device(dir: &std::path::Path, cmd: DeviceCommand) -> Result<(), Error> {
                         );
                         return Err(e);
                     }
-                    println!("broker reloaded: the CRL refuses new connections and the ACL denies it every topic");
-                    println!("note: an already-open connection stays up until the broker restarts");
+                    say("broker reloaded: the CRL refuses new connections and the ACL denies it every topic");
+                    say("note: an already-open connection stays up until the broker restarts");
                 }
-                None => println!("{}", reload::MANUAL_RELOAD_HINT),
+                None => say(reload::MANUAL_RELOAD_HINT),
             }
         }
         DeviceCommand::Config {

@@ -143,11 +143,24 @@ impl Ca {
         })
     }
 
+    /// The CA key's public half (the uncompressed point), to compare with `ca.crt`.
+    pub fn public_key_raw(&self) -> &[u8] {
+        self.issuer.key().public_key_raw()
+    }
+
     /// Issues a leaf certificate; returns it with its registry record and new private key.
     pub fn issue(&self, leaf: Leaf<'_>, days: u32) -> Result<Issued> {
         let (not_before, not_after) = validity(now(), days)?;
         // A leaf must not outlive its CA: clients reject such chains anyway.
         self.issue_between(leaf, not_before, not_after.min(self.not_after))
+    }
+
+    /// Issues a leaf for an existing key (PKCS#8 PEM): a renewed certificate that public-key
+    /// pins still match.
+    pub fn issue_for_key(&self, leaf: Leaf<'_>, days: u32, key_pem: &str) -> Result<Issued> {
+        let (not_before, not_after) = validity(now(), days)?;
+        let key = KeyPair::from_pem(key_pem)?;
+        self.issue_with(leaf, not_before, not_after.min(self.not_after), key)
     }
 
     /// Issues a leaf with an explicit validity window (tests use it for expired certificates).
@@ -156,6 +169,16 @@ impl Ca {
         leaf: Leaf<'_>,
         not_before: OffsetDateTime,
         not_after: OffsetDateTime,
+    ) -> Result<Issued> {
+        self.issue_with(leaf, not_before, not_after, new_key()?)
+    }
+
+    fn issue_with(
+        &self,
+        leaf: Leaf<'_>,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+        key: KeyPair,
     ) -> Result<Issued> {
         if not_after <= not_before {
             return Err(Error::InvalidInput(
@@ -191,7 +214,6 @@ impl Ca {
                 params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
             }
         }
-        let key = new_key()?;
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(Issued {
             record: CertRecord {

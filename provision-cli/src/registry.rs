@@ -11,9 +11,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 
 pub const FORMAT: u32 = 1;
+
+/// Largest registry read (a million devices take about 200 MB).
+pub const LIMIT: u64 = 1 << 30;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -30,7 +33,28 @@ pub struct Registry {
     /// OTA signing keys (`provision ota keygen`); devices trust them by id.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ota_keys: Vec<OtaKeyRecord>,
+    /// Certificates that are no one's current one any more: a renewed device's, broker's or
+    /// operator's previous certificate, a replaced device's revoked one. Revoked ones stay on the
+    /// CRL; one kept valid by `device renew --keep-old` is revoked later.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<RetiredCert>,
 }
+
+/// A certificate taken out of service (see [`Registry::retired`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RetiredCert {
+    /// Who held it: a device id, [`crate::pki::OPERATOR_CN`] or [`BROKER_SUBJECT`].
+    pub subject: String,
+    #[serde(flatten)]
+    pub cert: CertRecord,
+    /// When it went on the CRL; `None` while a device renewed with `--keep-old` may still use it.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// The subject name [`RetiredCert`] uses for broker certificates.
+pub const BROKER_SUBJECT: &str = "broker";
 
 /// One OTA signing key; the private half is `ota/key-<id>.pem`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -105,14 +129,14 @@ pub struct DeviceRecord {
 impl Registry {
     /// Loads and validates the registry; `Ok(None)` when there is none yet.
     pub fn load(path: &Path) -> Result<Option<Registry>> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                return Err(corrupt(path, "not UTF-8 text".into()))
+        let bytes = match crate::fsutil::read_bounded(path, LIMIT, "registry") {
+            Ok(b) => b,
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(None)
             }
-            Err(e) => return Err(e).context(|| format!("reading {}", path.display())),
+            Err(e) => return Err(e),
         };
+        let text = String::from_utf8(bytes).map_err(|_| corrupt(path, "not UTF-8 text".into()))?;
         let reg: Registry =
             toml::from_str(&text).map_err(|e| corrupt(path, e.message().to_string()))?;
         reg.validate().map_err(|reason| corrupt(path, reason))?;
@@ -121,7 +145,7 @@ impl Registry {
 
     /// Loads the registry, requiring that `provision init` has run.
     pub fn load_required(path: &Path, root: &Path) -> Result<Registry> {
-        Registry::load(path)?.ok_or_else(|| Error::NoCa(root.to_path_buf()))
+        Registry::load(path)?.ok_or_else(|| Error::no_ca(root))
     }
 
     fn validate(&self) -> std::result::Result<(), String> {
@@ -135,7 +159,8 @@ impl Registry {
         let certs = std::iter::once(&self.ca.cert)
             .chain(std::iter::once(&self.operator))
             .chain(self.broker.iter().map(|b| &b.cert))
-            .chain(self.devices.values().map(|d| &d.cert));
+            .chain(self.devices.values().map(|d| &d.cert))
+            .chain(self.retired.iter().map(|r| &r.cert));
         for cert in certs {
             if cert.serial.is_empty()
                 || cert.serial.len() > 40
@@ -180,6 +205,27 @@ impl Registry {
         self.devices
             .iter()
             .filter(|(_, d)| d.status == DeviceStatus::Revoked)
+    }
+
+    /// Every serial the CRL must list, with its revocation time: revoked devices and revoked
+    /// retired certificates.
+    pub fn crl_entries(&self) -> Vec<(String, OffsetDateTime)> {
+        let devices = self
+            .revoked()
+            .filter_map(|(_, d)| Some((d.cert.serial.clone(), d.revoked_at?)));
+        let retired = self
+            .retired
+            .iter()
+            .filter_map(|r| Some((r.cert.serial.clone(), r.revoked_at?)));
+        devices.chain(retired).collect()
+    }
+
+    /// Previous certificates of `subject` that `device renew --keep-old` left valid.
+    pub fn kept_valid(&self, subject: &str) -> impl Iterator<Item = &RetiredCert> {
+        let subject = subject.to_string();
+        self.retired
+            .iter()
+            .filter(move |r| r.subject == subject && r.revoked_at.is_none())
     }
 }
 

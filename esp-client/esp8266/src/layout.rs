@@ -1,0 +1,70 @@
+//! Where things live in the ESP8266's flash and memory. The loader and slot addresses follow
+//! the OTA slot scheme's flash layout; the device data sectors follow docs/device-config.md.
+
+/// Flash chip size this layout is for (ESP-12E/F).
+pub const FLASH_SIZE: u32 = 4 << 20;
+/// One flash sector.
+pub const SECTOR: u32 = 4096;
+/// The ESP8266 maps one 1 MiB window of flash at [`IROM_MAP`].
+pub const WINDOW: u32 = 1 << 20;
+/// Where the cache maps the selected flash window.
+pub const IROM_MAP: u32 = 0x4020_0000;
+
+/// The second-stage loader (flashed at 0, what the ROM boots).
+pub const LOADER: u32 = 0x0000_0000;
+/// The loader's image must end before this.
+pub const LOADER_MAX: u32 = 0x2000;
+/// Slot A: the application image, at the same offset in window 0 as slot B in window 1, so one
+/// build (irom0 linked at one address) runs from either.
+pub const SLOT_A: u32 = 0x0000_2000;
+/// Slot B.
+pub const SLOT_B: u32 = 0x0010_2000;
+/// Bytes a slot's image may take (the last sector of the window is the slot's trailer).
+pub const SLOT_SIZE: u32 = 0xFD000;
+/// The two copies of the boot state, in the gap at the start of window 1.
+pub const BOOT_STATE: [u32; 2] = [0x10_0000, 0x10_1000];
+
+/// The v2 image's first header (8 bytes) and the irom0 segment header (8 bytes) come before
+/// the irom0 code, so the application's irom0 starts here once its slot is mapped.
+pub const APP_IROM0: u32 = IROM_MAP + SLOT_A % WINDOW + 16;
+
+/// Device config sector (docs/device-config.md).
+pub const CONFIG_SECTOR: u32 = 0x3F_9000;
+/// Device state sector (persisted time).
+pub const STATE_SECTOR: u32 = 0x3F_A000;
+/// RF calibration sector the SDK uses (`SYSTEM_PARTITION_RF_CAL`).
+pub const RF_CAL_SECTOR: u32 = 0x3F_B000;
+/// PHY init data (`esp_init_data_default_v08.bin`, `SYSTEM_PARTITION_PHY_DATA`).
+pub const PHY_DATA: u32 = 0x3F_C000;
+/// The SDK's system parameters (three sectors, `SYSTEM_PARTITION_SYSTEM_PARAMETER`).
+pub const SYSTEM_PARAMETER: u32 = 0x3F_D000;
+
+/// IRAM the application may load into; above it sits the loader while it runs.
+pub const APP_IRAM: core::ops::Range<u32> = 0x4010_0000..0x4010_8000;
+/// DRAM the application may load into (.data, .rodata); above it sits the loader's data.
+pub const APP_DRAM: core::ops::Range<u32> = 0x3FFE_8000..0x3FFF_8000;
+/// End of the SDK heap: heap free at boot is this minus the linker's `_heap_start`.
+pub const HEAP_END: u32 = 0x3FFF_C000;
+
+/// Where the loader tells the application which slot it booted: RTC user memory (SDK block 64,
+/// kept across resets, written on every boot). Word 0 [`BOOT_INFO_MAGIC`], word 1 the slot
+/// (0 = A, 1 = B), word 2 its 1 MiB window. `firmware/c/app_glue.c` reads the window to map it.
+pub const BOOT_INFO_RTC: u32 = 0x6000_1100;
+pub const BOOT_INFO_MAGIC: u32 = u32::from_le_bytes(*b"ESLB");
+
+// The scheme's invariants, checked when the crate compiles.
+const _: () = {
+    assert!(
+        SLOT_A % WINDOW == SLOT_B % WINDOW,
+        "slots at the same window offset"
+    );
+    assert!(
+        SLOT_A / WINDOW != SLOT_B / WINDOW,
+        "slots in different windows"
+    );
+    assert!(LOADER + LOADER_MAX <= SLOT_A);
+    assert!(SLOT_A + SLOT_SIZE + SECTOR <= BOOT_STATE[0]);
+    assert!(BOOT_STATE[1] + SECTOR <= SLOT_B);
+    assert!(SLOT_B + SLOT_SIZE + SECTOR <= 2 * WINDOW);
+    assert!(APP_IROM0 == 0x4020_2010);
+};

@@ -1,0 +1,209 @@
+//! The clap layer of the certificate lifecycle: `status`, the `renew` commands and
+//! `operator`. Each command is an `Args` type that only parses; the work is in the library
+//! (`provision::status`, `provision::renew`) and the printing in the report functions here.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use provision::renew::{self, RenewReport, DEFAULT_SERVICE_DAYS};
+use provision::status::{self, StatusReport, DEFAULT_WARN_DAYS};
+use provision::{device, Error};
+
+/// Exit code of `provision status` when a certificate in service expires within --warn-days
+/// (or has expired). Distinct from every error code, so a monitor can tell "act soon" from
+/// "status could not run".
+pub const EXIT_EXPIRING: u8 = 10;
+
+#[derive(Args)]
+pub struct StatusArgs {
+    /// Warn about (and exit 10 for) certificates that expire within this many days
+    #[arg(long, default_value_t = DEFAULT_WARN_DAYS)]
+    warn_days: u32,
+    /// Machine-readable output
+    #[arg(long)]
+    json: bool,
+}
+
+impl StatusArgs {
+    pub fn run(self, dir: &Path) -> Result<ExitCode, Error> {
+        let report = status::status(dir, self.warn_days)?;
+        if self.json {
+            print_json(&report);
+        } else {
+            print_status(&report);
+        }
+        Ok(if report.needs_attention() {
+            ExitCode::from(EXIT_EXPIRING)
+        } else {
+            ExitCode::SUCCESS
+        })
+    }
+}
+
+fn print_status(r: &StatusReport) {
+    println!(
+        "{:<9} {:<30} {:<32} {:<10} {:>9}  STATE",
+        "KIND", "NAME", "SERIAL", "NOT-AFTER", "DAYS-LEFT"
+    );
+    for e in &r.entries {
+        println!(
+            "{:<9} {:<30} {:<32} {:<10} {:>9}  {}",
+            e.kind.to_string(),
+            e.name,
+            e.serial,
+            e.not_after.date(),
+            e.days_left,
+            e.state
+        );
+    }
+    if r.needs_attention() {
+        println!(
+            "{} certificate(s) expire within {} days or have expired: renew them \
+             (provision device renew ID, provision broker renew, provision operator renew)",
+            r.attention, r.warn_days
+        );
+    } else {
+        println!("nothing expires within {} days", r.warn_days);
+    }
+}
+
+#[derive(Args)]
+pub struct DeviceRenewArgs {
+    /// Device id
+    id: String,
+    /// Lifetime of the new certificate in days
+    #[arg(long, default_value_t = device::DEFAULT_DEVICE_DAYS)]
+    days: u32,
+    /// Leave the previous certificate valid until `provision device revoke ID --previous`
+    #[arg(long)]
+    keep_old: bool,
+    /// Machine-readable output
+    #[arg(long)]
+    json: bool,
+}
+
+impl DeviceRenewArgs {
+    pub fn run(self, dir: &Path) -> Result<(), Error> {
+        let r = renew::device(dir, &self.id, self.days, self.keep_old)?;
+        if self.json {
+            print_json(&r);
+            return Ok(());
+        }
+        print_renewed(&r);
+        if r.previous_revoked {
+            println!(
+                "the previous certificate is revoked: the device connects again once it has \
+                 the new one"
+            );
+        } else {
+            println!(
+                "the previous certificate stays valid; once the device runs with the new one: \
+                 provision device revoke {} --previous",
+                r.subject
+            );
+        }
+        println!(
+            "write its config again: provision device config {} --wifi-ssid ... -o {}.bin",
+            r.subject, r.subject
+        );
+        Ok(())
+    }
+}
+
+#[derive(Args)]
+pub struct BrokerRenewArgs {
+    /// Lifetime of the new certificate in days
+    #[arg(long, default_value_t = DEFAULT_SERVICE_DAYS)]
+    days: u32,
+    /// Keep the broker's key: devices that pinned it (--pin-broker) still connect
+    #[arg(long)]
+    keep_key: bool,
+    /// Machine-readable output
+    #[arg(long)]
+    json: bool,
+}
+
+impl BrokerRenewArgs {
+    pub fn run(self, dir: &Path) -> Result<(), Error> {
+        let r = renew::broker(dir, self.days, self.keep_key)?;
+        if self.json {
+            print_json(&r);
+            return Ok(());
+        }
+        print_renewed(&r);
+        if !r.key_kept {
+            println!(
+                "new key: devices configured with --pin-broker must get a new config \
+                 (or renew with --keep-key)"
+            );
+        }
+        println!(
+            "copy server.crt, server.key and crl.pem from {} to the broker and restart it",
+            dir.join("broker").display()
+        );
+        Ok(())
+    }
+}
+
+#[derive(Subcommand)]
+pub enum OperatorCommand {
+    /// A new key and certificate for an operator identity; the previous one is revoked
+    #[command(after_help = "\
+Examples:
+  provision operator renew
+  provision operator renew _operator --days 365 --json")]
+    Renew(OperatorRenewArgs),
+}
+
+#[derive(Args)]
+pub struct OperatorRenewArgs {
+    /// Operator name
+    #[arg(default_value = provision::pki::OPERATOR_CN)]
+    name: String,
+    /// Lifetime of the new certificate in days
+    #[arg(long, default_value_t = DEFAULT_SERVICE_DAYS)]
+    days: u32,
+    /// Machine-readable output
+    #[arg(long)]
+    json: bool,
+}
+
+impl OperatorCommand {
+    pub fn run(self, dir: &Path) -> Result<(), Error> {
+        match self {
+            OperatorCommand::Renew(a) => {
+                let r = renew::operator(dir, &a.name, a.days)?;
+                if a.json {
+                    print_json(&r);
+                } else {
+                    print_renewed(&r);
+                    println!("the previous certificate is revoked");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn print_renewed(r: &RenewReport) {
+    println!(
+        "renewed {} (serial {}, valid until {}); previous serial {}",
+        r.subject,
+        r.serial,
+        r.not_after.date(),
+        r.previous_serial
+    );
+    println!("certificate: {}", r.cert.display());
+    println!("key:         {}", r.key.display());
+    if let Some(n) = r.crl_number {
+        println!("CRL number {n}");
+    }
+}
+
+pub fn print_json<T: serde::Serialize>(value: &T) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("serializes")
+    );
+}

@@ -1,0 +1,149 @@
+//! `provision status`: every certificate in service with its expiry, for people and for cron.
+
+use std::path::Path;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::error::Result;
+use crate::pki::{self, OPERATOR_CN};
+use crate::registry::{CertRecord, DeviceStatus};
+use crate::store::Store;
+
+/// Default `--warn-days`.
+pub const DEFAULT_WARN_DAYS: u32 = 30;
+
+/// What a certificate is for.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Ca,
+    Broker,
+    Operator,
+    Device,
+    /// A renewed device's previous certificate, left valid by `renew --keep-old`.
+    Previous,
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kind::Ca => "ca",
+            Kind::Broker => "broker",
+            Kind::Operator => "operator",
+            Kind::Device => "device",
+            Kind::Previous => "previous",
+        })
+    }
+}
+
+/// Where a certificate stands.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Ok,
+    /// Expires within the warning window.
+    Expiring,
+    Expired,
+    /// Revoked: its expiry no longer matters.
+    Revoked,
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            State::Ok => "ok",
+            State::Expiring => "expiring",
+            State::Expired => "expired",
+            State::Revoked => "revoked",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub kind: Kind,
+    /// CA name, broker's first host, operator CN or device id.
+    pub name: String,
+    pub serial: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+    /// Whole days until not-after (negative once expired).
+    pub days_left: i64,
+    pub state: State,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    #[serde(with = "time::serde::rfc3339")]
+    pub now: OffsetDateTime,
+    pub warn_days: u32,
+    pub entries: Vec<Entry>,
+    /// Certificates in service that expire within `warn_days` or have expired.
+    pub attention: usize,
+}
+
+impl StatusReport {
+    /// True when something in service expires within the warning window (or has expired).
+    pub fn needs_attention(&self) -> bool {
+        self.attention > 0
+    }
+}
+
+/// Reads the registry and rates every certificate against `now + warn_days`.
+pub fn status(dir: &Path, warn_days: u32) -> Result<StatusReport> {
+    status_at(dir, warn_days, pki::now())
+}
+
+/// [`status`] as of `now`.
+pub fn status_at(dir: &Path, warn_days: u32, now: OffsetDateTime) -> Result<StatusReport> {
+    let store = Store::open_read(dir)?;
+    let registry = store.registry()?;
+    let rate = |kind: Kind, name: &str, cert: &CertRecord, revoked: bool| {
+        let left = cert.not_after - now;
+        let state = if revoked {
+            State::Revoked
+        } else if left <= time::Duration::ZERO {
+            State::Expired
+        } else if left <= time::Duration::days(warn_days.into()) {
+            State::Expiring
+        } else {
+            State::Ok
+        };
+        Entry {
+            kind,
+            name: name.to_string(),
+            serial: cert.serial.clone(),
+            not_after: cert.not_after,
+            days_left: left.whole_days(),
+            state,
+        }
+    };
+    let mut entries = vec![rate(Kind::Ca, &registry.ca.name, &registry.ca.cert, false)];
+    if let Some(b) = &registry.broker {
+        let name = b.hosts.first().map(String::as_str).unwrap_or("broker");
+        entries.push(rate(Kind::Broker, name, &b.cert, false));
+    }
+    entries.push(rate(Kind::Operator, OPERATOR_CN, &registry.operator, false));
+    for (id, d) in &registry.devices {
+        entries.push(rate(
+            Kind::Device,
+            id,
+            &d.cert,
+            d.status == DeviceStatus::Revoked,
+        ));
+        for old in registry.kept_valid(id) {
+            entries.push(rate(Kind::Previous, id, &old.cert, false));
+        }
+    }
+    let attention = entries
+        .iter()
+        .filter(|e| e.kind != Kind::Previous && matches!(e.state, State::Expiring | State::Expired))
+        .count();
+    Ok(StatusReport {
+        now,
+        warn_days,
+        entries,
+        attention,
+    })
+}
