@@ -39,6 +39,18 @@ check-nostd:
     # the esp-client core (state machine, MQTT, board traits, AVR driver): no_std, no alloc, LX106
     CARGO_PROFILE_RELEASE_OPT_LEVEL=s cargo +nightly build -q -p esp-client --lib --release --target esp-client/targets/xtensa-esp8266-none-elf.json -Zjson-target-spec -Zbuild-std=core
 
+# ESP8266 images in target/esp8266/ (nightly rustc -> asm -> GNU as -> SDK link -> esptool), with
+# their size gates; docs/esp8266.md says how to flash them. Needs Debian's gcc-xtensa-lx106,
+# picolibc-xtensa-lx106-elf and esptool (pip).
+# ESP8266 firmware images + size gates
+firmware:
+    bash esp-client/esp8266/build.sh all
+
+# The esp-client core's scenarios on the LX106 core in QEMU (also part of test-host)
+# The core on the LX106 in QEMU
+test-lx106:
+    cargo test -p esp8266-board --test lx106
+
 # The main job (demo.sh) end to end on the debug build: telemetry, command round trips, clean stop
 test-demo:
     bash esp-client/host/demo-test.sh
@@ -55,4 +67,5 @@ test-avr:
 lint:
     cargo fmt --all -- --check
     rustfmt +stable --edition 2021 --check avr-slave/firmware/src/main.rs
+    rustfmt +stable --edition 2021 --check esp-client/esp8266/firmware/src/bin/*.rs
     cargo clippy --workspace --all-targets -- -D warnings

@@ -16,6 +16,21 @@ pub enum Command {
     Reboot,
 }
 
+/// Every command name the device knows. docs/topics.md lists them with arguments and replies;
+/// a test keeps the two in step.
+pub const NAMES: [&str; 3] = ["set-pin", "read-adc", "reboot"];
+
+impl Command {
+    /// The name it arrives under (`cmd/<name>`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::SetPin { .. } => "set-pin",
+            Command::ReadAdc { .. } => "read-adc",
+            Command::Reboot => "reboot",
+        }
+    }
+}
+
 /// Why a command was refused (sent back in the reply's `error`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommandError<'a> {
@@ -223,6 +238,87 @@ mod tests {
         assert_eq!(request_id(b"pin=1 req=abc-1"), Some("abc-1"));
         assert_eq!(request_id(b"req=a\"b"), None);
         assert_eq!(request_id(b"pin=1"), None);
+    }
+
+    /// The command table of docs/topics.md: (name, example arguments).
+    fn documented_commands() -> Vec<(String, String)> {
+        let doc = include_str!("../../docs/topics.md");
+        let section = doc
+            .split("The commands the device knows:")
+            .nth(1)
+            .expect("docs/topics.md has the command table");
+        section
+            .lines()
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            .skip(2)
+            .map(|row| {
+                let cells: Vec<&str> = row.split(" | ").collect();
+                let name = cells[0].trim_start_matches("| ").trim_matches('`');
+                let example = cells[3].trim_end_matches(" |").trim_matches('`');
+                let args = example
+                    .split_whitespace()
+                    .skip(4) // provision cmd ID NAME
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                assert!(
+                    example.starts_with("provision cmd ") && example.contains(name),
+                    "{row}"
+                );
+                (name.to_string(), args)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn docs_list_exactly_the_commands_the_device_knows() {
+        let doc = documented_commands();
+        let names: Vec<&str> = doc.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names, NAMES,
+            "docs/topics.md's command table and NAMES differ"
+        );
+        for (name, args) in &doc {
+            let c = parse(name, args.as_bytes())
+                .unwrap_or_else(|e| panic!("documented `{name} {args}` is refused: {e:?}"));
+            assert_eq!(c.name(), name);
+        }
+        // The limits the doc states are the device's buffers.
+        let text = include_str!("../../docs/topics.md");
+        use crate::settings::{CMD_NAME_BUF, CMD_PAYLOAD_BUF};
+        assert!(text.contains(&format!("at most {CMD_PAYLOAD_BUF} bytes")));
+        assert!(text.contains(&format!("A command name has at most {CMD_NAME_BUF} bytes")));
+        assert!(text.contains(&format!(
+            "exceeds the {CMD_PAYLOAD_BUF}-byte command buffer"
+        )));
+        // The refusals the doc shows are the device's own words.
+        for e in [
+            CommandError::Unknown("dance"),
+            CommandError::Missing("level"),
+            CommandError::BadValue("pin"),
+            CommandError::NotAscii,
+            CommandError::TooLong {
+                len: 200,
+                max: CMD_PAYLOAD_BUF,
+            },
+        ] {
+            let mut shown = FmtBuf::<128>::new();
+            write!(shown, "{e}").unwrap();
+            assert!(
+                text.contains(&format!("| `{}` |", shown.as_str())),
+                "docs/topics.md does not show the refusal {:?}",
+                shown.as_str()
+            );
+        }
+        // And a name outside the table is refused.
+        assert_eq!(
+            parse("pin", b"pin=1 level=1"),
+            Err(CommandError::Unknown("pin"))
+        );
+        assert_eq!(
+            parse("adc", b"channel=1"),
+            Err(CommandError::Unknown("adc"))
+        );
     }
 
     #[test]

@@ -64,6 +64,37 @@ pub enum Error {
     #[error("OTA key id {0} is not in the registry; see `provision ota keygen --key-id`")]
     UnknownOtaKey(u32),
 
+    #[error("no operator identity {name:?} in {}; `provision init` creates _operator, `provision operator add NAME` others (--operator, --dir or PROVISION_DIR)", dir.display())]
+    UnknownOperator { name: String, dir: PathBuf },
+
+    #[error("cannot reach the broker at {addr}: {reason}")]
+    BrokerUnreachable { addr: String, reason: String },
+
+    #[error("TLS with the broker at {addr} failed: {reason}")]
+    Tls { addr: String, reason: String },
+
+    #[error("the broker at {addr} did not let {operator} in: {reason}")]
+    NotAuthorized {
+        addr: String,
+        operator: String,
+        reason: String,
+    },
+
+    #[error("no answer from device {id:?} within {secs} s ({what}){hint}")]
+    DeviceTimeout {
+        id: String,
+        what: String,
+        secs: u64,
+        hint: String,
+    },
+
+    #[error("device {id:?} refused {what}: {reason}")]
+    DeviceRefused {
+        id: String,
+        what: String,
+        reason: String,
+    },
+
     #[error("bundle {path} rejected: {} check failed: {source}", source.check())]
     BundleRejected {
         path: PathBuf,
@@ -86,12 +117,18 @@ impl Error {
             | Error::AlreadyRevoked(_)
             | Error::OtaKeyExists { .. }
             | Error::NoOtaKeys(_)
-            | Error::UnknownOtaKey(_) => 4,
+            | Error::UnknownOtaKey(_)
+            | Error::UnknownOperator { .. } => 4,
             Error::Corrupt { .. } => 5,
             Error::Io { .. } => 6,
             Error::Certificate(_) => 7,
             Error::Reload(_) => 8,
             Error::BundleRejected { .. } => 9,
+            Error::BrokerUnreachable { .. } => 11,
+            Error::Tls { .. } => 12,
+            Error::NotAuthorized { .. } => 13,
+            Error::DeviceTimeout { .. } => 14,
+            Error::DeviceRefused { .. } => 15,
         }
     }
 }

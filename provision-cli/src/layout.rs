@@ -4,7 +4,8 @@
 //! <dir>/registry.toml              the human-readable registry (source of truth)
 //! <dir>/crl.pem                    the current CRL (always present)
 //! <dir>/ca/ca.crt  ca.key          root CA
-//! <dir>/operator/operator.crt .key the CLI's own MQTT identity
+//! <dir>/operator/operator.crt .key the CLI's own MQTT identity (`_operator`)
+//! <dir>/operator/<name>.crt .key   further operator identities
 //! <dir>/devices/<id>/device.crt .key
 //! <dir>/broker/                    installable broker folder: mosquitto.conf acl ca.crt
 //!                                  server.crt server.key crl.pem
@@ -46,6 +47,19 @@ impl Layout {
     pub fn operator_key(&self) -> PathBuf {
         self.root.join("operator/operator.key")
     }
+    /// Certificate and key of operator identity `name`: `_operator` (made by `provision init`)
+    /// is `operator/operator.{crt,key}`, any other `operator/<name>.{crt,key}`.
+    pub fn operator_identity(&self, name: &str) -> crate::Result<(PathBuf, PathBuf)> {
+        if name == crate::pki::OPERATOR_CN {
+            return Ok((self.operator_cert(), self.operator_key()));
+        }
+        check_operator_name(name)?;
+        let dir = self.root.join("operator");
+        Ok((
+            dir.join(format!("{name}.crt")),
+            dir.join(format!("{name}.key")),
+        ))
+    }
     pub fn device_dir(&self, id: &str) -> PathBuf {
         self.root.join("devices").join(id)
     }
@@ -60,5 +74,24 @@ impl Layout {
     }
     pub fn broker_file(&self, name: &str) -> PathBuf {
         self.broker_dir().join(name)
+    }
+}
+
+/// An operator name is a certificate CN, an MQTT user name and a file name: a leading `_`
+/// (which no device id has, so no device can be issued it) then `[a-z0-9-]`, at most 64 bytes.
+pub fn check_operator_name(name: &str) -> crate::Result<()> {
+    let ok = name.len() >= 2
+        && name.len() <= 64
+        && name.starts_with('_')
+        && name[1..]
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(crate::Error::InvalidInput(format!(
+            "operator name {name:?}: expected `_` then lower-case letters, digits and `-` \
+             (at most 64 bytes), e.g. _operator or _ops-laptop"
+        )))
     }
 }

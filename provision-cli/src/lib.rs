@@ -5,6 +5,8 @@
 //! through a CRL. Every command writes all of its files or none (see [`fsutil`]).
 
 pub mod broker;
+pub mod client;
+pub mod cmd;
 pub mod crl;
 pub mod device;
 pub mod device_config;
@@ -20,5 +22,7 @@ pub mod reload;
 pub mod renew;
 pub mod status;
 pub mod store;
+pub mod topics;
+pub mod watch;
 
 pub use error::{Error, Result};

@@ -10,6 +10,7 @@ use provision::{broker, device, init, reload, Error};
 mod device_cli;
 mod lifecycle_cli;
 mod ota_cli;
+mod talk_cli;
 
 #[derive(Parser)]
 #[command(
@@ -23,10 +24,14 @@ Examples:
   provision device add kitchen-sensor-1
   provision device revoke kitchen-sensor-1 --reload-pid $(pidof mosquitto)
   provision status --warn-days 60       # from cron: exit 10 when something expires soon
+  provision watch kitchen-sensor-1
+  provision cmd kitchen-sensor-1 set-pin pin=9 level=1
 
 Exit codes: 0 ok, 2 usage, 3 invalid input, 4 conflicting state (exists, missing, revoked),
 5 corrupt registry or key, 6 I/O, 7 certificate, 8 broker reload, 9 OTA bundle rejected,
-10 a certificate expires within --warn-days (provision status)."
+10 a certificate expires within --warn-days (provision status), 11 broker unreachable,
+12 TLS with the broker failed, 13 broker refused the operator, 14 device did not answer in
+time, 15 device refused or failed."
 )]
 struct Cli {
     /// Provisioning directory holding the CA, registry and issued files
@@ -93,6 +98,27 @@ Examples:
   provision ota inspect app.bundle --json"
     )]
     Ota(ota_cli::OtaCommand),
+    /// Follow devices: telemetry, status (online/offline), command replies, update status
+    #[command(after_help = "\
+Examples:
+  provision watch                      # every device
+  provision watch kitchen-sensor-1 porch-1
+  provision watch --json | jq .payload
+  provision watch --broker mqtt.home.lan:8883 --operator _ops-laptop
+
+Connects as the operator (mutual TLS, the broker's certificate checked against the CA and the
+host name) to the broker `provision broker` configured. Reconnects by itself; Ctrl-C stops.")]
+    Watch(talk_cli::WatchArgs),
+    /// Send one command to a device and print its reply (exit 15 when the reply is not ok)
+    #[command(after_help = "\
+Examples:
+  provision cmd kitchen-sensor-1 set-pin pin=9 level=1
+  provision cmd kitchen-sensor-1 read-adc channel=0 --json
+  provision cmd kitchen-sensor-1 reboot --timeout 30
+
+The commands the device knows, their arguments and replies: docs/topics.md.
+Exit codes: 0 the device answered ok, 14 no answer in time, 15 the device refused or failed.")]
+    Cmd(talk_cli::CmdArgs),
     /// Every certificate in service with its expiry; exit 10 when one expires within --warn-days
     #[command(after_help = "\
 Examples:
@@ -335,6 +361,8 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         }
         Command::Device(cmd) => run_device(&dir, cmd)?,
         Command::Ota(cmd) => ota_cli::run(&dir, cmd)?,
+        Command::Watch(args) => talk_cli::run_watch(&dir, args)?,
+        Command::Cmd(args) => talk_cli::run_cmd(&dir, args)?,
         Command::Status(a) => return a.run(&dir),
         Command::Operator(cmd) => cmd.run(&dir)?,
     }

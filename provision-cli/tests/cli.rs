@@ -106,6 +106,8 @@ fn help_lists_commands_and_examples() {
         &["ota", "verify", "--help"],
         &["ota", "inspect", "--help"],
         &["ota", "attach-signature", "--help"],
+        &["watch", "--help"],
+        &["cmd", "--help"],
     ] {
         Command::cargo_bin("provision")
             .unwrap()

@@ -1,0 +1,799 @@
+//! The core's scenarios on a fake board and a scripted broker, `no_std` and allocation-free so
+//! that the very same code runs on the host (`cargo test`) and on the LX106 core in QEMU
+//! (`qemu-system-xtensa -M sim -cpu lx106`, output through semihosting). Both runs must print the
+//! same transcript, byte for byte: `tests/lx106-transcript.txt`.
+//!
+//! The broker side decodes what the device sends with its own small MQTT 3.1.1 reader (not the
+//! core's codec), so a device that encodes wrongly shows up as a `broker: malformed` line and a
+//! failed scenario.
+
+use core::fmt::Write;
+
+use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashErrorKind, ReadNorFlash};
+use esp_client::board::{
+    AvrError, AvrLink, Board, ConnectError, NetStatus, Server, TlsMaterial, Transport,
+};
+use esp_client::machine::{Device, State, StateKind};
+use esp_client::settings::Settings;
+use wire_format::device_config::DeviceConfig;
+
+/// The device id every scenario uses.
+pub const ID: &str = "kitchen-sensor-1";
+const BUILD_TIME: u64 = 1_760_000_000;
+const SOURCE_TIME: u64 = 1_770_000_000;
+/// Config sector + state sector.
+const FLASH_LEN: usize = 8192;
+
+/// Why a scenario failed (the transcript says more).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimError {
+    /// The output sink refused a line.
+    Output,
+    /// The device sent bytes the broker could not decode.
+    Malformed(&'static str),
+    /// The core asked to be polled at once, forever.
+    Spin,
+    /// A scenario's expectation did not hold.
+    Expectation(&'static str),
+}
+
+impl From<core::fmt::Error> for SimError {
+    fn from(_: core::fmt::Error) -> Self {
+        SimError::Output
+    }
+}
+
+impl core::fmt::Display for SimError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SimError::Output => f.write_str("the output sink failed"),
+            SimError::Malformed(what) => write!(f, "the device sent a malformed packet: {what}"),
+            SimError::Spin => f.write_str("the core asks to be polled again at once, forever"),
+            SimError::Expectation(what) => write!(f, "expectation failed: {what}"),
+        }
+    }
+}
+
+/// NOR flash in RAM: writes only clear bits, so a missing erase shows.
+pub struct MemFlash<const N: usize>(pub [u8; N]);
+
+impl<const N: usize> ErrorType for MemFlash<N> {
+    type Error = NorFlashErrorKind;
+}
+
+impl<const N: usize> ReadNorFlash for MemFlash<N> {
+    const READ_SIZE: usize = 1;
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
+        let o = offset as usize;
+        let src = self
+            .0
+            .get(o..o + bytes.len())
+            .ok_or(NorFlashErrorKind::OutOfBounds)?;
+        bytes.copy_from_slice(src);
+        Ok(())
+    }
+    fn capacity(&self) -> usize {
+        N
+    }
+}
+
+impl<const N: usize> NorFlash for MemFlash<N> {
+    const WRITE_SIZE: usize = 4;
+    const ERASE_SIZE: usize = 4096;
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
+        let r = self
+            .0
+            .get_mut(from as usize..to as usize)
+            .ok_or(NorFlashErrorKind::OutOfBounds)?;
+        r.fill(0xFF);
+        Ok(())
+    }
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
+        let o = offset as usize;
+        let d = self
+            .0
+            .get_mut(o..o + bytes.len())
+            .ok_or(NorFlashErrorKind::OutOfBounds)?;
+        for (d, s) in d.iter_mut().zip(bytes) {
+            *d &= *s;
+        }
+        Ok(())
+    }
+}
+
+/// A byte queue of fixed capacity.
+struct Queue<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> Queue<N> {
+    const fn new() -> Self {
+        Queue {
+            buf: [0; N],
+            len: 0,
+        }
+    }
+    fn push(&mut self, bytes: &[u8]) -> Result<(), SimError> {
+        let end = self.len + bytes.len();
+        let dst = self
+            .buf
+            .get_mut(self.len..end)
+            .ok_or(SimError::Expectation(
+                "a simulated socket buffer overflowed",
+            ))?;
+        dst.copy_from_slice(bytes);
+        self.len = end;
+        Ok(())
+    }
+    fn take(&mut self, n: usize) {
+        self.buf.copy_within(n..self.len, 0);
+        self.len -= n;
+    }
+    fn as_slice(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// A fixed-size text buffer for the last retained status.
+struct Text<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> Text<N> {
+    const fn new() -> Self {
+        Text {
+            buf: [0; N],
+            len: 0,
+        }
+    }
+    fn set(&mut self, b: &[u8]) {
+        let n = b.len().min(N);
+        self.buf[..n].copy_from_slice(&b[..n]);
+        self.len = n;
+    }
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// Printable form of a payload (the device only sends ASCII; anything else shows as `?`).
+struct Ascii<'a>(&'a [u8]);
+
+impl core::fmt::Display for Ascii<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for &b in self.0 {
+            f.write_char(if (0x20..0x7F).contains(&b) {
+                b as char
+            } else {
+                '?'
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads MQTT 3.1.1 fields from a packet body.
+struct Reader<'a> {
+    b: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn u8(&mut self, what: &'static str) -> Result<u8, SimError> {
+        let (&v, rest) = self.b.split_first().ok_or(SimError::Malformed(what))?;
+        self.b = rest;
+        Ok(v)
+    }
+    fn u16(&mut self, what: &'static str) -> Result<u16, SimError> {
+        Ok(u16::from(self.u8(what)?) << 8 | u16::from(self.u8(what)?))
+    }
+    fn bytes(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], SimError> {
+        if self.b.len() < n {
+            return Err(SimError::Malformed(what));
+        }
+        let (v, rest) = self.b.split_at(n);
+        self.b = rest;
+        Ok(v)
+    }
+    fn string(&mut self, what: &'static str) -> Result<&'a [u8], SimError> {
+        let n = self.u16(what)? as usize;
+        self.bytes(n, what)
+    }
+}
+
+/// The whole packet at the start of `b`: (first byte, header length, total length), or `None`
+/// while incomplete.
+fn frame(b: &[u8]) -> Result<Option<(u8, usize, usize)>, SimError> {
+    let Some(&first) = b.first() else {
+        return Ok(None);
+    };
+    let mut len = 0usize;
+    let mut i = 1;
+    loop {
+        let Some(&d) = b.get(i) else {
+            return Ok(None);
+        };
+        if i > 4 {
+            return Err(SimError::Malformed("remaining length longer than 4 bytes"));
+        }
+        len |= usize::from(d & 0x7F) << (7 * (i - 1));
+        i += 1;
+        if d & 0x80 == 0 {
+            break;
+        }
+    }
+    Ok((b.len() >= i + len).then_some((first, i, i + len)))
+}
+
+/// The broker at the other end of the fake TLS connection.
+pub struct Broker {
+    /// Accepts connections.
+    up: bool,
+    /// A connection is open.
+    conn: bool,
+    /// The broker side closed it (the device reads EOF).
+    closed_by_broker: bool,
+    answer_ping: bool,
+    to_device: Queue<1024>,
+    from_device: Queue<1024>,
+    /// The Will of the current connection, and the last retained status.
+    will: Text<16>,
+    status: Text<16>,
+    connects: u32,
+    fault: Option<SimError>,
+    /// Broker-side lines, printed by the board between its own.
+    log: Queue<2048>,
+}
+
+impl Broker {
+    fn new() -> Self {
+        Broker {
+            up: true,
+            conn: false,
+            closed_by_broker: false,
+            answer_ping: true,
+            to_device: Queue::new(),
+            from_device: Queue::new(),
+            will: Text::new(),
+            status: Text::new(),
+            connects: 0,
+            fault: None,
+            log: Queue::new(),
+        }
+    }
+
+    fn note(&mut self, args: core::fmt::Arguments<'_>) {
+        struct W<'a>(&'a mut Queue<2048>);
+        impl Write for W<'_> {
+            fn write_str(&mut self, s: &str) -> core::fmt::Result {
+                self.0.push(s.as_bytes()).map_err(|_| core::fmt::Error)
+            }
+        }
+        let mut w = W(&mut self.log);
+        if w.write_str("broker: ").is_err()
+            || w.write_fmt(args).is_err()
+            || w.write_str("\n").is_err()
+        {
+            self.fault = Some(SimError::Expectation("the broker log overflowed"));
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        if let Err(e) = self.to_device.push(bytes) {
+            self.fault = Some(e);
+        }
+    }
+
+    /// A PUBLISH on `devices/<ID>/cmd/<name>`, QoS 1, packet id 77.
+    pub fn command(&mut self, name: &str, payload: &str) {
+        let topic_len = "devices/".len() + ID.len() + "/cmd/".len() + name.len();
+        let remaining = 2 + topic_len + 2 + payload.len();
+        if remaining > 127 {
+            self.fault = Some(SimError::Expectation("scripted command too long"));
+            return;
+        }
+        self.note(format_args!(
+            "-> PUBLISH devices/{ID}/cmd/{name} qos=1 id=77 \"{payload}\""
+        ));
+        self.send(&[0x32, remaining as u8, 0, topic_len as u8]);
+        self.send(b"devices/");
+        self.send(ID.as_bytes());
+        self.send(b"/cmd/");
+        self.send(name.as_bytes());
+        self.send(&[0, 77]);
+        self.send(payload.as_bytes());
+    }
+
+    /// The broker process dies: the connection drops (the Will fires) and it refuses new ones.
+    pub fn crash(&mut self) {
+        self.note(format_args!("crashes; connection dropped, Will fired"));
+        if self.conn {
+            self.closed_by_broker = true;
+        }
+        self.fire_will();
+        self.up = false;
+    }
+
+    fn fire_will(&mut self) {
+        if self.will.len > 0 {
+            let mut w = Text::<16>::new();
+            w.set(self.will.as_bytes());
+            self.status.set(w.as_bytes());
+            self.will.len = 0;
+        }
+    }
+
+    /// Decodes and answers every whole packet the device sent.
+    fn serve(&mut self) {
+        while self.fault.is_none() {
+            let (first, hdr, len) = match frame(self.from_device.as_slice()) {
+                Ok(Some(f)) => f,
+                Ok(None) => return,
+                Err(e) => {
+                    self.fault = Some(e);
+                    return;
+                }
+            };
+            let mut body = [0u8; 512];
+            let packet = self.from_device.as_slice();
+            let n = len - hdr;
+            if n > body.len() {
+                self.fault = Some(SimError::Malformed("packet larger than the broker accepts"));
+                return;
+            }
+            body[..n].copy_from_slice(&packet[hdr..len]);
+            self.from_device.take(len);
+            if let Err(e) = self.packet(first, &body[..n]) {
+                self.note(format_args!("malformed packet from the device"));
+                self.fault = Some(e);
+            }
+        }
+    }
+
+    fn packet(&mut self, first: u8, body: &[u8]) -> Result<(), SimError> {
+        let mut r = Reader { b: body };
+        match first >> 4 {
+            1 => {
+                let proto = r.string("protocol name")?;
+                let level = r.u8("protocol level")?;
+                let flags = r.u8("connect flags")?;
+                let keep_alive = r.u16("keep alive")?;
+                if proto != b"MQTT" || level != 4 {
+                    return Err(SimError::Malformed("not MQTT 3.1.1"));
+                }
+                let id = r.string("client id")?;
+                let mut will_topic: &[u8] = b"";
+                let mut will_msg: &[u8] = b"";
+                if flags & 0x04 != 0 {
+                    will_topic = r.string("will topic")?;
+                    will_msg = r.string("will message")?;
+                }
+                self.note(format_args!(
+                    "<- CONNECT client_id={} keep_alive={keep_alive} clean={} will={} \"{}\" retain={}",
+                    Ascii(id),
+                    flags >> 1 & 1,
+                    Ascii(will_topic),
+                    Ascii(will_msg),
+                    flags >> 5 & 1
+                ));
+                self.will.set(will_msg);
+                self.note(format_args!("-> CONNACK 0"));
+                self.send(&[0x20, 2, 0, 0]);
+            }
+            3 => {
+                let qos = first >> 1 & 3;
+                let topic = r.string("topic")?;
+                let pkid = if qos > 0 { r.u16("packet id")? } else { 0 };
+                let payload = r.b;
+                self.note(format_args!(
+                    "<- PUBLISH {} qos={qos} retain={} id={pkid} \"{}\"",
+                    Ascii(topic),
+                    first & 1,
+                    Ascii(payload)
+                ));
+                if first & 1 != 0 && topic.ends_with(b"/status") {
+                    self.status.set(payload);
+                }
+                if qos == 1 {
+                    self.send(&[0x40, 2, (pkid >> 8) as u8, pkid as u8]);
+                }
+            }
+            4 => {
+                let pkid = r.u16("packet id")?;
+                self.note(format_args!("<- PUBACK id={pkid}"));
+            }
+            8 => {
+                let pkid = r.u16("packet id")?;
+                let filter = r.string("filter")?;
+                let qos = r.u8("requested qos")?;
+                self.note(format_args!(
+                    "<- SUBSCRIBE id={pkid} {} qos={qos}",
+                    Ascii(filter)
+                ));
+                self.send(&[0x90, 3, (pkid >> 8) as u8, pkid as u8, qos]);
+            }
+            12 => {
+                if self.answer_ping {
+                    self.send(&[0xD0, 0]);
+                }
+            }
+            14 => {
+                self.note(format_args!("<- DISCONNECT"));
+                self.will.len = 0;
+                self.closed_by_broker = true;
+            }
+            _ => return Err(SimError::Malformed("unexpected packet type")),
+        }
+        Ok(())
+    }
+}
+
+impl embedded_io::ErrorType for Broker {
+    type Error = embedded_io::ErrorKind;
+}
+
+impl embedded_io::Read for Broker {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        if !self.conn {
+            return Err(embedded_io::ErrorKind::NotConnected);
+        }
+        let n = buf.len().min(self.to_device.len);
+        buf[..n].copy_from_slice(&self.to_device.as_slice()[..n]);
+        self.to_device.take(n);
+        Ok(n) // 0 after the broker closed: EOF
+    }
+}
+
+impl embedded_io::ReadReady for Broker {
+    fn read_ready(&mut self) -> Result<bool, Self::Error> {
+        if !self.conn {
+            return Err(embedded_io::ErrorKind::NotConnected);
+        }
+        Ok(self.to_device.len > 0 || self.closed_by_broker)
+    }
+}
+
+impl embedded_io::Write for Broker {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        if !self.conn {
+            return Err(embedded_io::ErrorKind::NotConnected);
+        }
+        if self.closed_by_broker {
+            return Err(embedded_io::ErrorKind::BrokenPipe);
+        }
+        if self.from_device.push(buf).is_err() {
+            return Err(embedded_io::ErrorKind::OutOfMemory);
+        }
+        self.serve();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+impl Transport for Broker {
+    fn connect(&mut self, server: Server<'_>, tls: &TlsMaterial<'_>) -> Result<(), ConnectError> {
+        if !self.up {
+            self.note(format_args!(
+                "refuses TCP from the device ({}:{})",
+                server.host, server.port
+            ));
+            return Err(ConnectError::Tcp);
+        }
+        self.connects += 1;
+        self.note(format_args!(
+            "TLS connection from the device to {}:{} (time floor {})",
+            server.host, server.port, tls.time_floor_unix
+        ));
+        self.conn = true;
+        self.closed_by_broker = false;
+        self.to_device.len = 0;
+        self.from_device.len = 0;
+        Ok(())
+    }
+    fn close(&mut self) {
+        if self.conn && !self.closed_by_broker {
+            self.fire_will();
+        }
+        self.conn = false;
+    }
+}
+
+/// The IO co-processor: ports B, C, D and eight ADC channels.
+pub struct FakeAvr {
+    ports: [u8; 3],
+    adc: [u16; 8],
+}
+
+impl AvrLink for FakeAvr {
+    fn set_pin(&mut self, pin: u8, high: bool) -> Result<(), AvrError> {
+        let (port, bit) = (pin as usize / 8, pin % 8);
+        let p = self.ports.get_mut(port).ok_or(AvrError::Refused(2))?;
+        if high {
+            *p |= 1 << bit;
+        } else {
+            *p &= !(1 << bit);
+        }
+        Ok(())
+    }
+    fn read_ports(&mut self) -> Result<[u8; 3], AvrError> {
+        Ok(self.ports)
+    }
+    fn read_adc(&mut self, channel: u8) -> Result<u16, AvrError> {
+        self.adc
+            .get(channel as usize)
+            .copied()
+            .ok_or(AvrError::Refused(3))
+    }
+}
+
+/// The fake board: every line it logs goes to `out`, after the broker's lines.
+pub struct SimBoard<'o, W: Write> {
+    pub broker: Broker,
+    flash: MemFlash<FLASH_LEN>,
+    avr: FakeAvr,
+    rng: u32,
+    network: NetStatus,
+    time_source: Option<u64>,
+    out: &'o mut W,
+    out_failed: bool,
+    /// Kinds of the states entered, newest last (the scenarios check a few).
+    last: StateKind,
+    resets: u32,
+}
+
+impl<W: Write> SimBoard<'_, W> {
+    fn flush_broker(&mut self) {
+        if self.broker.log.len > 0 {
+            let text = core::str::from_utf8(self.broker.log.as_slice()).unwrap_or("?\n");
+            if self.out.write_str(text).is_err() {
+                self.out_failed = true;
+            }
+            self.broker.log.len = 0;
+        }
+    }
+
+    fn line(&mut self, args: core::fmt::Arguments<'_>) {
+        self.flush_broker();
+        if self.out.write_fmt(args).is_err() || self.out.write_str("\n").is_err() {
+            self.out_failed = true;
+        }
+    }
+}
+
+impl<W: Write> Board for SimBoard<'_, W> {
+    type Transport = Broker;
+    type Flash = MemFlash<FLASH_LEN>;
+    type Avr = FakeAvr;
+
+    fn now_ms(&mut self) -> u64 {
+        0 // the scenario passes the time to `poll`
+    }
+    fn transport(&mut self) -> &mut Broker {
+        &mut self.broker
+    }
+    fn flash(&mut self) -> &mut Self::Flash {
+        &mut self.flash
+    }
+    fn avr(&mut self) -> &mut FakeAvr {
+        &mut self.avr
+    }
+    fn random_u32(&mut self) -> u32 {
+        self.rng = self.rng.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        self.rng >> 8
+    }
+    fn network(&mut self, _ssid: &str, _password: &str) -> NetStatus {
+        self.network
+    }
+    fn time_source(&mut self) -> Option<u64> {
+        self.time_source
+    }
+    fn feed_watchdog(&mut self) {}
+    fn reset(&mut self) {
+        self.resets += 1;
+    }
+    fn log(&mut self, line: core::fmt::Arguments<'_>) {
+        self.line(format_args!("device: {line}"));
+    }
+    fn transition(&mut self, now_ms: u64, from: &State, to: &State) {
+        self.last = to.kind();
+        self.line(format_args!("device: [{now_ms} ms] {from} => {to}"));
+    }
+}
+
+fn config_blob(buf: &mut [u8]) -> Result<usize, SimError> {
+    let cfg = DeviceConfig {
+        device_id: ID,
+        wifi_ssid: "home",
+        wifi_password: "secret-pass",
+        broker_host: "broker.local",
+        broker_port: 8883,
+        telemetry_period_s: 30,
+        ca_cert_der: b"\x30\x03ca!",
+        client_cert_der: b"\x30\x03crt",
+        client_key_der: b"\x30\x03key",
+        broker_pin: None,
+        ota_keys: &[],
+    };
+    cfg.emit(buf)
+        .map_err(|_| SimError::Expectation("the config blob did not encode"))
+}
+
+/// One scenario's world: the device, its board and virtual time.
+struct World<'o, W: Write> {
+    dev: Device,
+    board: SimBoard<'o, W>,
+    now: u64,
+}
+
+impl<W: Write> World<'_, W> {
+    /// Polls the device whenever it asks to be, from `now` to `until`.
+    fn run(&mut self, until: u64) -> Result<(), SimError> {
+        let mut same = 0;
+        while self.now < until {
+            let next = self.dev.poll(self.now, &mut self.board);
+            self.board.flush_broker();
+            if let Some(e) = self.board.broker.fault {
+                return Err(e);
+            }
+            if self.board.out_failed {
+                return Err(SimError::Output);
+            }
+            if next <= self.now {
+                same += 1;
+                if same >= 100 {
+                    return Err(SimError::Spin);
+                }
+            } else {
+                same = 0;
+                self.now = next.min(until);
+            }
+        }
+        Ok(())
+    }
+
+    fn expect(&self, kind: StateKind, what: &'static str) -> Result<(), SimError> {
+        if self.dev.state().kind() == kind {
+            Ok(())
+        } else {
+            Err(SimError::Expectation(what))
+        }
+    }
+
+    fn stats(&mut self, out_label: &str) -> Result<(), SimError> {
+        let s = *self.dev.stats();
+        let connects = self.board.broker.connects;
+        let mut status = Text::<16>::new();
+        status.set(self.board.broker.status.as_bytes());
+        self.board.line(format_args!(
+            "stats after {out_label}: connects={} telemetry_sent={} commands={} retransmits={} broker_connects={} retained_status=\"{}\"",
+            s.connects,
+            s.telemetry_sent,
+            s.commands,
+            s.retransmits,
+            connects,
+            Ascii(status.as_bytes()),
+        ));
+        if self.board.out_failed {
+            return Err(SimError::Output);
+        }
+        Ok(())
+    }
+}
+
+/// Runs every scenario in order, printing the transcript to `out`.
+pub fn run_all<W: Write>(out: &mut W) -> Result<(), SimError> {
+    let mut flash = MemFlash([0xFF; FLASH_LEN]);
+    config_blob(&mut flash.0[..4096])?;
+    let settings = Settings {
+        build_time_unix: BUILD_TIME,
+        state_offset: 4096,
+        ..Settings::default()
+    };
+    writeln!(
+        out,
+        "== esp-client core on {}: boot, command round trip, dropped connection",
+        if cfg!(target_arch = "xtensa") {
+            "LX106"
+        } else {
+            "host"
+        }
+    )?;
+    // The arch line differs between the two runs on purpose; everything after it must not.
+    let mut w = World {
+        dev: Device::new(settings),
+        board: SimBoard {
+            broker: Broker::new(),
+            flash,
+            avr: FakeAvr {
+                ports: [0b0000_0001, 0, 0b1000_0000],
+                adc: [512, 1023, 0, 7, 0, 0, 0, 0],
+            },
+            rng: 1,
+            network: NetStatus::Up,
+            time_source: Some(SOURCE_TIME),
+            out,
+            out_failed: false,
+            last: StateKind::Boot,
+            resets: 0,
+        },
+        now: 0,
+    };
+
+    w.board.line(format_args!("== scenario: boot to online"));
+    w.run(31_000)?;
+    w.expect(StateKind::Online, "online after boot")?;
+    if w.board.broker.status.as_bytes() != b"online" {
+        return Err(SimError::Expectation("retained status is online"));
+    }
+    if w.board.flash.0[4096..4100] != *b"ESPT" {
+        return Err(SimError::Expectation("the synced time was persisted"));
+    }
+    w.stats("boot")?;
+
+    w.board
+        .line(format_args!("== scenario: command round trip"));
+    w.board.broker.command("set-pin", "pin=9 level=1 req=r1");
+    w.run(32_000)?;
+    w.board.broker.command("read-adc", "channel=1");
+    w.run(33_000)?;
+    w.board.broker.command("fly", "");
+    w.run(34_000)?;
+    if w.board.avr.ports[1] & 0b10 == 0 {
+        return Err(SimError::Expectation("set-pin drove PC1 high"));
+    }
+    if w.dev.stats().commands != 3 {
+        return Err(SimError::Expectation("three commands handled"));
+    }
+    w.stats("commands")?;
+
+    w.board.line(format_args!(
+        "== scenario: dropped connection, backoff, reconnect"
+    ));
+    w.board.broker.crash();
+    w.run(50_000)?;
+    w.expect(StateKind::Backoff, "backing off while the broker is down")?;
+    if w.board.broker.status.as_bytes() != b"offline" {
+        return Err(SimError::Expectation("the Will set the status offline"));
+    }
+    w.board.broker.up = true;
+    w.board
+        .line(format_args!("broker: back up at {} ms", w.now));
+    w.run(90_000)?;
+    w.expect(StateKind::Online, "online again after the broker came back")?;
+    if w.board.broker.status.as_bytes() != b"online" {
+        return Err(SimError::Expectation("retained status is online again"));
+    }
+    w.stats("reconnect")?;
+    if w.board.resets != 0 {
+        return Err(SimError::Expectation("no reset"));
+    }
+    w.board.line(format_args!("== all scenarios passed"));
+    if w.board.out_failed {
+        return Err(SimError::Output);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::string::String;
+
+    /// The host run prints the committed transcript (the LX106 run in QEMU must print the same:
+    /// tests/lx106.rs). `UPDATE_TRANSCRIPT=1` rewrites the file after a deliberate change.
+    #[test]
+    fn host_transcript_matches_the_committed_one() {
+        let mut out = String::new();
+        let r = super::run_all(&mut out);
+        assert!(r.is_ok(), "{:?}\n{out}", r);
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lx106-transcript.txt");
+        let body = out.split_once('\n').unwrap().1;
+        if std::env::var_os("UPDATE_TRANSCRIPT").is_some() {
+            std::fs::write(path, body).unwrap();
+        }
+        let want = std::fs::read_to_string(path).unwrap();
+        assert_eq!(body, want, "transcript differs from {path}");
+    }
+}

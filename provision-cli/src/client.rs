@@ -1,0 +1,572 @@
+//! The operator's MQTT client: mutual TLS (rustls, ring) with an operator identity from the
+//! provisioning directory, to the broker `provision broker` configured. `provision watch`,
+//! `provision cmd` and `provision ota push` talk to devices through it.
+//!
+//! The broker's certificate is checked against our CA *and* the host name used to reach it, so a
+//! broker address that is not in the broker certificate's names is refused (use one of the
+//! `--host`/`--ip` names given to `provision broker`).
+//!
+//! A background thread drives the connection. Messages arrive on a channel; after a dropped
+//! connection it reconnects and subscribes again (clean sessions: nothing is left on the broker
+//! when the tool exits).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rumqttc::{ConnectReturnCode, ConnectionError, Event as RawEvent, Packet, QoS};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::error::{Error, IoContext, Result};
+use crate::layout::Layout;
+use crate::pki::OPERATOR_CN;
+use crate::registry::Registry;
+
+/// The operator identity used when none is named (`provision init` creates it).
+pub const DEFAULT_OPERATOR: &str = OPERATOR_CN;
+
+/// Largest message accepted from the broker. Anything bigger drops the connection (rumqttc
+/// cannot skip a packet), so it is far above what devices send.
+pub const MAX_INCOMING: usize = 256 * 1024;
+
+/// How to reach the broker and as whom.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// The provisioning directory (`--dir`).
+    pub dir: PathBuf,
+    /// Operator identity name (`--operator`).
+    pub operator: String,
+    /// `HOST:PORT` overriding the broker `provision broker` recorded (`--broker`).
+    pub broker: Option<String>,
+    /// TCP + TLS + CONNACK budget.
+    pub connect_timeout: Duration,
+}
+
+impl ConnectOptions {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        ConnectOptions {
+            dir: dir.into(),
+            operator: DEFAULT_OPERATOR.into(),
+            broker: None,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Where the broker is: a name or address that must be in its certificate, and a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerAddr {
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for BrokerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl BrokerAddr {
+    /// Parses `HOST:PORT` (`[v6]:PORT` for IPv6 addresses).
+    pub fn parse(s: &str) -> Result<BrokerAddr> {
+        let bad =
+            |why: &str| Error::InvalidInput(format!("--broker {s:?}: {why} (expected HOST:PORT)"));
+        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+            let (h, p) = rest.split_once("]:").ok_or_else(|| bad("no ]:PORT"))?;
+            (h, p)
+        } else {
+            s.rsplit_once(':').ok_or_else(|| bad("no port"))?
+        };
+        let port: u16 = port
+            .parse()
+            .map_err(|_| bad("the port is not a number 1-65535"))?;
+        if port == 0 {
+            return Err(bad("the port is not a number 1-65535"));
+        }
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        if host.parse::<std::net::IpAddr>().is_err() && !crate::broker::is_dns_name(host) {
+            return Err(bad("the host is neither a DNS name nor an IP address"));
+        }
+        Ok(BrokerAddr {
+            host: host.to_string(),
+            port,
+        })
+    }
+
+    /// The broker `provision broker` recorded: its first `--host` (else its first `--ip`) and
+    /// its port.
+    pub fn from_registry(registry: &Registry, dir: &Path) -> Result<BrokerAddr> {
+        let b = registry
+            .broker
+            .as_ref()
+            .ok_or_else(|| Error::NoBroker(dir.to_path_buf()))?;
+        let host = match (b.hosts.first(), b.ips.first()) {
+            (Some(h), _) => h.clone(),
+            (None, Some(ip)) => ip.to_string(),
+            (None, None) => return Err(Error::NoBroker(dir.to_path_buf())),
+        };
+        Ok(BrokerAddr { host, port: b.port })
+    }
+}
+
+/// An operator identity's certificate and key files.
+#[derive(Debug, Clone)]
+pub struct OperatorIdentity {
+    pub name: String,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl OperatorIdentity {
+    /// Finds operator `name` in the provisioning directory.
+    pub fn find(dir: &Path, name: &str) -> Result<OperatorIdentity> {
+        let layout = Layout::new(dir);
+        let (cert, key) = layout.operator_identity(name)?;
+        if !cert.is_file() || !key.is_file() {
+            return Err(Error::UnknownOperator {
+                name: name.to_string(),
+                dir: std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()),
+            });
+        }
+        Ok(OperatorIdentity {
+            name: name.to_string(),
+            cert,
+            key,
+        })
+    }
+}
+
+/// What arrives from the broker.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A message on a subscribed topic.
+    Message(Message),
+    /// The connection dropped; the client is reconnecting.
+    Disconnected(String),
+    /// Connected again and subscribed again.
+    Reconnected,
+}
+
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    /// Sent by the broker from its retained store (sent before we subscribed).
+    pub retained: bool,
+}
+
+/// A connected operator.
+pub struct Client {
+    client: rumqttc::Client,
+    events: Receiver<Event>,
+    addr: BrokerAddr,
+    operator: String,
+}
+
+/// Builds the rustls configuration: only our CA is trusted, the operator certificate is offered.
+pub fn tls_config(ca: &Path, identity: &OperatorIdentity) -> Result<Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    let corrupt = |path: &Path, what: &str| Error::Corrupt {
+        path: path.to_path_buf(),
+        reason: what.to_string(),
+    };
+    let ca_pem = std::fs::read(ca).context(|| format!("reading {}", ca.display()))?;
+    for cert in CertificateDer::pem_slice_iter(&ca_pem) {
+        let cert = cert.map_err(|e| corrupt(ca, &format!("not a PEM certificate ({e})")))?;
+        roots
+            .add(cert)
+            .map_err(|e| corrupt(ca, &format!("not a usable CA certificate ({e})")))?;
+    }
+    if roots.is_empty() {
+        return Err(corrupt(ca, "holds no certificate"));
+    }
+    let cert_pem =
+        std::fs::read(&identity.cert).context(|| format!("reading {}", identity.cert.display()))?;
+    let chain = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| corrupt(&identity.cert, &format!("not a PEM certificate ({e})")))?;
+    if chain.is_empty() {
+        return Err(corrupt(&identity.cert, "holds no certificate"));
+    }
+    let key_pem =
+        std::fs::read(&identity.key).context(|| format!("reading {}", identity.key.display()))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|e| corrupt(&identity.key, &format!("not a PEM private key ({e})")))?;
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+    .map_err(|e| Error::InvalidInput(format!("TLS setup: {e}")))?
+    .with_root_certificates(roots)
+    .with_client_auth_cert(chain, key)
+    .map_err(|e| {
+        corrupt(
+            &identity.key,
+            &format!("does not match {} ({e})", identity.cert.display()),
+        )
+    })?;
+    Ok(Arc::new(config))
+}
+
+impl Client {
+    /// Connects, subscribes to `filters` (waiting for the SUBACK, so nothing published after
+    /// this returns is missed) and starts the background thread.
+    pub fn connect(opts: &ConnectOptions, filters: &[String]) -> Result<Client> {
+        let layout = Layout::new(&opts.dir);
+        let registry = Registry::load_required(&layout.registry(), layout.root())?;
+        let addr = match &opts.broker {
+            Some(s) => BrokerAddr::parse(s)?,
+            None => BrokerAddr::from_registry(&registry, &opts.dir)?,
+        };
+        let identity = OperatorIdentity::find(&opts.dir, &opts.operator)?;
+        let tls = tls_config(&layout.ca_cert(), &identity)?;
+        Client::connect_with(addr, identity, tls, filters, opts.connect_timeout)
+    }
+
+    fn connect_with(
+        addr: BrokerAddr,
+        identity: OperatorIdentity,
+        tls: Arc<rustls::ClientConfig>,
+        filters: &[String],
+        timeout: Duration,
+    ) -> Result<Client> {
+        // A broker that enforces client id = user name ignores this; otherwise it keeps two
+        // tools run by one operator from taking over each other's session.
+        let client_id = format!(
+            "{}-{:08x}",
+            identity.name.trim_start_matches('_'),
+            rand::random::<u32>()
+        );
+        let mut mqtt = rumqttc::MqttOptions::new(client_id, addr.host.clone(), addr.port);
+        mqtt.set_keep_alive(Duration::from_secs(30));
+        mqtt.set_clean_session(true);
+        mqtt.set_max_packet_size(MAX_INCOMING, MAX_INCOMING);
+        mqtt.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(tls),
+        ));
+        let (client, mut conn) = rumqttc::Client::new(mqtt, 64);
+        conn.eventloop
+            .network_options
+            .set_connection_timeout(timeout.as_secs().max(1));
+
+        // Connect and subscribe in this thread, so failures come back as typed errors.
+        let deadline = Instant::now() + timeout;
+        let fail = |e: ConnectionError| classify(e, &addr, &identity.name);
+        let mut subscribed = filters.is_empty();
+        let mut connected = false;
+        let mut early = Vec::new();
+        while !(connected && subscribed) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::BrokerUnreachable {
+                    addr: addr.to_string(),
+                    reason: format!("no answer within {} s", timeout.as_secs()),
+                });
+            }
+            match conn.recv_timeout(left) {
+                Err(_) => continue,
+                Ok(Err(e)) => return Err(fail(e)),
+                Ok(Ok(RawEvent::Incoming(Packet::ConnAck(_)))) => {
+                    connected = true;
+                    if !filters.is_empty() {
+                        subscribe(&client, filters)?;
+                    }
+                }
+                Ok(Ok(RawEvent::Incoming(Packet::SubAck(ack)))) => {
+                    if ack
+                        .return_codes
+                        .iter()
+                        .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+                    {
+                        return Err(Error::NotAuthorized {
+                            addr: addr.to_string(),
+                            operator: identity.name.clone(),
+                            reason: "the broker refused a subscription".into(),
+                        });
+                    }
+                    subscribed = true;
+                }
+                Ok(Ok(RawEvent::Incoming(Packet::Publish(p)))) => {
+                    early.push(Event::Message(Message {
+                        topic: p.topic,
+                        payload: p.payload.to_vec(),
+                        retained: p.retain,
+                    }))
+                }
+                Ok(Ok(_)) => {}
+            }
+        }
+
+        let (tx, events) = mpsc::channel();
+        for e in early {
+            let _ = tx.send(e);
+        }
+        let resub = client.clone();
+        let filters = filters.to_vec();
+        std::thread::spawn(move || drive(conn, resub, filters, tx));
+        Ok(Client {
+            client,
+            events,
+            addr,
+            operator: identity.name,
+        })
+    }
+
+    /// The broker this client is connected to.
+    pub fn addr(&self) -> &BrokerAddr {
+        &self.addr
+    }
+
+    /// The operator identity it connected as.
+    pub fn operator(&self) -> &str {
+        &self.operator
+    }
+
+    /// Publishes at QoS 1, never retained (a retained command would run again on every
+    /// reconnect of the device).
+    pub fn publish(&self, topic: &str, payload: impl Into<Vec<u8>>) -> Result<()> {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .map_err(|e| Error::BrokerUnreachable {
+                addr: self.addr.to_string(),
+                reason: format!("the connection is closed ({e})"),
+            })
+    }
+
+    /// Publishes an empty retained message on `topic`, which deletes what the broker retained.
+    pub fn clear_retained(&self, topic: &str) -> Result<()> {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, true, Vec::new())
+            .map_err(|e| Error::BrokerUnreachable {
+                addr: self.addr.to_string(),
+                reason: format!("the connection is closed ({e})"),
+            })
+    }
+
+    /// The next event, waiting at most `timeout`. `None` on timeout.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Event>> {
+        match self.events.recv_timeout(timeout) {
+            Ok(e) => Ok(Some(e)),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => Err(Error::BrokerUnreachable {
+                addr: self.addr.to_string(),
+                reason: "the connection thread stopped".into(),
+            }),
+        }
+    }
+
+    /// The next event, waiting as long as it takes.
+    pub fn recv(&self) -> Result<Event> {
+        self.events.recv().map_err(|_| Error::BrokerUnreachable {
+            addr: self.addr.to_string(),
+            reason: "the connection thread stopped".into(),
+        })
+    }
+
+    /// Sends DISCONNECT after everything queued so far, and waits (briefly) for it to go out.
+    pub fn disconnect(self) {
+        let _ = self.client.disconnect();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        // The driving thread ends (dropping the sender) once the DISCONNECT is written.
+        while Instant::now() < deadline {
+            match self.events.recv_timeout(deadline - Instant::now()) {
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+fn subscribe(client: &rumqttc::Client, filters: &[String]) -> Result<()> {
+    let subs = filters
+        .iter()
+        .map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
+    client
+        .try_subscribe_many(subs)
+        .map_err(|e| Error::InvalidInput(format!("cannot subscribe to {filters:?}: {e}")))
+}
+
+/// The background half: polls the connection, forwards messages, reconnects after a failure
+/// (rumqttc reconnects on the next poll) and subscribes again.
+fn drive(
+    mut conn: rumqttc::Connection,
+    client: rumqttc::Client,
+    filters: Vec<String>,
+    tx: mpsc::Sender<Event>,
+) {
+    let mut backoff = Duration::from_millis(250);
+    for event in conn.iter() {
+        let out = match event {
+            Ok(RawEvent::Incoming(Packet::Publish(p))) => Some(Event::Message(Message {
+                topic: p.topic,
+                payload: p.payload.to_vec(),
+                retained: p.retain,
+            })),
+            Ok(RawEvent::Incoming(Packet::ConnAck(_))) => {
+                backoff = Duration::from_millis(250);
+                if !filters.is_empty() && subscribe(&client, &filters).is_err() {
+                    return;
+                }
+                Some(Event::Reconnected)
+            }
+            Ok(RawEvent::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
+            Ok(_) => None,
+            Err(e) => {
+                let msg = e.to_string();
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                Some(Event::Disconnected(msg))
+            }
+        };
+        if let Some(out) = out {
+            if tx.send(out).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Sorts a connection failure by fault: network, TLS (either side refused), or MQTT refusal.
+fn classify(e: ConnectionError, addr: &BrokerAddr, operator: &str) -> Error {
+    let addr_s = addr.to_string();
+    match e {
+        ConnectionError::Io(io) => Error::BrokerUnreachable {
+            addr: addr_s,
+            reason: io.to_string(),
+        },
+        ConnectionError::NetworkTimeout => Error::BrokerUnreachable {
+            addr: addr_s,
+            reason: "timed out".into(),
+        },
+        ConnectionError::ConnectionRefused(code) => Error::NotAuthorized {
+            addr: addr_s,
+            operator: operator.to_string(),
+            reason: match code {
+                ConnectReturnCode::NotAuthorized => "not authorized".to_string(),
+                ConnectReturnCode::BadUserNamePassword => "bad user name or password".into(),
+                other => format!("CONNACK {other:?}"),
+            },
+        },
+        ConnectionError::Tls(t) => Error::Tls {
+            addr: addr_s,
+            reason: tls_reason(&t, addr),
+        },
+        // With TLS 1.3 the broker refuses a client certificate after the handshake: the refusal
+        // arrives on the first read as an I/O error carrying the TLS alert.
+        other if find_rustls(&other).is_some() => Error::Tls {
+            addr: addr_s,
+            reason: describe_rustls(find_rustls(&other).expect("checked"), addr),
+        },
+        ConnectionError::MqttState(rumqttc::StateError::Io(io)) => Error::BrokerUnreachable {
+            addr: addr_s,
+            reason: format!("the connection closed before the broker answered ({io})"),
+        },
+        other => Error::BrokerUnreachable {
+            addr: addr_s,
+            reason: other.to_string(),
+        },
+    }
+}
+
+fn rustls_error(io: &std::io::Error) -> Option<&rustls::Error> {
+    io.get_ref()?.downcast_ref::<rustls::Error>()
+}
+
+/// The rustls error somewhere in `e`'s chain of sources (or inside an I/O error in it).
+fn find_rustls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(r) = err.downcast_ref::<rustls::Error>() {
+            return Some(r);
+        }
+        if let Some(r) = err.downcast_ref::<std::io::Error>().and_then(rustls_error) {
+            return Some(r);
+        }
+        cur = err.source();
+    }
+    None
+}
+
+fn tls_reason(t: &rumqttc::TlsError, addr: &BrokerAddr) -> String {
+    match t {
+        rumqttc::TlsError::TLS(r) => describe_rustls(r, addr),
+        rumqttc::TlsError::Io(io) => match rustls_error(io) {
+            Some(r) => describe_rustls(r, addr),
+            None => format!("the connection closed during the handshake ({io})"),
+        },
+        rumqttc::TlsError::DNSName(_) => format!("{:?} is not a valid server name", addr.host),
+        other => other.to_string(),
+    }
+}
+
+fn describe_rustls(r: &rustls::Error, addr: &BrokerAddr) -> String {
+    use rustls::{AlertDescription as A, CertificateError as C};
+    match r {
+        rustls::Error::InvalidCertificate(C::NotValidForName)
+        | rustls::Error::InvalidCertificate(C::NotValidForNameContext { .. }) => format!(
+            "the broker's certificate is not valid for {:?}; use a name or address given to \
+             `provision broker` (--broker HOST:PORT)",
+            addr.host
+        ),
+        rustls::Error::InvalidCertificate(C::UnknownIssuer) => {
+            "the broker's certificate is not signed by this directory's CA".into()
+        }
+        rustls::Error::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
+            "the broker's certificate has expired".into()
+        }
+        rustls::Error::InvalidCertificate(c) => format!("the broker's certificate is refused: {c:?}"),
+        rustls::Error::AlertReceived(
+            A::CertificateRevoked
+            | A::CertificateExpired
+            | A::BadCertificate
+            | A::UnknownCA
+            | A::CertificateUnknown
+            | A::CertificateRequired
+            | A::AccessDenied,
+        ) => format!(
+            "the broker refused the operator certificate ({r}): revoked, expired or from another CA?"
+        ),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_addresses_parse() {
+        assert_eq!(
+            BrokerAddr::parse("mqtt.home.lan:8883").unwrap(),
+            BrokerAddr {
+                host: "mqtt.home.lan".into(),
+                port: 8883
+            }
+        );
+        assert_eq!(BrokerAddr::parse("127.0.0.1:1").unwrap().port, 1);
+        let v6 = BrokerAddr::parse("[::1]:8883").unwrap();
+        assert_eq!(v6.host, "::1");
+        assert_eq!(v6.to_string(), "[::1]:8883");
+        for bad in [
+            "",
+            "host",
+            "host:",
+            ":8883",
+            "host:0",
+            "host:70000",
+            "a b:1",
+            "[::1]8883",
+        ] {
+            assert!(BrokerAddr::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}
