@@ -134,7 +134,10 @@ pub fn write_configs(dir: &Path, all: &[ConfigOptions]) -> Result<Vec<ConfigRepo
             )));
         }
     }
-    let store = Store::open(dir)?;
+    let store = Store::open_read(dir)?;
+    for o in all {
+        store.check_output(&o.output)?;
+    }
     let registry = store.registry()?;
     let sans = broker_names(&store, &registry)?;
     let mut tx = Transaction::new();

@@ -82,7 +82,7 @@ pub struct ExportReport {
 
 pub fn export(dir: &Path, opts: &ExportOptions) -> Result<ExportReport> {
     validate_ids(std::slice::from_ref(&opts.id))?;
-    let store = Store::open(dir)?;
+    let store = Store::open_read(dir)?;
     let registry = store.registry()?;
     let layout = &store.layout;
     let device = registry
@@ -138,6 +138,14 @@ pub fn export(dir: &Path, opts: &ExportOptions) -> Result<ExportReport> {
         }
         Output::Path(p) => p,
     };
+    // Never over provision's own files (`-o` pointed at the CA folder, say).
+    if matches!(opts.format, Format::Pem | Format::Der) {
+        for name in ["ca.crt", "ca.der"] {
+            store.check_output(&dest.join(name))?;
+        }
+    } else {
+        store.check_output(dest)?;
+    }
     let mut tx = Transaction::new();
     match opts.format {
         Format::Pem | Format::Der => {

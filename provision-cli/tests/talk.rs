@@ -34,9 +34,10 @@ impl HostDevice {
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let thread = std::thread::spawn(move || {
-            let tls = TlsTransport::new(false, Duration::from_secs(3));
+            let tls = TlsTransport::new(false);
             let mut board = HostBoard::new(flash, tls, true);
             let mut s = esp_client_host::settings();
+            s.connect_timeout_ms = 3_000;
             s.keep_alive_s = 5;
             s.backoff.cap_ms = 1500;
             let mut device = Box::new(Device::new(s));
