@@ -563,7 +563,9 @@ fn device_config_from_file_writes_every_blob_or_none() {
     ok(d, &["ota", "keygen"]);
     let ids = d.join("ids.txt");
     fs::write(&ids, "# the porch\na-1\nb-2  # second\n\nc-3\n").unwrap();
-    let blobs = d.join("blobs");
+    // Outside the provisioning directory: provision refuses to write into its own folders.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let blobs = elsewhere.path().join("blobs");
     fs::create_dir(&blobs).unwrap();
     // The password comes from stdin once and serves every device.
     let out = provision(d)
@@ -604,7 +606,7 @@ fn device_config_from_file_writes_every_blob_or_none() {
     }
 
     // One unknown id: nothing is written.
-    let fresh = d.join("fresh");
+    let fresh = elsewhere.path().join("fresh");
     fs::create_dir(&fresh).unwrap();
     fs::write(&ids, "a-1\nnobody\n").unwrap();
     provision(d)
