@@ -104,6 +104,9 @@ pub enum Error {
         reason: String,
     },
 
+    #[error("the update did not confirm on {failed} of {total} device(s)")]
+    UpdateFailed { failed: usize, total: usize },
+
     #[error("bundle {path} rejected: {} check failed: {source}", source.check())]
     BundleRejected {
         path: PathBuf,
@@ -138,6 +141,7 @@ impl Error {
             Error::NotAuthorized { .. } => 13,
             Error::DeviceTimeout { .. } => 14,
             Error::DeviceRefused { .. } => 15,
+            Error::UpdateFailed { .. } => 16,
         }
     }
 }

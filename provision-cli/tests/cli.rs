@@ -106,6 +106,8 @@ fn help_lists_commands_and_examples() {
         &["ota", "verify", "--help"],
         &["ota", "inspect", "--help"],
         &["ota", "attach-signature", "--help"],
+        &["ota", "push", "--help"],
+        &["ota", "status", "--help"],
         &["watch", "--help"],
         &["cmd", "--help"],
     ] {

@@ -384,7 +384,7 @@ fn exit_codes_in_help_and_readme_agree() {
     let readme = include_str!("../../README.md");
     let help = para(&text(&help.stdout));
     assert_eq!(help, para(readme));
-    for code in 2..=15 {
+    for code in 2..=16 {
         assert!(
             help.contains(&format!(" {code} ")),
             "{code} missing: {help}"
