@@ -122,18 +122,8 @@ fn print_config(r: &ConfigReport) {
     );
     println!(
         "flash it: esptool --chip esp8266 write-flash 0x3F9000 {}   (4 MiB flash; see docs/device-config.md)",
-        shell_word(&r.output.display().to_string())
+        provision::shell_word(&r.output.display().to_string())
     );
-}
-
-/// `s` as one POSIX shell word, so a printed command can be pasted (paths with spaces).
-fn shell_word(s: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "._-/+=:,@%".contains(c);
-    if !s.is_empty() && s.chars().all(plain) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
 }
 
 #[derive(Args)]

@@ -226,6 +226,7 @@ pub fn push(opts: &PushOptions, mut on_event: impl FnMut(PushEvent)) -> Result<V
     if opts.parallel == 0 {
         return Err(Error::InvalidInput("--parallel must be at least 1".into()));
     }
+    crate::client::check_devices(&opts.connect.dir, &opts.devices, false)?;
     let bundle = load_bundle(
         &opts.bundle,
         opts.verify.then_some(opts.connect.dir.as_path()),
@@ -567,9 +568,7 @@ pub fn status(
     ids: &[String],
     settle: Duration,
 ) -> Result<Vec<DeviceOtaStatus>> {
-    for id in ids {
-        topics::check_id(id)?;
-    }
+    crate::client::check_devices(&connect.dir, ids, true)?;
     let one = |id: Option<&str>| vec![topics::topic(id, TOPIC_STATUS), topics::topic(id, "status")];
     let filters: Vec<String> = if ids.is_empty() {
         one(None)

@@ -96,8 +96,43 @@ pub struct BrokerRecord {
     pub bind: Option<String>,
     /// Where the config says the files are (the user copies `<dir>/broker/*` there).
     pub install_dir: PathBuf,
+    /// The system the config is written for (old registries: `plain`).
+    #[serde(default)]
+    pub platform: Platform,
+    /// `max_packet_size` in the config (old registries: the device's receive buffer).
+    #[serde(default = "default_max_packet_size")]
+    pub max_packet_size: u32,
     #[serde(flatten)]
     pub cert: CertRecord,
+}
+
+fn default_max_packet_size() -> u32 {
+    2048
+}
+
+/// The system the broker runs on: it decides the config's shape and the install steps.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// A standalone `mosquitto.conf` (`mosquitto -c mosquitto.conf`).
+    #[default]
+    Plain,
+    /// OpenWRT's `mosquitto-ssl` under procd: replaces `/etc/mosquitto/mosquitto.conf`, logs to
+    /// syslog (`logread`).
+    Openwrt,
+    /// A drop-in for Debian's `/etc/mosquitto/conf.d/`, scoped to our listener so that other
+    /// listeners keep their own settings.
+    Debian,
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Platform::Plain => "plain",
+            Platform::Openwrt => "openwrt",
+            Platform::Debian => "debian",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

@@ -88,9 +88,7 @@ pub fn filters(ids: &[String]) -> Vec<String> {
 /// Follows the devices until `on_event` returns `false`, `count` messages were seen, or the
 /// client fails. Reconnects by itself after a dropped connection.
 pub fn watch(opts: &WatchOptions, mut on_event: impl FnMut(WatchEvent) -> bool) -> Result<()> {
-    for id in &opts.ids {
-        topics::check_id(id)?;
-    }
+    crate::client::check_devices(&opts.connect.dir, &opts.ids, true)?;
     let client = Client::connect(&opts.connect, &filters(&opts.ids))?;
     if !on_event(WatchEvent::Connected {
         broker: client.addr().to_string(),
