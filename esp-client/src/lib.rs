@@ -13,6 +13,7 @@ pub mod clock;
 pub mod command;
 pub mod machine;
 pub mod mqtt;
+pub mod ota;
 pub mod settings;
 
 #[cfg(test)]

@@ -23,7 +23,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use crate::error::{Error, IoContext, Result};
 use crate::layout::Layout;
 use crate::pki::OPERATOR_CN;
-use crate::registry::Registry;
+use crate::registry::{DeviceStatus, Registry};
+use crate::store::Store;
 
 /// The operator identity used when none is named (`provision init` creates it).
 pub const DEFAULT_OPERATOR: &str = OPERATOR_CN;
@@ -145,6 +146,30 @@ impl OperatorIdentity {
     }
 }
 
+/// Checks that every id names a device this directory issued (a typo would otherwise wait for
+/// a device that does not exist), and unless `revoked_ok`, one that is not revoked.
+pub fn check_devices(dir: &Path, ids: &[String], revoked_ok: bool) -> Result<()> {
+    for id in ids {
+        crate::topics::check_id(id)?;
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let registry = Store::open_read(dir)?.registry()?;
+    for id in ids {
+        match registry.devices.get(id) {
+            None => return Err(Error::UnknownDevice(id.clone())),
+            Some(d) if d.status == DeviceStatus::Revoked && !revoked_ok => {
+                return Err(Error::InvalidInput(format!(
+                    "device {id:?} is revoked: it cannot connect to the broker"
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
 /// What arrives from the broker.
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -221,14 +246,19 @@ impl Client {
     /// Connects, subscribes to `filters` (waiting for the SUBACK, so nothing published after
     /// this returns is missed) and starts the background thread.
     pub fn connect(opts: &ConnectOptions, filters: &[String]) -> Result<Client> {
-        let layout = Layout::new(&opts.dir);
-        let registry = Registry::load_required(&layout.registry(), layout.root())?;
-        let addr = match &opts.broker {
-            Some(s) => BrokerAddr::parse(s)?,
-            None => BrokerAddr::from_registry(&registry, &opts.dir)?,
+        // Read everything under the directory's shared lock, then let go of it: a long `watch`
+        // must not keep `device add` waiting.
+        let (addr, identity, tls) = {
+            let store = Store::open_read(&opts.dir)?;
+            let registry = store.registry()?;
+            let addr = match &opts.broker {
+                Some(s) => BrokerAddr::parse(s)?,
+                None => BrokerAddr::from_registry(&registry, &opts.dir)?,
+            };
+            let identity = OperatorIdentity::find(&opts.dir, &opts.operator)?;
+            let tls = tls_config(&store.layout.ca_cert(), &identity)?;
+            (addr, identity, tls)
         };
-        let identity = OperatorIdentity::find(&opts.dir, &opts.operator)?;
-        let tls = tls_config(&layout.ca_cert(), &identity)?;
         Client::connect_with(addr, identity, tls, filters, opts.connect_timeout)
     }
 
@@ -336,6 +366,16 @@ impl Client {
     pub fn publish(&self, topic: &str, payload: impl Into<Vec<u8>>) -> Result<()> {
         self.client
             .publish(topic, QoS::AtLeastOnce, false, payload)
+            .map_err(|e| Error::BrokerUnreachable {
+                addr: self.addr.to_string(),
+                reason: format!("the connection is closed ({e})"),
+            })
+    }
+
+    /// Publishes at QoS 0 (OTA chunks: a lost one is asked for again by the device).
+    pub fn publish_qos0(&self, topic: &str, payload: impl Into<Vec<u8>>) -> Result<()> {
+        self.client
+            .publish(topic, QoS::AtMostOnce, false, payload)
             .map_err(|e| Error::BrokerUnreachable {
                 addr: self.addr.to_string(),
                 reason: format!("the connection is closed ({e})"),

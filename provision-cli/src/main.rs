@@ -9,6 +9,7 @@ use provision::{broker, device, device_config, init, reload, Error};
 
 mod lifecycle_cli;
 mod ota_cli;
+mod ota_push_cli;
 mod talk_cli;
 
 #[derive(Parser)]
@@ -30,7 +31,7 @@ Exit codes: 0 ok, 2 usage, 3 invalid input, 4 conflicting state (exists, missing
 5 corrupt registry or key, 6 I/O, 7 certificate, 8 broker reload, 9 OTA bundle rejected,
 10 a certificate expires within --warn-days (provision status), 11 broker unreachable,
 12 TLS with the broker failed, 13 broker refused the operator, 14 device did not answer in
-time, 15 device refused or failed."
+time, 15 device refused or failed, 16 an update did not confirm on every device."
 )]
 struct Cli {
     /// Provisioning directory holding the CA, registry and issued files
@@ -153,11 +154,42 @@ struct BrokerArgs {
     /// Server certificate lifetime in days
     #[arg(long, default_value_t = 825)]
     days: u32,
+    /// The broker's system: the config's shape and the install steps printed
+    #[arg(long, value_enum, default_value_t = PlatformArg::Plain)]
+    platform: PlatformArg,
+    /// Largest MQTT packet the broker accepts (default and minimum: the device's 2048-byte
+    /// receive buffer); raise it only for other clients of a shared broker
+    #[arg(long)]
+    max_packet_size: Option<u32>,
+    /// The broker's existing main config to check our drop-in against (default with
+    /// --platform debian: /etc/mosquitto/mosquitto.conf when it exists here)
+    #[arg(long)]
+    existing_config: Option<PathBuf>,
     /// Machine-readable output
     #[arg(long)]
     json: bool,
     #[command(subcommand)]
     action: Option<BrokerAction>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PlatformArg {
+    /// A standalone mosquitto.conf
+    Plain,
+    /// OpenWRT 23.05 with mosquitto-ssl (procd, syslog, sysupgrade, firewall)
+    Openwrt,
+    /// A conf.d drop-in for Debian 12 that leaves other listeners their settings
+    Debian,
+}
+
+impl From<PlatformArg> for provision::registry::Platform {
+    fn from(p: PlatformArg) -> Self {
+        match p {
+            PlatformArg::Plain => Self::Plain,
+            PlatformArg::Openwrt => Self::Openwrt,
+            PlatformArg::Debian => Self::Debian,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -335,7 +367,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             ..
         }) => a.run(&dir)?,
         Command::Broker(a) => {
-            let b = broker::configure(
+            let report = broker::configure(
                 &dir,
                 &broker::BrokerOptions {
                     hosts: a.hosts,
@@ -344,10 +376,17 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                     bind: a.bind,
                     install_dir: a.install_dir,
                     days: a.days,
+                    platform: a.platform.into(),
+                    max_packet_size: a.max_packet_size,
+                    existing_config: a.existing_config,
                 },
             )?;
+            let b = &report.record;
             if a.json {
-                lifecycle_cli::print_json(&b);
+                for w in &report.warnings {
+                    eprintln!("warning: {w}");
+                }
+                lifecycle_cli::print_json(b);
                 return Ok(ExitCode::SUCCESS);
             }
             let folder = dir.join("broker");
@@ -358,13 +397,27 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 b.cert.not_after.date()
             );
             println!(
-                "wrote {}/{{mosquitto.conf,acl,ca.crt,server.crt,server.key,crl.pem}}",
-                folder.display()
+                "wrote {}/{{mosquitto.conf,acl,ca.crt,server.crt,server.key,crl.pem}} for {}",
+                folder.display(),
+                b.platform
             );
-            println!(
-                "start it: mosquitto -c {}",
-                b.install_dir.join("mosquitto.conf").display()
-            );
+            if let Some(checked) = &report.checked {
+                if report.warnings.is_empty() {
+                    println!(
+                        "checked {}: our drop-in leaves its other settings as they are",
+                        checked.display()
+                    );
+                }
+                for w in &report.warnings {
+                    eprintln!("warning: {w}");
+                }
+            } else if b.platform == provision::registry::Platform::Debian {
+                eprintln!(
+                    "note: no existing Mosquitto config here to check; on the broker run this with \
+                     --existing-config /etc/mosquitto/mosquitto.conf, or see docs/broker-setup.md"
+                );
+            }
+            print!("{}", broker::install_steps(b, &folder));
         }
         Command::Device(cmd) => run_device(&dir, cmd)?,
         Command::Ota(cmd) => ota_cli::run(&dir, cmd)?,
@@ -498,14 +551,14 @@ fn run_device(dir: &std::path::Path, cmd: DeviceCommand) -> Result<(), Error> {
                         // The revocation is written either way: say how to finish it by hand.
                         eprintln!(
                             "the revocation of {id} is recorded, but the broker was not reloaded.\n{}",
-                            reload::MANUAL_RELOAD_HINT
+                            reload::manual_reload_hint_for(dir)
                         );
                         return Err(e);
                     }
                     say("broker reloaded: the CRL refuses new connections and the ACL denies it every topic");
                     say("note: an already-open connection stays up until the broker restarts");
                 }
-                None => say(reload::MANUAL_RELOAD_HINT),
+                None => say(&reload::manual_reload_hint_for(dir)),
             }
         }
         DeviceCommand::Config {
@@ -540,20 +593,10 @@ fn run_device(dir: &std::path::Path, cmd: DeviceCommand) -> Result<(), Error> {
                 r.ota_keys,
                 if r.pinned { ", broker key pinned" } else { "" }
             );
-            println!("flash it: esptool --chip esp8266 write-flash 0x3F9000 {}   (4 MiB flash; see docs/device-config.md)", shell_word(&r.output.display().to_string()));
+            println!("flash it: esptool --chip esp8266 write-flash 0x3F9000 {}   (4 MiB flash; see docs/device-config.md)", provision::shell_word(&r.output.display().to_string()));
         }
     }
     Ok(())
-}
-
-/// `s` as one POSIX shell word, so a printed command can be pasted (paths with spaces).
-fn shell_word(s: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "._-/+=:,@%".contains(c);
-    if !s.is_empty() && s.chars().all(plain) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
 }
 
 fn rfc3339(t: time::OffsetDateTime) -> String {

@@ -11,9 +11,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 
 pub const FORMAT: u32 = 1;
+
+/// Largest registry read (a million devices take about 200 MB).
+pub const LIMIT: u64 = 1 << 30;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -93,8 +96,43 @@ pub struct BrokerRecord {
     pub bind: Option<String>,
     /// Where the config says the files are (the user copies `<dir>/broker/*` there).
     pub install_dir: PathBuf,
+    /// The system the config is written for (old registries: `plain`).
+    #[serde(default)]
+    pub platform: Platform,
+    /// `max_packet_size` in the config (old registries: the device's receive buffer).
+    #[serde(default = "default_max_packet_size")]
+    pub max_packet_size: u32,
     #[serde(flatten)]
     pub cert: CertRecord,
+}
+
+fn default_max_packet_size() -> u32 {
+    2048
+}
+
+/// The system the broker runs on: it decides the config's shape and the install steps.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// A standalone `mosquitto.conf` (`mosquitto -c mosquitto.conf`).
+    #[default]
+    Plain,
+    /// OpenWRT's `mosquitto-ssl` under procd: replaces `/etc/mosquitto/mosquitto.conf`, logs to
+    /// syslog (`logread`).
+    Openwrt,
+    /// A drop-in for Debian's `/etc/mosquitto/conf.d/`, scoped to our listener so that other
+    /// listeners keep their own settings.
+    Debian,
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Platform::Plain => "plain",
+            Platform::Openwrt => "openwrt",
+            Platform::Debian => "debian",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -126,14 +164,14 @@ pub struct DeviceRecord {
 impl Registry {
     /// Loads and validates the registry; `Ok(None)` when there is none yet.
     pub fn load(path: &Path) -> Result<Option<Registry>> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                return Err(corrupt(path, "not UTF-8 text".into()))
+        let bytes = match crate::fsutil::read_bounded(path, LIMIT, "registry") {
+            Ok(b) => b,
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(None)
             }
-            Err(e) => return Err(e).context(|| format!("reading {}", path.display())),
+            Err(e) => return Err(e),
         };
+        let text = String::from_utf8(bytes).map_err(|_| corrupt(path, "not UTF-8 text".into()))?;
         let reg: Registry =
             toml::from_str(&text).map_err(|e| corrupt(path, e.message().to_string()))?;
         reg.validate().map_err(|reason| corrupt(path, reason))?;

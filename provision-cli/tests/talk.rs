@@ -260,6 +260,18 @@ fn cmd_to_a_silent_device_times_out_with_a_hint() {
         "{err}"
     );
     assert!(err.contains("never reported a status"), "{err}");
+
+    // A revoked device cannot connect: cmd says so at once; watch may still follow its status.
+    provision::device::revoke(pki.path(), "dev-2").unwrap();
+    let out = run(&pki, &["cmd", "dev-2", "reboot"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("\"dev-2\" is revoked"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&pki, &["watch", "dev-2", "--count", "0"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
 #[test]
@@ -294,6 +306,8 @@ fn connection_failures_are_typed() {
         (vec!["cmd", "dev-1", "set-pin", "pin"], 3),
         (vec!["cmd", "dev-1", "set-pin", "req=1"], 3),
         (vec!["cmd", "+", "reboot"], 3),
+        (vec!["cmd", "nobody", "reboot"], 4),
+        (vec!["watch", "dev-1", "nobody"], 4),
     ] {
         let out = run(&pki, &args);
         assert_eq!(
@@ -384,7 +398,7 @@ fn exit_codes_in_help_and_readme_agree() {
     let readme = include_str!("../../README.md");
     let help = para(&text(&help.stdout));
     assert_eq!(help, para(readme));
-    for code in 2..=15 {
+    for code in 2..=16 {
         assert!(
             help.contains(&format!(" {code} ")),
             "{code} missing: {help}"
