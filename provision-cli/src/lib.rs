@@ -11,6 +11,7 @@ pub mod crl;
 pub mod device;
 pub mod device_config;
 pub mod error;
+pub mod export;
 pub mod fsutil;
 pub mod init;
 pub mod layout;

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use provision::{broker, device, device_config, init, reload, Error};
+use provision::{broker, device, init, reload, Error};
 
+mod device_cli;
 mod lifecycle_cli;
 mod ota_cli;
 mod ota_push_cli;
@@ -289,31 +290,23 @@ that flashes it: docs/device-config.md.
 Examples:
   provision device config kitchen-sensor-1 --wifi-ssid home --wifi-password-file wifi.txt -o kitchen.bin
   provision device config porch-1 --wifi-ssid home --broker-host mqtt.home.lan --broker-port 8883 --pin-broker -o porch.bin
-  esptool --chip esp8266 write-flash 0x3F9000 kitchen.bin      # 4 MiB flash")]
-    Config {
-        id: String,
-        /// WiFi network name
-        #[arg(long)]
-        wifi_ssid: String,
-        /// File whose first line is the WiFi password (omit for an open network)
-        #[arg(long)]
-        wifi_password_file: Option<PathBuf>,
-        /// Broker name the device connects to (default: the first --host of `provision broker`)
-        #[arg(long)]
-        broker_host: Option<String>,
-        /// Broker TLS port (default: the port of `provision broker`)
-        #[arg(long)]
-        broker_port: Option<u16>,
-        /// Seconds between telemetry samples
-        #[arg(long, default_value_t = device_config::DEFAULT_PERIOD_S)]
-        telemetry_period: u32,
-        /// Also pin the broker's public key (from <dir>/broker/server.crt)
-        #[arg(long)]
-        pin_broker: bool,
-        /// Output file
-        #[arg(short, long)]
-        output: PathBuf,
-    },
+  provision device config --from-file ids.txt --out-dir blobs/ --wifi-ssid home   # many at once
+  esptool --chip esp8266 write-flash 0x3F9000 kitchen.bin      # 4 MiB flash
+
+--broker-host must be a name or address the broker certificate carries. A warning says when
+the blob carries no OTA keys (`provision ota keygen` first).")]
+    Config(device_cli::ConfigArgs),
+    /// Export a device's identity for other firmwares, or the broker's fingerprints
+    #[command(after_help = "\
+Examples:
+  provision device export kitchen-1 --format pem -o kitchen-1/          # ca.crt kitchen-1.crt kitchen-1.key
+  provision device export kitchen-1 --format der -o kitchen-1/          # ca.der kitchen-1.der kitchen-1.key.der
+  provision device export kitchen-1 --format arduino -o provision_identity.h
+  provision device export kitchen-1 --format fingerprint                # broker SHA-1/SHA-256, SPKI SHA-256
+
+Private keys are written 0600 and never printed unless -o - --key-to-stdout asks for it.
+How Tasmota, ESPHome and Arduino sketches use them: docs/other-firmwares.md.")]
+    Export(device_cli::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -561,40 +554,8 @@ fn run_device(dir: &std::path::Path, cmd: DeviceCommand) -> Result<(), Error> {
                 None => say(&reload::manual_reload_hint_for(dir)),
             }
         }
-        DeviceCommand::Config {
-            id,
-            wifi_ssid,
-            wifi_password_file,
-            broker_host,
-            broker_port,
-            telemetry_period,
-            pin_broker,
-            output,
-        } => {
-            let r = device_config::write_config(
-                dir,
-                &device_config::ConfigOptions {
-                    id: id.clone(),
-                    wifi_ssid,
-                    wifi_password_file,
-                    broker_host,
-                    broker_port,
-                    telemetry_period_s: telemetry_period,
-                    pin_broker,
-                    output,
-                },
-            )?;
-            println!(
-                "wrote {} ({} bytes, mode 0600: it holds the device key): device {id}, broker {}:{}, {} OTA key(s){}",
-                r.output.display(),
-                r.bytes,
-                r.broker_host,
-                r.broker_port,
-                r.ota_keys,
-                if r.pinned { ", broker key pinned" } else { "" }
-            );
-            println!("flash it: esptool --chip esp8266 write-flash 0x3F9000 {}   (4 MiB flash; see docs/device-config.md)", provision::shell_word(&r.output.display().to_string()));
-        }
+        DeviceCommand::Config(a) => a.run(dir)?,
+        DeviceCommand::Export(a) => a.run(dir)?,
     }
     Ok(())
 }
