@@ -47,7 +47,10 @@ fn load(i: usize, img: &AppImage) -> Result<(), ImageError> {
     let base = SLOTS[i];
     let mut sum = image::CHECKSUM_SEED;
     for s in img.segments() {
-        if s.addr % 4 != 0 || s.len % 4 != 0 || (base + s.offset) % 4 != 0 {
+        if !s.addr.is_multiple_of(4)
+            || !s.len.is_multiple_of(4)
+            || !(base + s.offset).is_multiple_of(4)
+        {
             return Err(ImageError::SegmentOutside {
                 addr: s.addr,
                 len: s.len,
