@@ -291,10 +291,10 @@ impl Client {
         // Connect and subscribe in this thread, so failures come back as typed errors.
         let deadline = Instant::now() + timeout;
         let fail = |e: ConnectionError| classify(e, &addr, &identity.name);
-        let mut subscribed = filters.is_empty();
+        let mut subacks_due = 0usize;
         let mut connected = false;
         let mut early = Vec::new();
-        while !(connected && subscribed) {
+        while !(connected && subacks_due == 0) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(Error::BrokerUnreachable {
@@ -307,9 +307,7 @@ impl Client {
                 Ok(Err(e)) => return Err(fail(e)),
                 Ok(Ok(RawEvent::Incoming(Packet::ConnAck(_)))) => {
                     connected = true;
-                    if !filters.is_empty() {
-                        subscribe(&client, filters)?;
-                    }
+                    subacks_due = subscribe(&client, filters)?;
                 }
                 Ok(Ok(RawEvent::Incoming(Packet::SubAck(ack)))) => {
                     if ack
@@ -323,7 +321,7 @@ impl Client {
                             reason: "the broker refused a subscription".into(),
                         });
                     }
-                    subscribed = true;
+                    subacks_due = subacks_due.saturating_sub(1);
                 }
                 Ok(Ok(RawEvent::Incoming(Packet::Publish(p)))) => {
                     early.push(Event::Message(Message {
@@ -426,13 +424,40 @@ impl Client {
     }
 }
 
-fn subscribe(client: &rumqttc::Client, filters: &[String]) -> Result<()> {
-    let subs = filters
-        .iter()
-        .map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
-    client
-        .try_subscribe_many(subs)
-        .map_err(|e| Error::InvalidInput(format!("cannot subscribe to {filters:?}: {e}")))
+/// Filter bytes per SUBSCRIBE: brokers configured by `provision broker` refuse packets over
+/// 2 KiB (the device's buffer), so many filters go in several packets.
+const SUBSCRIBE_BYTES: usize = 1500;
+
+/// Subscribes to `filters` in packets under [`SUBSCRIBE_BYTES`]; returns how many it sent.
+fn subscribe(client: &rumqttc::Client, filters: &[String]) -> Result<usize> {
+    let mut packets = 0;
+    let mut group: Vec<&String> = Vec::new();
+    let mut bytes = 0;
+    let mut send = |group: &mut Vec<&String>| -> Result<()> {
+        if group.is_empty() {
+            return Ok(());
+        }
+        let subs = group
+            .iter()
+            .map(|f| rumqttc::SubscribeFilter::new((*f).clone(), QoS::AtLeastOnce));
+        client
+            .try_subscribe_many(subs)
+            .map_err(|e| Error::InvalidInput(format!("cannot subscribe to {group:?}: {e}")))?;
+        packets += 1;
+        group.clear();
+        Ok(())
+    };
+    for f in filters {
+        // 2 bytes of length and 1 of QoS per filter.
+        if bytes + f.len() + 3 > SUBSCRIBE_BYTES {
+            send(&mut group)?;
+            bytes = 0;
+        }
+        bytes += f.len() + 3;
+        group.push(f);
+    }
+    send(&mut group)?;
+    Ok(packets)
 }
 
 /// The background half: polls the connection, forwards messages, reconnects after a failure

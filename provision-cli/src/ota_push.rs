@@ -231,12 +231,7 @@ pub fn push(opts: &PushOptions, mut on_event: impl FnMut(PushEvent)) -> Result<V
         &opts.bundle,
         opts.verify.then_some(opts.connect.dir.as_path()),
     )?;
-    let mut filters = Vec::new();
-    for id in &opts.devices {
-        filters.push(topics::topic(Some(id), TOPIC_REQUEST));
-        filters.push(topics::topic(Some(id), TOPIC_STATUS));
-        filters.push(topics::topic(Some(id), "status"));
-    }
+    let filters = topics::filters(&opts.devices, &[TOPIC_REQUEST, TOPIC_STATUS, "status"]);
     let client = Client::connect(&opts.connect, &filters)?;
     on_event(PushEvent::Connected {
         broker: client.addr().to_string(),
@@ -598,7 +593,7 @@ pub fn status(
         let Some((id, kind)) = topics::parse(&m.topic) else {
             continue;
         };
-        if m.payload.is_empty() {
+        if m.payload.is_empty() || (!ids.is_empty() && !ids.iter().any(|i| i == id)) {
             continue;
         }
         let entry = found

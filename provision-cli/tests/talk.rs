@@ -405,3 +405,58 @@ fn exit_codes_in_help_and_readme_agree() {
         );
     }
 }
+
+/// Many devices: the filters go out in several SUBSCRIBE packets (the broker refuses packets
+/// over 2 KiB), or with `+` above 16 devices; either way only the named devices are shown.
+#[test]
+fn watch_follows_many_devices_through_a_broker_with_small_packets() {
+    let ids: Vec<String> = (0..20)
+        .map(|i| format!("{i:02}-{}", "long-device-name-".repeat(3)))
+        .collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let pki = Pki::new(&refs);
+    let broker = Broker::start(&pki);
+    let publish = |id: &str, msg: &str| {
+        let out = Command::new("mosquitto_pub")
+            .args(broker_testkit::mosquitto_client_args(
+                &pki,
+                &broker,
+                Some(&pki.device(id)),
+            ))
+            .args([
+                "-q",
+                "1",
+                "-t",
+                &format!("devices/{id}/telemetry"),
+                "-m",
+                msg,
+            ])
+            .output()
+            .expect("mosquitto_pub");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    // 16 named devices: 64 filters of ~70 bytes, more than one packet can carry.
+    let mut args: Vec<&str> = refs[..16].to_vec();
+    args.push("--json");
+    let watch = Watch::start(&pki, &args);
+    publish(refs[17], r#"{"seq":99}"#);
+    publish(refs[15], r#"{"seq":15}"#);
+    let line = watch.expect(&["\"seq\":"]);
+    assert!(
+        line.contains(refs[15]) && line.contains("\"seq\":15"),
+        "{line}"
+    );
+    drop(watch);
+
+    // 18 named devices: one `+` filter per topic, the others' messages dropped here.
+    let mut args: Vec<&str> = refs[..18].to_vec();
+    args.push("--json");
+    let watch = Watch::start(&pki, &args);
+    publish(refs[19], r#"{"seq":19}"#);
+    publish(refs[17], r#"{"seq":17}"#);
+    let line = watch.expect(&["\"seq\":"]);
+    assert!(
+        line.contains(refs[17]) && line.contains("\"seq\":17"),
+        "{line}"
+    );
+}
