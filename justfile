@@ -46,10 +46,11 @@ check-nostd:
 firmware:
     bash esp-client/esp8266/build.sh all
 
-# The esp-client core's scenarios on the LX106 core in QEMU (also part of test-host)
-# The core on the LX106 in QEMU
+# The firmware build (its images and size gates) and the core on the LX106 in QEMU; part of
+# test-host, this runs only them.
+# ESP8266 build + the core on the LX106 in QEMU
 test-lx106:
-    cargo test -p esp8266-board --test lx106
+    cargo test -p esp8266-board --test firmware
 
 # The main job (demo.sh) end to end on the debug build: telemetry, command round trips, clean stop
 test-demo:

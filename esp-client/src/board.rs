@@ -57,15 +57,44 @@ impl core::fmt::Display for ConnectError {
     }
 }
 
-/// A byte stream whose TLS is done by the board. Reads must not block the superloop: the core
-/// calls `read` only after `read_ready` said bytes are there. `embedded_io` errors of kind
-/// other than `Interrupted` end the connection.
-pub trait Transport: embedded_io::Read + embedded_io::Write + embedded_io::ReadReady {
-    /// Opens TCP to `server` and completes the TLS handshake with `tls`. Blocks for at most the
-    /// board's connect timeout.
-    fn connect(&mut self, server: Server<'_>, tls: &TlsMaterial<'_>) -> Result<(), ConnectError>;
-    /// Drops the connection (no TLS close_notify needed: the broker's Last Will is what we want
-    /// after a failure).
+/// A byte stream whose TLS is done by the board, driven entirely by polling: no method may
+/// block, so a plain timer callback (an SDK `os_timer` on the chip) can run the whole core on the
+/// SDK's own stack, with no coroutine and no thread.
+///
+/// - **Connect** is two steps: [`Transport::connect_start`] begins TCP and the TLS handshake and
+///   returns at once; [`Transport::poll_connect`] advances it and reports `Poll::Pending` until
+///   the handshake is done or failed. The core owns the deadline (`Settings::connect_timeout_ms`)
+///   and calls [`Transport::close`] when it passes.
+/// - **Reads**: the core calls `read` only after `read_ready` said bytes (or end of stream) are
+///   there; `read` returning `Ok(0)` is end of stream, an error of kind `Interrupted` means
+///   "nothing after all".
+/// - **Writes**: the core calls `write` only after `write_ready` said the board can take bytes
+///   now; `write` may then take fewer bytes than offered (the core keeps the rest queued and
+///   offers it again on a later poll). An error of kind `Interrupted` means "nothing taken, try
+///   later". `write_ready` returning `false` is "would block". The core never calls `flush`.
+///
+/// Any other `embedded_io` error ends the connection.
+pub trait Transport:
+    embedded_io::Read + embedded_io::Write + embedded_io::ReadReady + embedded_io::WriteReady
+{
+    /// Starts opening TCP to `server` and the TLS handshake with `tls` (closing any previous
+    /// connection first). Returns at once: an error here is one known without waiting (the name
+    /// does not resolve, the material is unusable).
+    fn connect_start(
+        &mut self,
+        server: Server<'_>,
+        tls: &TlsMaterial<'_>,
+    ) -> Result<(), ConnectError>;
+    /// Advances the connection begun by `connect_start` without blocking. The core passes the
+    /// same `server` and `tls` on every call, so a board need not copy them. `Ready(Ok(()))`
+    /// once the handshake completed and application data can flow.
+    fn poll_connect(
+        &mut self,
+        server: Server<'_>,
+        tls: &TlsMaterial<'_>,
+    ) -> core::task::Poll<Result<(), ConnectError>>;
+    /// Drops the connection, or the attempt in progress (no TLS close_notify needed: the
+    /// broker's Last Will is what we want after a failure).
     fn close(&mut self);
 }
 

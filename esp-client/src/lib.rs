@@ -13,6 +13,7 @@ pub mod command;
 pub mod machine;
 pub mod mqtt;
 pub mod settings;
+pub mod txqueue;
 
 #[cfg(test)]
 mod transcripts;

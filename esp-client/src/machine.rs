@@ -4,8 +4,9 @@
 //! I/O that justifies it succeeded. The table and diagram are in docs/esp-client.md.
 
 use core::fmt::Write as _;
+use core::task::Poll;
 
-use embedded_io::{Error as _, Read, ReadReady, Write};
+use embedded_io::{Error as _, Read, ReadReady};
 use embedded_storage::nor_flash::ReadNorFlash;
 use wire_format::device_config::{ConfigError, DeviceConfig};
 
@@ -17,6 +18,7 @@ use crate::clock::{self, TimeFloor};
 use crate::command::{self, Command, FmtBuf, Json};
 use crate::mqtt::{self, Connect, DecodeError, EncodeError, Packet, Publish, QoS, Subscribe, Will};
 use crate::settings::*;
+use crate::txqueue::TxQueue;
 
 /// The states, with what each one waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,8 +33,8 @@ pub enum State {
     NetworkUp { deadline: u64 },
     /// Ask the time source, until `deadline` (then go on with the floor).
     TimeSync { deadline: u64 },
-    /// TCP + TLS handshake (one blocking board call).
-    TlsConnect,
+    /// TCP + TLS handshake started; polling the transport until it is done or `deadline`.
+    TlsConnect { deadline: u64 },
     /// CONNECT sent, waiting for CONNACK.
     MqttConnect { deadline: u64 },
     /// SUBSCRIBE sent, waiting for SUBACK.
@@ -66,7 +68,7 @@ impl State {
             State::ConfigInvalid(_) => StateKind::ConfigInvalid,
             State::NetworkUp { .. } => StateKind::NetworkUp,
             State::TimeSync { .. } => StateKind::TimeSync,
-            State::TlsConnect => StateKind::TlsConnect,
+            State::TlsConnect { .. } => StateKind::TlsConnect,
             State::MqttConnect { .. } => StateKind::MqttConnect,
             State::Subscribe { .. } => StateKind::Subscribe,
             State::Online => StateKind::Online,
@@ -97,6 +99,8 @@ pub enum Failure {
     NetworkTimeout,
     NetworkFailed,
     Connect(ConnectError),
+    /// TCP + TLS not established within `connect_timeout_ms`.
+    ConnectTimeout,
     /// The transport closed or failed (broker gone, TLS alert, reset).
     Closed,
     ConnAckTimeout,
@@ -111,6 +115,8 @@ pub enum Failure {
     /// A well-formed packet that makes no sense in this state (e.g. PUBACK before CONNACK).
     UnexpectedPacket,
     Encode(EncodeError),
+    /// The transport took no byte of a waiting packet for `ping_timeout_ms`.
+    SendStalled,
 }
 
 impl core::fmt::Display for Failure {
@@ -119,6 +125,8 @@ impl core::fmt::Display for Failure {
             Failure::NetworkTimeout => write!(f, "network did not come up in time"),
             Failure::NetworkFailed => write!(f, "network refused (SSID or password?)"),
             Failure::Connect(e) => write!(f, "{e}"),
+            Failure::ConnectTimeout => write!(f, "TCP + TLS connect timed out"),
+            Failure::SendStalled => write!(f, "the connection took no bytes (send stalled)"),
             Failure::Closed => write!(f, "connection closed"),
             Failure::ConnAckTimeout => write!(f, "no CONNACK"),
             Failure::Refused(code) => write!(f, "broker refused CONNECT (return code {code})"),
@@ -154,9 +162,21 @@ struct Inflight {
     len: usize,
     sent_at: u64,
     retries: u8,
-    /// Send again at the next poll without counting a retry (new connection).
-    due: bool,
+    /// Whether the packet still has to be queued for the transport.
+    send: Pending,
     buf: [u8; INFLIGHT_BUF],
+}
+
+/// What an in-flight slot still has to send.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    /// Queued (or written); waiting for PUBACK.
+    Nothing,
+    /// Never sent yet: queue it as soon as the transmit queue has room.
+    First,
+    /// Send again with DUP when there is room, without counting a retry (new connection, or a
+    /// retransmission that found the queue full).
+    Again,
 }
 
 const FREE: Inflight = Inflight {
@@ -164,7 +184,7 @@ const FREE: Inflight = Inflight {
     len: 0,
     sent_at: 0,
     retries: 0,
-    due: false,
+    send: Pending::Nothing,
     buf: [0; INFLIGHT_BUF],
 };
 
@@ -211,7 +231,10 @@ pub struct Device {
     prefix: FmtBuf<TOPIC_BUF>,
     telemetry_period_ms: u64,
     rx: Rx,
-    tx: [u8; TX_BUF],
+    /// Encoded packets waiting for the transport to take them.
+    tx: TxQueue<TX_BUF>,
+    /// When the transport last took bytes (or the queue was last empty).
+    tx_progress: u64,
     inflight: [Inflight; MAX_INFLIGHT],
     next_pkid: u16,
     last_tx: u64,
@@ -224,6 +247,11 @@ pub struct Device {
     persisted_time: Option<u64>,
     stats: Stats,
 }
+
+/// PUBACK's length: the room `online` keeps in the transmit queue before it reads a packet.
+const PUBACK_LEN: usize = 4;
+/// Writes an orderly shutdown tries (without blocking) to get `offline` and DISCONNECT out.
+const SHUTDOWN_WRITES: usize = 16;
 
 fn io_failure<E>(_: E) -> Failure {
     Failure::Closed
@@ -242,7 +270,8 @@ impl Device {
                 len: 0,
                 skip: 0,
             },
-            tx: [0; TX_BUF],
+            tx: TxQueue::new(),
+            tx_progress: 0,
             inflight: [FREE; MAX_INFLIGHT],
             next_pkid: 1,
             last_tx: 0,
@@ -290,6 +319,7 @@ impl Device {
         board.transport().close();
         self.rx.len = 0;
         self.rx.skip = 0;
+        self.tx.clear();
         self.ping_sent = None;
         let delay = self.backoff.next_delay_ms(board.random_u32());
         self.go(
@@ -331,7 +361,7 @@ impl Device {
                     }
                 };
                 match status {
-                    NetStatus::Up if self.time.synced() => self.go(board, now, State::TlsConnect),
+                    NetStatus::Up if self.time.synced() => self.start_connect(board, now),
                     NetStatus::Up => {
                         let deadline = now + self.settings.time_sync_timeout_ms;
                         self.go(board, now, State::TimeSync { deadline })
@@ -348,30 +378,37 @@ impl Device {
                 if let Some(source) = board.time_source() {
                     self.time.sync(source, now);
                     self.persist_time(board, now);
-                    self.go(board, now, State::TlsConnect);
+                    self.start_connect(board, now);
                 } else if now >= deadline {
                     let floor = self.time.at(now);
                     board.log(format_args!(
                         "no time source: validating certificates at the floor {floor}"
                     ));
-                    self.go(board, now, State::TlsConnect);
+                    self.start_connect(board, now);
                 } else {
                     return deadline.min(now + 100);
                 }
                 now
             }
-            State::TlsConnect => {
-                match self.connect(board, now) {
-                    Ok(()) => {
-                        let deadline = now + self.settings.connack_timeout_ms;
-                        self.go(board, now, State::MqttConnect { deadline });
-                    }
-                    Err(f) => self.fail(board, now, f),
+            State::TlsConnect { deadline } => match self.poll_connect(board, now) {
+                Ok(true) => now,
+                Ok(false) if now >= deadline => {
+                    self.fail(board, now, Failure::ConnectTimeout);
+                    now
                 }
-                now
+                Ok(false) => deadline.min(now + self.settings.idle_poll_ms),
+                Err(f) => {
+                    self.fail(board, now, f);
+                    now
+                }
+            },
+            State::MqttConnect { deadline } | State::Subscribe { deadline } => {
+                if let Err(f) = self.pump(board, now) {
+                    self.fail(board, now, f);
+                    return now;
+                }
+                self.await_ack(board, now, deadline)
             }
-            State::MqttConnect { deadline } => self.await_ack(board, now, deadline),
-            State::Subscribe { deadline } => self.await_ack(board, now, deadline),
             State::Online => match self.online(board, now) {
                 Ok(next) => next,
                 Err(f) => {
@@ -452,21 +489,59 @@ impl Device {
         Ok(out.as_str())
     }
 
-    fn send<B: Board>(
-        board: &mut B,
-        now: u64,
-        last_tx: &mut u64,
-        bytes: &[u8],
-    ) -> Result<(), Failure> {
-        let t = board.transport();
-        t.write_all(bytes).map_err(io_failure)?;
-        t.flush().map_err(io_failure)?;
-        *last_tx = now;
+    /// Offers the transmit queue to the transport. Fails when it took nothing of a waiting
+    /// packet for `ping_timeout_ms` (a peer that stopped reading).
+    fn pump<B: Board>(&mut self, board: &mut B, now: u64) -> Result<(), Failure> {
+        if self.tx.is_empty() {
+            self.tx_progress = now;
+            return Ok(());
+        }
+        let n = self
+            .tx
+            .write_to(board.transport())
+            .map_err(|_| Failure::Closed)?;
+        if n > 0 || self.tx.is_empty() {
+            self.tx_progress = now;
+        } else if now >= self.tx_progress + self.settings.ping_timeout_ms {
+            return Err(Failure::SendStalled);
+        }
         Ok(())
     }
 
-    /// TLS connect, then CONNECT with the retained Last Will.
-    fn connect<B: Board>(&mut self, board: &mut B, now: u64) -> Result<(), Failure> {
+    /// Queues one packet (encoded by `emit`) and offers it to the transport. `Ok(false)`: no
+    /// room in the queue now.
+    fn send<B: Board>(
+        &mut self,
+        board: &mut B,
+        now: u64,
+        emit: impl FnOnce(&mut [u8]) -> Result<usize, EncodeError>,
+    ) -> Result<bool, Failure> {
+        if self.tx.is_empty() {
+            self.tx_progress = now;
+        }
+        if !self.tx.push_with(emit).map_err(Failure::Encode)? {
+            return Ok(false);
+        }
+        self.last_tx = now;
+        self.pump(board, now)?;
+        Ok(true)
+    }
+
+    /// A packet the protocol cannot go on without (CONNECT, SUBSCRIBE): no room is a failure.
+    fn send_now<B: Board>(
+        &mut self,
+        board: &mut B,
+        now: u64,
+        emit: impl FnOnce(&mut [u8]) -> Result<usize, EncodeError>,
+    ) -> Result<(), Failure> {
+        match self.send(board, now, emit)? {
+            true => Ok(()),
+            false => Err(Failure::SendStalled),
+        }
+    }
+
+    /// The server and TLS material from the config, with the floor at `now`.
+    fn endpoint(&self, now: u64) -> Result<(Server<'_>, TlsMaterial<'_>), Failure> {
         let cfg = DeviceConfig::parse(&self.config).map_err(|_| Failure::NetworkFailed)?;
         let tls = TlsMaterial {
             ca_der: cfg.ca_cert_der,
@@ -479,12 +554,38 @@ impl Device {
             host: cfg.broker_host,
             port: cfg.broker_port,
         };
-        board
-            .transport()
-            .connect(server, &tls)
-            .map_err(Failure::Connect)?;
+        Ok((server, tls))
+    }
+
+    /// Starts TCP + TLS and enters `TlsConnect` with the connect deadline.
+    fn start_connect<B: Board>(&mut self, board: &mut B, now: u64) {
+        let started = self.endpoint(now).and_then(|(server, tls)| {
+            board
+                .transport()
+                .connect_start(server, &tls)
+                .map_err(Failure::Connect)
+        });
+        match started {
+            Ok(()) => {
+                let deadline = now + self.settings.connect_timeout_ms;
+                self.go(board, now, State::TlsConnect { deadline });
+            }
+            Err(f) => self.fail(board, now, f),
+        }
+    }
+
+    /// Polls the handshake; once done, sends CONNECT with the retained Last Will and enters
+    /// `MqttConnect`. `Ok(false)`: still in progress.
+    fn poll_connect<B: Board>(&mut self, board: &mut B, now: u64) -> Result<bool, Failure> {
+        let (server, tls) = self.endpoint(now)?;
+        match board.transport().poll_connect(server, &tls) {
+            Poll::Pending => return Ok(false),
+            Poll::Ready(r) => r.map_err(Failure::Connect)?,
+        }
         self.rx.len = 0;
         self.rx.skip = 0;
+        self.tx.clear();
+        let cfg = DeviceConfig::parse(&self.config).map_err(|_| Failure::NetworkFailed)?;
         let mut will_topic = FmtBuf::new();
         let will = Will {
             topic: self.topic(&mut will_topic, "status")?,
@@ -498,9 +599,18 @@ impl Device {
             clean_session: true,
             will: Some(will),
         };
-        let n = connect.emit(&mut self.tx).map_err(Failure::Encode)?;
         self.stats.connects += 1;
-        Self::send(board, now, &mut self.last_tx, &self.tx[..n])
+        if self.tx.is_empty() {
+            self.tx_progress = now;
+        }
+        self.tx
+            .push_with(|b| connect.emit(b))
+            .map_err(Failure::Encode)?;
+        self.last_tx = now;
+        self.pump(board, now)?;
+        let deadline = now + self.settings.connack_timeout_ms;
+        self.go(board, now, State::MqttConnect { deadline });
+        Ok(true)
     }
 
     /// `MqttConnect` and `Subscribe`: wait for the one ack that moves on.
@@ -558,13 +668,11 @@ impl Device {
         let mut filter = FmtBuf::new();
         let filters = [(self.topic(&mut filter, "cmd/#")?, QoS::AtLeastOnce)];
         let pkid = self.alloc_pkid();
-        let n = Subscribe {
+        let sub = Subscribe {
             pkid,
             filters: &filters,
-        }
-        .emit(&mut self.tx)
-        .map_err(Failure::Encode)?;
-        Self::send(board, now, &mut self.last_tx, &self.tx[..n])?;
+        };
+        self.send_now(board, now, |b| sub.emit(b))?;
         let deadline = now + self.settings.suback_timeout_ms;
         self.go(board, now, State::Subscribe { deadline });
         Ok(())
@@ -577,11 +685,39 @@ impl Device {
         self.next_telemetry = now;
         // Unacknowledged publishes from the last connection go out again (as DUP).
         for slot in self.inflight.iter_mut().filter(|s| s.pkid != 0) {
-            slot.due = true;
+            if slot.send == Pending::Nothing {
+                slot.send = Pending::Again;
+            }
             slot.retries = 0;
         }
         self.publish(board, now, "status", b"online", true)?;
         Ok(())
+    }
+
+    /// Queues every in-flight publish that is due, in slot order, as far as the queue has room.
+    fn send_inflight<B: Board>(&mut self, board: &mut B, now: u64) -> Result<(), Failure> {
+        for i in 0..MAX_INFLIGHT {
+            let s = &mut self.inflight[i];
+            if s.pkid == 0 || s.send == Pending::Nothing {
+                continue;
+            }
+            if s.send == Pending::Again {
+                Publish::set_dup(&mut s.buf[..s.len]);
+            }
+            if self.tx.is_empty() {
+                self.tx_progress = now;
+            }
+            if !self.tx.push(&s.buf[..s.len]) {
+                break;
+            }
+            if s.send == Pending::Again {
+                self.stats.retransmits += 1;
+            }
+            s.send = Pending::Nothing;
+            s.sent_at = now;
+            self.last_tx = now;
+        }
+        self.pump(board, now)
     }
 
     fn alloc_pkid(&mut self) -> u16 {
@@ -623,9 +759,8 @@ impl Device {
         s.pkid = pkid;
         s.sent_at = now;
         s.retries = 0;
-        s.due = false;
-        let s = &self.inflight[slot];
-        Self::send(board, now, &mut self.last_tx, &s.buf[..s.len])?;
+        s.send = Pending::First;
+        self.send_inflight(board, now)?;
         Ok(true)
     }
 
@@ -741,8 +876,13 @@ impl Device {
 
     /// One poll while online.
     fn online<B: Board>(&mut self, board: &mut B, now: u64) -> Result<u64, Failure> {
-        // Bounded: a flood of packets cannot starve the timers below.
+        self.pump(board, now)?;
+        // Bounded: a flood of packets cannot starve the timers below. A packet is taken only
+        // while its acknowledgement fits the transmit queue (back-pressure to the broker).
         for _ in 0..8 {
+            if self.tx.free() < PUBACK_LEN {
+                break;
+            }
             match self.receive(board)? {
                 Some(packet) => self.handle(board, now, packet)?,
                 None => break,
@@ -762,35 +902,31 @@ impl Device {
             // reboot without a time source starts from recent time, not from the last sync.
             self.persist_time(board, now);
         }
-        for i in 0..MAX_INFLIGHT {
-            let s = &mut self.inflight[i];
-            if s.pkid == 0 || (!s.due && now < s.sent_at + self.settings.ack_timeout_ms) {
+        for s in self.inflight.iter_mut() {
+            if s.pkid == 0
+                || s.send != Pending::Nothing
+                || now < s.sent_at + self.settings.ack_timeout_ms
+            {
                 continue;
             }
-            if !s.due {
-                if s.retries >= self.settings.max_retransmits {
-                    return Err(Failure::AckTimeout);
-                }
-                s.retries += 1;
+            if s.retries >= self.settings.max_retransmits {
+                return Err(Failure::AckTimeout);
             }
-            self.stats.retransmits += 1;
-            Publish::set_dup(&mut s.buf[..s.len]);
-            s.sent_at = now;
-            s.due = false;
-            let s = &self.inflight[i];
-            Self::send(board, now, &mut self.last_tx, &s.buf[..s.len])?;
+            s.retries += 1;
+            s.send = Pending::Again;
         }
+        self.send_inflight(board, now)?;
         match self.ping_sent {
             Some(at) if now >= at + self.settings.ping_timeout_ms => {
                 return Err(Failure::PingTimeout)
             }
             Some(_) => {}
-            None if now >= self.last_tx + u64::from(self.settings.keep_alive_s) * 1000 => {
-                let n = mqtt::emit_pingreq(&mut self.tx).map_err(Failure::Encode)?;
-                Self::send(board, now, &mut self.last_tx, &self.tx[..n])?;
-                self.ping_sent = Some(now);
+            None => {
+                let idle = now >= self.last_tx + u64::from(self.settings.keep_alive_s) * 1000;
+                if idle && self.send(board, now, mqtt::emit_pingreq)? {
+                    self.ping_sent = Some(now);
+                }
             }
-            None => {}
         }
         Ok(self.next_telemetry.min(now + self.settings.idle_poll_ms))
     }
@@ -829,8 +965,8 @@ impl Device {
 
     fn ack<B: Board>(&mut self, board: &mut B, now: u64, pkid: u16) -> Result<(), Failure> {
         if pkid != 0 {
-            let n = mqtt::emit_puback(pkid, &mut self.tx).map_err(Failure::Encode)?;
-            Self::send(board, now, &mut self.last_tx, &self.tx[..n])?;
+            // `online` reads a packet only while the queue has room for this.
+            self.send_now(board, now, |b| mqtt::emit_puback(pkid, b))?;
         }
         Ok(())
     }
@@ -968,17 +1104,19 @@ impl Device {
                     dup: false,
                     pkid: 0,
                 };
-                if let Ok(n) = p.emit(&mut self.tx) {
-                    let _ = Self::send(board, now, &mut self.last_tx, &self.tx[..n]);
-                }
+                let _ = self.send(board, now, |b| p.emit(b));
             }
         }
         if matches!(
             self.state,
             State::Online | State::Subscribe { .. } | State::MqttConnect { .. }
         ) {
-            if let Ok(n) = mqtt::emit_disconnect(&mut self.tx) {
-                let _ = Self::send(board, now, &mut self.last_tx, &self.tx[..n]);
+            let _ = self.send(board, now, mqtt::emit_disconnect);
+            // Best effort without blocking: whatever the transport takes right now.
+            for _ in 0..SHUTDOWN_WRITES {
+                if self.tx.is_empty() || self.tx.write_to(board.transport()).is_err() {
+                    break;
+                }
             }
         }
         board.transport().close();

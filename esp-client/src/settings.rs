@@ -43,6 +43,8 @@ pub struct Settings {
     pub network_timeout_ms: u64,
     /// Waiting for the time source; after this the floor is used as it is.
     pub time_sync_timeout_ms: u64,
+    /// TCP + TLS handshake, from `Transport::connect_start` to an established connection.
+    pub connect_timeout_ms: u64,
     pub connack_timeout_ms: u64,
     pub suback_timeout_ms: u64,
     /// A QoS 1 PUBLISH is sent again (DUP) after this long without PUBACK ...
@@ -68,6 +70,7 @@ impl Default for Settings {
             ping_timeout_ms: 10_000,
             network_timeout_ms: 30_000,
             time_sync_timeout_ms: 10_000,
+            connect_timeout_ms: 10_000,
             connack_timeout_ms: 10_000,
             suback_timeout_ms: 10_000,
             ack_timeout_ms: 5_000,

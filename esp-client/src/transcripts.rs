@@ -2,6 +2,7 @@
 //! fake broker speaks MQTT through rumqttc's codec (an independent implementation), so every byte
 //! the core sends is parsed by someone else's code.
 
+use core::task::Poll;
 use std::string::{String, ToString};
 use std::vec::Vec;
 use std::{format, vec};
@@ -100,11 +101,22 @@ struct BrokerScript {
     answer_ping: bool,
     /// Send a PUBACK before the CONNACK (a broken broker).
     puback_before_connack: bool,
+    /// `poll_connect` answers `Pending` this many times before the handshake result.
+    handshake_polls: u32,
+    /// The handshake never completes (a peer that accepts TCP and then dribbles).
+    handshake_hangs: bool,
+    /// The transport takes at most this many bytes per write (TCP window, TLS record space).
+    write_chunk: usize,
+    /// `write_ready` says "would block".
+    write_blocked: bool,
 }
 
 /// The broker side of the connection, speaking through rumqttc's codec.
 #[derive(Default)]
 struct Conn {
+    /// `poll_connect` calls left before the handshake ends.
+    handshake_left: u32,
+    established: bool,
     to_device: Vec<u8>,
     from_device: BytesMut,
     closed_by_broker: bool,
@@ -154,18 +166,35 @@ impl embedded_io::ReadReady for FakeNet {
     }
 }
 
+impl embedded_io::WriteReady for FakeNet {
+    fn write_ready(&mut self) -> Result<bool, Self::Error> {
+        self.conn
+            .as_ref()
+            .filter(|c| c.established)
+            .ok_or(embedded_io::ErrorKind::NotConnected)?;
+        Ok(!self.script.write_blocked)
+    }
+}
+
 impl embedded_io::Write for FakeNet {
     fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        assert!(
+            !self.script.write_blocked,
+            "write after write_ready said no"
+        );
+        let chunk = self.script.write_chunk;
         let c = self
             .conn
             .as_mut()
+            .filter(|c| c.established)
             .ok_or(embedded_io::ErrorKind::NotConnected)?;
         if c.closed_by_broker {
             return Err(embedded_io::ErrorKind::BrokenPipe);
         }
-        c.from_device.extend_from_slice(buf);
+        let n = buf.len().min(chunk);
+        c.from_device.extend_from_slice(&buf[..n]);
         self.serve();
-        Ok(buf.len())
+        Ok(n)
     }
     fn flush(&mut self) -> Result<(), Self::Error> {
         Ok(())
@@ -173,22 +202,57 @@ impl embedded_io::Write for FakeNet {
 }
 
 impl Transport for FakeNet {
-    fn connect(&mut self, server: Server<'_>, tls: &TlsMaterial<'_>) -> Result<(), ConnectError> {
+    fn connect_start(
+        &mut self,
+        server: Server<'_>,
+        tls: &TlsMaterial<'_>,
+    ) -> Result<(), ConnectError> {
+        self.close();
         self.connects.push(TlsSeen {
             host: server.host.to_string(),
             port: server.port,
             time_floor: tls.time_floor_unix,
         });
-        if !self.script.up {
-            return Err(ConnectError::Tcp);
-        }
-        self.script.tls?;
-        self.conn = Some(Conn::default());
+        self.conn = Some(Conn {
+            handshake_left: self.script.handshake_polls,
+            ..Conn::default()
+        });
         Ok(())
+    }
+    fn poll_connect(
+        &mut self,
+        server: Server<'_>,
+        tls: &TlsMaterial<'_>,
+    ) -> Poll<Result<(), ConnectError>> {
+        let seen = self
+            .connects
+            .last()
+            .expect("poll_connect before connect_start");
+        assert_eq!((seen.host.as_str(), seen.port), (server.host, server.port));
+        assert!(tls.time_floor_unix >= seen.time_floor);
+        let c = self.conn.as_mut().expect("poll_connect after close");
+        assert!(!c.established, "poll_connect after the handshake");
+        if self.script.handshake_hangs {
+            return Poll::Pending;
+        }
+        if c.handshake_left > 0 {
+            c.handshake_left -= 1;
+            return Poll::Pending;
+        }
+        let r = if !self.script.up {
+            Err(ConnectError::Tcp)
+        } else {
+            self.script.tls
+        };
+        match r {
+            Ok(()) => c.established = true,
+            Err(_) => self.conn = None,
+        }
+        Poll::Ready(r)
     }
     fn close(&mut self) {
         if let Some(c) = self.conn.take() {
-            if !c.closed_by_broker {
+            if c.established && !c.closed_by_broker {
                 self.fire_will();
             }
         }
@@ -394,6 +458,10 @@ fn board() -> FakeBoard {
                 answer_puback: true,
                 answer_ping: true,
                 puback_before_connack: false,
+                handshake_polls: 2,
+                handshake_hangs: false,
+                write_chunk: usize::MAX,
+                write_blocked: false,
             },
             conn: None,
             received: Vec::new(),
@@ -827,7 +895,10 @@ fn unacknowledged_publishes_are_retransmitted_then_the_link_is_dropped() {
     run(&mut dev, &mut b, &mut now, 25_000);
     assert_eq!(*b.transcript.last().unwrap(), Online);
     let t = b.net.publishes("telemetry");
-    assert!(t.last().unwrap().dup);
+    assert!(
+        t[4..].iter().any(|p| p.dup && p.pkid == t[0].pkid),
+        "the unacknowledged sample again, as DUP"
+    );
     assert!(dev.stats().retransmits >= 7);
 }
 
@@ -924,4 +995,66 @@ fn ram_budget() {
         size <= RAM_BUDGET,
         "Device is {size} bytes, budget {RAM_BUDGET}"
     );
+}
+
+#[test]
+fn a_handshake_that_never_ends_is_cut_at_the_core_deadline() {
+    let mut b = board();
+    b.net.script.handshake_hangs = true;
+    let mut dev = Device::new(Settings {
+        connect_timeout_ms: 3_000,
+        ..settings()
+    });
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 3_500);
+    assert_eq!(
+        b.transcript,
+        [Boot, LoadConfig, NetworkUp, TimeSync, TlsConnect, Backoff]
+    );
+    assert_eq!(b.causes, [Failure::ConnectTimeout]);
+    let entered = log_time(&b, "=> TlsConnect").unwrap();
+    let failed = log_time(&b, "=> Backoff").unwrap();
+    assert_eq!(failed - entered, 3_000, "{:?}", b.log);
+    assert!(b.net.conn.is_none(), "the attempt was closed");
+    // The handshake completes on a later attempt.
+    b.net.script.handshake_hangs = false;
+    run(&mut dev, &mut b, &mut now, 10_000);
+    assert_eq!(*b.transcript.last().unwrap(), Online);
+}
+
+#[test]
+fn a_transport_that_takes_a_few_bytes_at_a_time_still_gets_whole_packets() {
+    let mut b = board();
+    b.net.script.write_chunk = 7;
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 1_000);
+    b.net.command("read-adc", "channel=1");
+    run(&mut dev, &mut b, &mut now, 61_000);
+    assert_eq!(b.transcript, boot_to_online());
+    // rumqttc parsed every packet: CONNECT, SUBSCRIBE, status, 3 samples, PUBACK, reply.
+    assert_eq!(b.net.publishes("telemetry").len(), 3);
+    assert_eq!(b.net.publishes("reply/read-adc").len(), 1);
+    assert_eq!(dev.stats().retransmits, 0);
+}
+
+#[test]
+fn a_transport_that_stops_taking_bytes_is_dropped() {
+    let mut b = board();
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 1_000);
+    b.net.script.write_blocked = true;
+    // The next sample (30 s) waits in the queue; the transport never takes a byte of it.
+    run(&mut dev, &mut b, &mut now, 45_000);
+    assert_eq!(b.causes, [Failure::SendStalled]);
+    // Online at t0, the sample at t0 + 30 s, cut ping_timeout_ms (10 s) later.
+    let t0 = log_time(&b, "=> Online").unwrap();
+    assert_eq!(log_time(&b, "=> Backoff"), Some(t0 + 40_000), "{:?}", b.log);
+}
+
+/// Virtual time of the first transition log line containing `what`.
+fn log_time(b: &FakeBoard, what: &str) -> Option<u64> {
+    let line = b.log.iter().find(|l| l.contains(what))?;
+    line.strip_prefix('[')?.split(' ').next()?.parse().ok()
 }

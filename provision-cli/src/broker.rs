@@ -83,7 +83,7 @@ pub fn configure(dir: &Path, opts: &BrokerOptions) -> Result<BrokerRecord> {
         .context(|| format!("reading {}", layout.ca_cert().display()))?;
     let crl_pem =
         std::fs::read(layout.crl()).context(|| format!("reading {}", layout.crl().display()))?;
-    let mut tx = Transaction::new();
+    let mut tx = store.transaction();
     tx.create_dir_all(&layout.broker_dir())?;
     stage_server_key(&mut tx, layout, &issued.key_pem)?;
     tx.stage(

@@ -342,6 +342,16 @@ impl Client {
             })
     }
 
+    /// Publishes at QoS 0 (OTA chunks: a lost one is asked for again by the device).
+    pub fn publish_qos0(&self, topic: &str, payload: impl Into<Vec<u8>>) -> Result<()> {
+        self.client
+            .publish(topic, QoS::AtMostOnce, false, payload)
+            .map_err(|e| Error::BrokerUnreachable {
+                addr: self.addr.to_string(),
+                reason: format!("the connection is closed ({e})"),
+            })
+    }
+
     /// Publishes an empty retained message on `topic`, which deletes what the broker retained.
     pub fn clear_retained(&self, topic: &str) -> Result<()> {
         self.client

@@ -7,8 +7,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::crl;
-use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{Transaction, PUBLIC, SECRET};
+use crate::error::{Error, Result};
+use crate::fsutil::{self, PUBLIC, SECRET};
 use crate::pki::{self, Leaf};
 use crate::registry::{DeviceRecord, DeviceStatus, RetiredCert};
 use crate::store::Store;
@@ -36,9 +36,12 @@ pub fn validate_ids(ids: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Largest id file read (a million 64-byte ids).
+pub const ID_FILE_LIMIT: u64 = 64 << 20;
+
 /// Reads ids from a file for bulk adds: one per line, `#` starts a comment, blank lines skipped.
 pub fn read_id_file(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).context(|| format!("reading {}", path.display()))?;
+    let text = fsutil::read_text_bounded(path, ID_FILE_LIMIT, "id file")?;
     Ok(text
         .lines()
         .map(|l| l.split('#').next().unwrap_or("").trim())
@@ -103,7 +106,7 @@ pub fn add_with(dir: &Path, ids: &[String], days: u32, replace: bool) -> Result<
         }
     }
     let ca = store.ca(&registry)?;
-    let mut tx = Transaction::new();
+    let mut tx = store.transaction();
     for id in ids {
         let issued = ca.issue(Leaf::Client { cn: id }, days)?;
         tx.stage(
@@ -145,7 +148,7 @@ pub fn add_with(dir: &Path, ids: &[String], days: u32, replace: bool) -> Result<
 }
 
 pub fn list(dir: &Path) -> Result<Vec<DeviceInfo>> {
-    let store = Store::open(dir)?;
+    let store = Store::open_read(dir)?;
     let registry = store.registry()?;
     Ok(registry
         .devices
@@ -156,7 +159,7 @@ pub fn list(dir: &Path) -> Result<Vec<DeviceInfo>> {
 
 pub fn show(dir: &Path, id: &str) -> Result<DeviceInfo> {
     validate_ids(&[id.to_string()])?;
-    let store = Store::open(dir)?;
+    let store = Store::open_read(dir)?;
     let registry = store.registry()?;
     let d = registry
         .devices
@@ -199,7 +202,7 @@ pub fn revoke(dir: &Path, id: &str) -> Result<RevokeReport> {
             serials.push(r.cert.serial.clone());
         }
     }
-    let mut tx = Transaction::new();
+    let mut tx = store.transaction();
     let crl = crl::stage(&store, &mut registry, &ca, &mut tx)?;
     store.stage_registry(&mut tx, &registry)?;
     tx.commit()?;
@@ -234,7 +237,7 @@ pub fn revoke_previous(dir: &Path, id: &str) -> Result<(Vec<String>, crate::crl:
         )));
     }
     let ca = store.ca(&registry)?;
-    let mut tx = Transaction::new();
+    let mut tx = store.transaction();
     let crl = crl::stage(&store, &mut registry, &ca, &mut tx)?;
     store.stage_registry(&mut tx, &registry)?;
     tx.commit()?;

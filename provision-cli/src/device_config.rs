@@ -110,7 +110,8 @@ pub fn spki_pin(cert_der: &[u8], path: &Path) -> Result<[u8; 32]> {
 /// Builds and writes the blob for `opts.id`.
 pub fn write_config(dir: &Path, opts: &ConfigOptions) -> Result<ConfigReport> {
     validate_ids(std::slice::from_ref(&opts.id))?;
-    let store = Store::open(dir)?;
+    let store = Store::open_read(dir)?;
+    store.check_output(&opts.output)?;
     let registry = store.registry()?;
     let layout = &store.layout;
     let device = registry

@@ -40,6 +40,15 @@ pub enum Error {
     #[error("device {0:?} is already revoked")]
     AlreadyRevoked(String),
 
+    #[error("{path} {reason}")]
+    UnsafePath { path: PathBuf, reason: String },
+
+    #[error("{0} holds an interrupted command's journal and is read-only here: make it writable and run any provision command in it once, which completes the interrupted command")]
+    Interrupted(PathBuf),
+
+    #[error("{dir} has no registry.toml but still holds {found}: an earlier `provision init --force` was interrupted halfway. Move {found} into the newest {dir}/backup-*/ folder (or move that folder's registry.toml and crl.pem back), then run the command again")]
+    HalfMoved { dir: PathBuf, found: String },
+
     #[error("{path} is corrupt: {reason}; nothing was changed")]
     Corrupt { path: PathBuf, reason: String },
 
@@ -95,6 +104,9 @@ pub enum Error {
         reason: String,
     },
 
+    #[error("the update did not confirm on {failed} of {total} device(s)")]
+    UpdateFailed { failed: usize, total: usize },
+
     #[error("bundle {path} rejected: {} check failed: {source}", source.check())]
     BundleRejected {
         path: PathBuf,
@@ -106,7 +118,7 @@ impl Error {
     /// Stable process exit codes: 2 is clap's usage error, the rest are ours.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::InvalidDeviceId { .. } | Error::InvalidInput(_) => 3,
+            Error::InvalidDeviceId { .. } | Error::InvalidInput(_) | Error::UnsafePath { .. } => 3,
             Error::CaExists(_)
             | Error::NoCa(_)
             | Error::NoBroker(_)
@@ -119,7 +131,7 @@ impl Error {
             | Error::NoOtaKeys(_)
             | Error::UnknownOtaKey(_)
             | Error::UnknownOperator { .. } => 4,
-            Error::Corrupt { .. } => 5,
+            Error::Corrupt { .. } | Error::Interrupted(_) | Error::HalfMoved { .. } => 5,
             Error::Io { .. } => 6,
             Error::Certificate(_) => 7,
             Error::Reload(_) => 8,
@@ -129,6 +141,7 @@ impl Error {
             Error::NotAuthorized { .. } => 13,
             Error::DeviceTimeout { .. } => 14,
             Error::DeviceRefused { .. } => 15,
+            Error::UpdateFailed { .. } => 16,
         }
     }
 }

@@ -1,15 +1,30 @@
-//! Atomic, all-or-nothing file writes.
+//! All-or-nothing file writes that survive a crash, and bounded reads.
 //!
-//! Every command stages its files as hidden temporaries next to their destinations, flushes them
-//! to disk, and only then renames them into place, the registry last. A failure at any step leaves
-//! the directory exactly as it was: before the renames, the staged temporaries are removed when
-//! the [`Transaction`] is dropped; during them, the renames already done are undone from hard-link
-//! backups of the files they replaced (the tests cut every single rename).
+//! Every command stages its files as temporaries, flushes them to disk, and only then moves them
+//! into place, the registry last. Inside the provisioning directory ([`Transaction::in_store`])
+//! the temporaries live in `<dir>/.staging/`, and before the first rename a journal
+//! (`<dir>/.journal`) lists every step of the commit:
+//!
+//! - a crash (power cut, `kill -9`) before the journal exists leaves only `.staging/`, which the
+//!   next run deletes: nothing was changed;
+//! - a crash after it leaves the journal, and the next run replays it to the end (every step is
+//!   idempotent): everything was changed;
+//! - an error during the renames (the disk went read-only) undoes the renames already made, from
+//!   hard-link backups of the files they replaced, and says so.
+//!
+//! [`recover`] does the replaying; [`crate::store::Store`] calls it before every command.
+//! `PROVISION_FAULT_AT=N` makes the N-th file-system step of a run abort the process (SIGABRT,
+//! no destructors run, like `kill -9`): the crash tests use it to cut a command at every step.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
 
@@ -20,29 +35,97 @@ pub const PUBLIC: u32 = 0o644;
 /// Mode of the broker's private key when a `mosquitto` group exists (the broker drops to that
 /// user before it reads its files).
 pub const BROKER_SECRET: u32 = 0o640;
+/// Mode of directories we create (backups are [`PRIVATE_DIR`]).
+pub const DIR: u32 = 0o755;
+/// Mode of `backup-*` folders: they hold the old CA key.
+pub const PRIVATE_DIR: u32 = 0o700;
 
-struct Staged {
-    temp: PathBuf,
-    dest: PathBuf,
-    /// A hard link to the file `dest` held before, while the commit runs.
-    backup: Option<PathBuf>,
+/// The journal of a commit in progress, relative to the provisioning directory.
+pub const JOURNAL: &str = ".journal";
+/// Where a store transaction stages its files.
+pub const STAGING: &str = ".staging";
+
+/// Counts file-system steps and aborts at `PROVISION_FAULT_AT` (the crash tests' power cut).
+pub fn fault_point() {
+    static AT: OnceLock<Option<u64>> = OnceLock::new();
+    static STEP: AtomicU64 = AtomicU64::new(0);
+    let at = *AT.get_or_init(|| {
+        std::env::var("PROVISION_FAULT_AT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    if let Some(at) = at {
+        if STEP.fetch_add(1, Ordering::Relaxed) + 1 == at {
+            std::process::abort();
+        }
+    }
+}
+
+/// One step of a commit, replayable: each is done only if it has not been done yet.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Op {
+    /// Create a directory (missing when the commit was planned).
+    Mkdir { path: PathBuf, mode: u32 },
+    /// Rename a staged temporary over its destination; `backup` is a hard link to what the
+    /// destination held before, if anything.
+    Place {
+        temp: PathBuf,
+        dest: PathBuf,
+        backup: Option<PathBuf>,
+    },
+    /// Move an existing file or directory to a new name that does not exist yet.
+    Move { from: PathBuf, to: PathBuf },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Journal {
+    /// `forward`: replay to the end. `back`: an error stopped the commit; undo what was done.
+    direction: Direction,
+    ops: Vec<Op>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Direction {
+    Forward,
+    Back,
 }
 
 /// A set of files that appear together or not at all.
 #[derive(Default)]
 pub struct Transaction {
-    staged: Vec<Staged>,
+    /// The provisioning directory, for a journaled commit inside it.
+    root: Option<PathBuf>,
+    ops: Vec<Op>,
+    dests: HashSet<PathBuf>,
+    /// Directories known to exist or planned (so each is looked at once).
+    dirs: HashSet<PathBuf>,
+    /// Directories created eagerly (outputs outside a store), removed again on rollback.
     created_dirs: Vec<PathBuf>,
+    /// Paths a [`Op::Move`] takes away: what was under them will not be there at commit.
+    moved: HashSet<PathBuf>,
+    staging_made: bool,
     committed: bool,
 }
 
 impl Transaction {
+    /// A transaction for output files (`-o`) outside the provisioning directory: temporaries
+    /// next to their destinations.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Writes `bytes` to a temporary next to `dest` with `mode` (set at creation, so a key is
-    /// never readable by others, not even for an instant) and optional group.
+    /// A journaled transaction inside the provisioning directory `root` (which the caller has
+    /// locked and recovered).
+    pub fn in_store(root: &Path) -> Self {
+        let mut tx = Self::default();
+        tx.root = Some(root.to_path_buf());
+        tx
+    }
+
+    /// Writes `bytes` to a temporary for `dest` with `mode` (set at creation, so a key is never
+    /// readable by others, not even for an instant).
     pub fn stage(&mut self, dest: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         self.stage_with_group(dest, bytes, mode, None)
     }
@@ -55,60 +138,194 @@ impl Transaction {
         gid: Option<u32>,
     ) -> Result<()> {
         // `app.bin` has an empty parent: make it `./app.bin` so the directory can be flushed.
-        let dest = &match dest.parent() {
+        let dest = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => dest.to_path_buf(),
             _ => Path::new(".").join(dest),
         };
-        // Two outputs on one path (`--to-sign X -o X`) would clash on the temporary's name.
-        if self.staged.iter().any(|s| s.dest == *dest) {
+        // Two outputs on one path (`--to-sign X -o X`) would clash.
+        if !self.dests.insert(dest.clone()) {
             return Err(Error::InvalidInput(format!(
                 "{} is named twice as an output",
                 dest.display()
             )));
         }
         // The rename would replace whatever is there: as root, `-o /dev/null` or `-o /dev/stdout`
-        // would swap a system device for a regular file. Outputs are regular files (or new).
-        if let Ok(m) = fs::metadata(dest) {
-            if !m.is_file() {
-                return Err(Error::InvalidInput(format!(
-                    "{} exists and is not a regular file (a directory, device or pipe); name a \
-                     file to write",
-                    dest.display()
-                )));
-            }
+        // would swap a system device for a regular file. Outputs are regular files (or new);
+        // inside the provisioning directory a link is refused too (it is not written through).
+        let existing = match self.root {
+            Some(_) => fs::symlink_metadata(&dest),
+            None => fs::metadata(&dest),
+        };
+        if existing.is_ok_and(|m| !m.is_file()) {
+            return Err(Error::InvalidInput(format!(
+                "{} exists and is not a regular file (a directory, device, pipe or link); name a \
+                 file to write",
+                dest.display()
+            )));
         }
-        let dir = dest.parent().expect("joined onto a directory");
-        self.create_dir_all(dir)?;
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let dir = dest
+            .parent()
+            .expect("joined onto a directory")
+            .to_path_buf();
+        let temp = match self.root.clone() {
+            Some(root) => {
+                self.plan_dirs(root.clone(), &dir)?;
+                let staging = root.join(STAGING);
+                if !self.staging_made {
+                    fault_point();
+                    fs::create_dir(&staging)
+                        .context(|| format!("creating {}", staging.display()))?;
+                    self.staging_made = true;
+                }
+                staging.join(format!("{}.tmp", self.ops.len()))
+            }
+            None => {
+                self.create_dir_all(&dir)?;
+                let name = dest
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                dir.join(format!(".{name}.{}.tmp", std::process::id()))
+            }
+        };
+        fault_point();
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&temp)
             .context(|| format!("creating {}", temp.display()))?;
-        self.staged.push(Staged {
+        self.ops.push(Op::Place {
             temp: temp.clone(),
-            dest: dest.to_path_buf(),
+            dest,
             backup: None,
         });
         // The umask may have narrowed the mode; set it exactly.
-        fs::set_permissions(&temp, fs::Permissions::from_mode(mode))
+        fault_point();
+        file.set_permissions(fs::Permissions::from_mode(mode))
             .context(|| format!("setting permissions of {}", temp.display()))?;
         if let Some(gid) = gid {
-            std::os::unix::fs::chown(&temp, None, Some(gid))
+            fault_point();
+            std::os::unix::fs::fchown(&file, None, Some(gid))
                 .context(|| format!("giving {} to the broker's group", temp.display()))?;
         }
+        fault_point();
         file.write_all(bytes)
             .context(|| format!("writing {}", temp.display()))?;
         Ok(())
     }
 
-    /// Creates `dir` and its missing parents (0755), remembering which ones to remove on rollback.
+    /// Moves `from` (a file or directory) to `to`, which must not exist, as one step of the
+    /// commit (`init --force` moves the old CA to its backup this way).
+    pub fn move_path(&mut self, from: &Path, to: &Path) -> Result<()> {
+        if let Some(root) = self.root.clone() {
+            if let Some(parent) = to.parent() {
+                self.plan_dirs(root, parent)?;
+            }
+        }
+        self.ops.push(Op::Move {
+            from: from.to_path_buf(),
+            to: to.to_path_buf(),
+        });
+        self.dirs.remove(from);
+        self.moved.insert(from.to_path_buf());
+        Ok(())
+    }
+
+    /// Creates directory `dir` with `mode` as a step of the commit (must not exist).
+    pub fn mkdir(&mut self, dir: &Path, mode: u32) -> Result<()> {
+        if let Some(root) = self.root.clone() {
+            if let Some(parent) = dir.parent() {
+                self.plan_dirs(root, parent)?;
+            }
+            self.dirs.insert(dir.to_path_buf());
+            self.ops.push(Op::Mkdir {
+                path: dir.to_path_buf(),
+                mode,
+            });
+            Ok(())
+        } else {
+            fault_point();
+            std::fs::DirBuilder::new()
+                .mode(mode)
+                .create(dir)
+                .context(|| format!("creating directory {}", dir.display()))?;
+            fault_point();
+            fs::set_permissions(dir, fs::Permissions::from_mode(mode))
+                .context(|| format!("setting permissions of {}", dir.display()))?;
+            self.created_dirs.push(dir.to_path_buf());
+            Ok(())
+        }
+    }
+
+    /// Inside a store: plans `dir` and its missing parents as commit steps, and refuses a
+    /// symbolic link or a non-directory on the way (nothing is written through a link to a
+    /// place outside the provisioning directory). Each directory is looked at once.
+    fn plan_dirs(&mut self, root: PathBuf, dir: &Path) -> Result<()> {
+        if self.dirs.contains(dir) {
+            return Ok(());
+        }
+        let rel = dir.strip_prefix(&root).map_err(|_| {
+            Error::InvalidInput(format!(
+                "{} is outside the provisioning directory {}",
+                dir.display(),
+                root.display()
+            ))
+        })?;
+        let mut cur = root;
+        for c in rel.components() {
+            let Component::Normal(name) = c else {
+                return Err(Error::InvalidInput(format!(
+                    "{} is not a plain path inside the provisioning directory",
+                    dir.display()
+                )));
+            };
+            cur.push(name);
+            if self.dirs.contains(&cur) {
+                continue;
+            }
+            let meta = if self.moved.contains(&cur) {
+                Err(std::io::ErrorKind::NotFound.into())
+            } else {
+                fs::symlink_metadata(&cur)
+            };
+            match meta {
+                Ok(m) if m.is_dir() => {}
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(Error::UnsafePath {
+                        path: cur,
+                        reason:
+                            "is a symbolic link; provision does not write through links inside \
+                             its directory (replace it with a real directory)"
+                                .into(),
+                    })
+                }
+                Ok(_) => {
+                    return Err(Error::UnsafePath {
+                        path: cur,
+                        reason: "is not a directory".into(),
+                    })
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    self.ops.push(Op::Mkdir {
+                        path: cur.clone(),
+                        mode: DIR,
+                    });
+                }
+                Err(e) => return Err(e).context(|| format!("inspecting {}", cur.display())),
+            }
+            self.dirs.insert(cur.clone());
+        }
+        Ok(())
+    }
+
+    /// Creates `dir` and its missing parents (0755) now, remembering which ones to remove on
+    /// rollback. Inside a store the directories are planned as commit steps instead.
     pub fn create_dir_all(&mut self, dir: &Path) -> Result<()> {
+        if let Some(root) = self.root.clone() {
+            return self.plan_dirs(root, dir);
+        }
         let mut missing = Vec::new();
         let mut cur = Some(dir);
         while let Some(d) = cur {
@@ -119,77 +336,247 @@ impl Transaction {
             cur = d.parent();
         }
         for d in missing.into_iter().rev() {
+            fault_point();
             fs::create_dir(&d).context(|| format!("creating directory {}", d.display()))?;
-            fs::set_permissions(&d, fs::Permissions::from_mode(0o755))
+            fault_point();
+            fs::set_permissions(&d, fs::Permissions::from_mode(DIR))
                 .context(|| format!("setting permissions of {}", d.display()))?;
             self.created_dirs.push(d);
         }
         Ok(())
     }
 
-    /// Flushes every staged file to disk, then renames them into place in staging order.
-    /// Stage the registry last: it is the source of truth and must never point at a file
-    /// that is not there yet. On any error, every file is as it was before.
+    /// Flushes every staged file to disk, then moves them into place in staging order. Stage
+    /// the registry last: it is the source of truth and must never point at a file that is
+    /// not there yet. On an error every file is as it was before; after a crash, the next
+    /// [`recover`] finishes the commit.
     pub fn commit(mut self) -> Result<()> {
-        sync_all_staged(&self.staged)?;
+        self.sync_staged()?;
         self.keep_backups()?;
-        for (i, s) in self.staged.iter().enumerate() {
-            if let Err(e) = rename_step(&s.temp, &s.dest) {
-                self.undo_renames(i);
-                return Err(e).context(|| format!("renaming into {}", s.dest.display()));
+        let journal = self.root.as_ref().map(|r| r.join(JOURNAL));
+        if let Some(j) = &journal {
+            write_journal(j, Direction::Forward, &self.ops)?;
+        }
+        for i in 0..self.ops.len() {
+            if let Err(e) = apply(&self.ops[i], Direction::Forward, true) {
+                let undone = match &journal {
+                    Some(j) => write_journal(j, Direction::Back, &self.ops).and_then(|()| {
+                        replay(&self.ops[..i], Direction::Back)?;
+                        remove_journal(j)
+                    }),
+                    None => replay(&self.ops[..i], Direction::Back),
+                };
+                self.committed = undone.is_err(); // keep what recovery needs
+                return match undone {
+                    Ok(()) => Err(e),
+                    Err(u) => Err(Error::Io {
+                        context: format!(
+                            "{e}; undoing the steps already made failed too ({u}); the next \
+                             provision run finishes the undo"
+                        ),
+                        source: std::io::Error::other("interrupted commit"),
+                    }),
+                };
             }
         }
-        // Make the renames durable: one directory fsync, or one syncfs for many directories.
-        let mut dirs: Vec<&Path> = self.staged.iter().filter_map(|s| s.dest.parent()).collect();
+        self.sync_dests()?;
+        self.committed = true;
+        if let Some(j) = &journal {
+            remove_journal(j)?;
+        }
+        self.cleanup();
+        Ok(())
+    }
+
+    /// One `syncfs` flushes every staged file at once: a bulk `device add` of 100,000 devices
+    /// stages 200,000 files, and as many fsyncs would dominate its run time.
+    fn sync_staged(&self) -> Result<()> {
+        let temps: Vec<&Path> = self
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Place { temp, .. } => Some(temp.as_path()),
+                _ => None,
+            })
+            .collect();
+        fault_point();
+        match temps.as_slice() {
+            [] => Ok(()),
+            [one] => File::open(one)
+                .and_then(|f| f.sync_all())
+                .context(|| format!("flushing {}", one.display())),
+            [first, ..] => syncfs(first),
+        }
+    }
+
+    /// Makes the renames durable: one directory fsync, or one syncfs for many directories.
+    fn sync_dests(&self) -> Result<()> {
+        let mut dirs: Vec<&Path> = self
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Place { dest, .. } => dest.parent(),
+                Op::Move { to, .. } => to.parent(),
+                Op::Mkdir { path, .. } => path.parent(),
+            })
+            .collect();
         dirs.sort();
         dirs.dedup();
-        let synced = match dirs.as_slice() {
+        fault_point();
+        match dirs.as_slice() {
             [] => Ok(()),
             [one] => sync_dir(one),
             [first, ..] => syncfs(first),
-        };
-        if let Err(e) = synced {
-            self.undo_renames(self.staged.len());
-            return Err(e);
         }
-        self.committed = true;
-        for s in &self.staged {
-            if let Some(b) = &s.backup {
-                let _ = fs::remove_file(b);
-            }
-        }
-        Ok(())
     }
 
     /// Hard-links every file a rename will replace, so the rename can be undone.
     fn keep_backups(&mut self) -> Result<()> {
-        for s in &mut self.staged {
-            if !s.dest.exists() {
+        for op in &mut self.ops {
+            let Op::Place { temp, dest, backup } = op else {
+                continue;
+            };
+            // A file under a path moved away earlier in the commit is not replaced by it.
+            if !dest.exists() || dest.ancestors().any(|a| self.moved.contains(a)) {
                 continue;
             }
-            let mut name = s.temp.clone().into_os_string();
+            let mut name = temp.clone().into_os_string();
             name.push(".old");
-            let backup = PathBuf::from(name);
-            fs::hard_link(&s.dest, &backup)
-                .context(|| format!("keeping a backup of {}", s.dest.display()))?;
-            s.backup = Some(backup);
+            let b = PathBuf::from(name);
+            fault_point();
+            fs::hard_link(&*dest, &b)
+                .context(|| format!("keeping a backup of {}", dest.display()))?;
+            *backup = Some(b);
         }
         Ok(())
     }
 
-    /// Puts back what the first `done` renames replaced (their backups), or removes what they
-    /// created.
-    fn undo_renames(&self, done: usize) {
-        for s in self.staged[..done].iter().rev() {
-            let _ = match &s.backup {
-                Some(b) => fs::rename(b, &s.dest),
-                None => fs::remove_file(&s.dest),
-            };
+    /// Removes the backups and the staging directory after a finished commit.
+    fn cleanup(&mut self) {
+        match &self.root {
+            Some(root) => {
+                if self.staging_made {
+                    fault_point();
+                    let _ = fs::remove_dir_all(root.join(STAGING));
+                }
+            }
+            None => {
+                for op in &self.ops {
+                    if let Op::Place {
+                        backup: Some(b), ..
+                    } = op
+                    {
+                        fault_point();
+                        let _ = fs::remove_file(b);
+                    }
+                }
+            }
         }
     }
 }
 
-/// `fs::rename`, with a failure point for the tests that cut a commit at every rename.
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        for op in &self.ops {
+            if let Op::Place { temp, backup, .. } = op {
+                let _ = fs::remove_file(temp);
+                if let Some(b) = backup {
+                    let _ = fs::remove_file(b);
+                }
+            }
+        }
+        if let (Some(root), true) = (&self.root, self.staging_made) {
+            let _ = fs::remove_dir_all(root.join(STAGING));
+        }
+        for d in self.created_dirs.iter().rev() {
+            let _ = fs::remove_dir(d);
+        }
+    }
+}
+
+/// Does one step in `direction`, unless it is done already (so a replay can repeat it).
+fn apply(op: &Op, direction: Direction, first_time: bool) -> Result<()> {
+    let exists = |p: &Path| fs::symlink_metadata(p).is_ok();
+    match (op, direction) {
+        (Op::Mkdir { path, mode }, Direction::Forward) => {
+            if first_time || !exists(path) {
+                fault_point();
+                std::fs::DirBuilder::new()
+                    .mode(*mode)
+                    .create(path)
+                    .context(|| format!("creating directory {}", path.display()))?;
+                fault_point();
+                fs::set_permissions(path, fs::Permissions::from_mode(*mode))
+                    .context(|| format!("setting permissions of {}", path.display()))?;
+            }
+        }
+        (Op::Mkdir { path, .. }, Direction::Back) => {
+            // Only if empty: whatever else is in it was not ours to remove.
+            fault_point();
+            let _ = fs::remove_dir(path);
+        }
+        (Op::Place { temp, dest, .. }, Direction::Forward) => {
+            if first_time || exists(temp) {
+                fault_point();
+                rename_step(temp, dest).context(|| format!("renaming into {}", dest.display()))?;
+            }
+        }
+        (Op::Place { temp, dest, backup }, Direction::Back) => {
+            if exists(temp) {
+                // Never renamed: the destination is untouched.
+                fault_point();
+                fs::remove_file(temp).context(|| format!("removing {}", temp.display()))?;
+            } else {
+                match backup {
+                    Some(b) if exists(b) => {
+                        fault_point();
+                        fs::rename(b, dest).context(|| format!("restoring {}", dest.display()))?;
+                    }
+                    Some(_) => {} // restored already
+                    None => {
+                        fault_point();
+                        match fs::remove_file(dest) {
+                            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                                return Err(e).context(|| format!("removing {}", dest.display()))
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        (Op::Move { from, to }, Direction::Forward) => {
+            if first_time || (exists(from) && !exists(to)) {
+                fault_point();
+                rename_step(from, to)
+                    .context(|| format!("moving {} to {}", from.display(), to.display()))?;
+            }
+        }
+        (Op::Move { from, to }, Direction::Back) => {
+            if exists(to) && !exists(from) {
+                fault_point();
+                fs::rename(to, from)
+                    .context(|| format!("moving {} back to {}", to.display(), from.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn replay(ops: &[Op], direction: Direction) -> Result<()> {
+    match direction {
+        Direction::Forward => ops.iter().try_for_each(|op| apply(op, direction, false)),
+        Direction::Back => ops
+            .iter()
+            .rev()
+            .try_for_each(|op| apply(op, direction, false)),
+    }
+}
+
+/// `fs::rename`, with a failure point for the tests that fail a commit at every rename.
 fn rename_step(from: &Path, to: &Path) -> std::io::Result<()> {
     #[cfg(test)]
     if tests::cut_this_rename() {
@@ -198,35 +585,168 @@ fn rename_step(from: &Path, to: &Path) -> std::io::Result<()> {
     fs::rename(from, to)
 }
 
-impl Drop for Transaction {
-    fn drop(&mut self) {
-        if self.committed {
-            return;
-        }
-        for s in &self.staged {
-            let _ = fs::remove_file(&s.temp);
-            if let Some(b) = &s.backup {
-                let _ = fs::remove_file(b);
-            }
-        }
-        for d in self.created_dirs.iter().rev() {
-            let _ = fs::remove_dir(d);
-        }
-    }
+/// Writes the journal atomically (temporary, flush, rename, directory flush).
+fn write_journal(path: &Path, direction: Direction, ops: &[Op]) -> Result<()> {
+    let dir = path.parent().expect("inside the store");
+    let text = serde_json::to_vec(&Journal {
+        direction,
+        ops: ops.to_vec(),
+    })
+    .expect("journal serializes");
+    let temp = dir.join(".journal.tmp");
+    fault_point();
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(PUBLIC)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&temp)
+        .context(|| format!("creating {}", temp.display()))?;
+    fault_point();
+    f.write_all(&text)
+        .context(|| format!("writing {}", temp.display()))?;
+    fault_point();
+    f.sync_all()
+        .context(|| format!("flushing {}", temp.display()))?;
+    fault_point();
+    fs::rename(&temp, path).context(|| format!("writing {}", path.display()))?;
+    fault_point();
+    sync_dir(dir)
 }
 
-/// One `syncfs` flushes every staged file at once: a bulk `device add` of 1,000 devices stages
-/// 2,000 files, and 2,000 separate fsyncs would dominate its run time.
-fn sync_all_staged(staged: &[Staged]) -> Result<()> {
-    let Some(first) = staged.first() else {
-        return Ok(());
-    };
-    if staged.len() == 1 {
-        return File::open(&first.temp)
-            .and_then(|f| f.sync_all())
-            .context(|| format!("flushing {}", first.temp.display()));
+fn remove_journal(path: &Path) -> Result<()> {
+    fault_point();
+    fs::remove_file(path).context(|| format!("removing {}", path.display()))?;
+    fault_point();
+    sync_dir(path.parent().expect("inside the store"))
+}
+
+/// What [`recover`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Recovered {
+    /// Nothing was interrupted.
+    Clean,
+    /// Staged files of a command killed before its commit were removed; nothing had changed.
+    Discarded,
+    /// A commit killed halfway was finished.
+    Finished,
+    /// A commit stopped by an error was undone.
+    Undone,
+}
+
+/// True when a command was interrupted in `root` (a journal or staged files are left).
+pub fn needs_recovery(root: &Path) -> bool {
+    fs::symlink_metadata(root.join(JOURNAL)).is_ok()
+        || fs::symlink_metadata(root.join(STAGING)).is_ok()
+        || fs::symlink_metadata(root.join(".journal.tmp")).is_ok()
+}
+
+/// Finishes (or undoes) a commit that a crash interrupted, and removes the temporaries of a
+/// command killed before its commit. Call it with the directory's write lock held.
+pub fn recover(root: &Path) -> Result<Recovered> {
+    let journal = root.join(JOURNAL);
+    let mut result = Recovered::Clean;
+    match read_bounded(&journal, 1 << 30, "journal") {
+        Ok(bytes) => {
+            let j: Journal = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+                path: journal.clone(),
+                reason: format!(
+                    "the journal of an interrupted command does not parse ({e}); restore the \
+                     directory from a backup"
+                ),
+            })?;
+            for op in &j.ops {
+                let paths: Vec<&Path> = match op {
+                    Op::Mkdir { path, .. } => vec![path],
+                    Op::Place { temp, dest, backup } => {
+                        let mut v = vec![temp.as_path(), dest.as_path()];
+                        v.extend(backup.as_deref());
+                        v
+                    }
+                    Op::Move { from, to } => vec![from, to],
+                };
+                // A journal is ours only if it speaks of this directory.
+                if let Some(p) = paths.iter().find(|p| !p.starts_with(root)) {
+                    return Err(Error::Corrupt {
+                        path: journal.clone(),
+                        reason: format!("it names {} outside the directory", p.display()),
+                    });
+                }
+            }
+            replay(&j.ops, j.direction)?;
+            fault_point();
+            syncfs(root)?;
+            remove_journal(&journal)?;
+            result = match j.direction {
+                Direction::Forward => Recovered::Finished,
+                Direction::Back => Recovered::Undone,
+            };
+        }
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
     }
-    syncfs(&first.temp)
+    for leftover in [root.join(STAGING), root.join(".journal.tmp")] {
+        match fs::symlink_metadata(&leftover) {
+            Ok(m) => {
+                fault_point();
+                if m.is_dir() {
+                    fs::remove_dir_all(&leftover)
+                } else {
+                    fs::remove_file(&leftover)
+                }
+                .context(|| format!("removing {}", leftover.display()))?;
+                if result == Recovered::Clean {
+                    result = Recovered::Discarded;
+                }
+            }
+            Err(_) => continue,
+        }
+    }
+    Ok(result)
+}
+
+/// Reads a whole regular file of at most `limit` bytes. A device (`/dev/zero`), a FIFO or a
+/// directory is refused at once, without blocking or reading it.
+pub fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
+    let file = open_regular(path, what)?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .context(|| format!("reading {}", path.display()))?;
+    if bytes.len() as u64 > limit {
+        return Err(Error::InvalidInput(format!(
+            "{} is larger than {limit} bytes, too large for the {what}",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
+/// [`read_bounded`] as UTF-8 text.
+pub fn read_text_bounded(path: &Path, limit: u64, what: &str) -> Result<String> {
+    String::from_utf8(read_bounded(path, limit, what)?)
+        .map_err(|_| Error::InvalidInput(format!("{} is not UTF-8 text ({what})", path.display())))
+}
+
+/// Opens `path` for reading if it is a regular file. Opening does not block on a FIFO
+/// (O_NONBLOCK), and the type is checked on the open descriptor.
+pub fn open_regular(path: &Path, what: &str) -> Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .context(|| format!("reading {what} {}", path.display()))?;
+    let meta = file
+        .metadata()
+        .context(|| format!("reading {}", path.display()))?;
+    if !meta.is_file() {
+        return Err(Error::InvalidInput(format!(
+            "{} is not a regular file (it is a directory, device or pipe); name a file as the {what}",
+            path.display()
+        )));
+    }
+    Ok(file)
 }
 
 /// Flushes the whole filesystem that holds `path`.
@@ -259,28 +779,70 @@ pub fn mosquitto_gid() -> Option<u32> {
     })
 }
 
-/// An exclusive lock on the provisioning directory, so two `provision` runs never interleave
-/// their read-modify-write of the registry.
+/// A lock on the provisioning directory: exclusive for a command that writes, shared for one
+/// that only reads, so a reader never sees a commit halfway.
 pub struct DirLock {
     _file: File,
 }
 
 impl DirLock {
+    /// The write lock; creates `dir` (0755) if it is missing.
     pub fn acquire(dir: &Path) -> Result<Self> {
-        let mut tx = Transaction::new();
-        tx.create_dir_all(dir)?;
-        tx.committed = true; // keep the directory
+        if !dir.exists() {
+            fault_point();
+            fs::create_dir_all(dir).context(|| format!("creating directory {}", dir.display()))?;
+        }
         let path = dir.join(".lock");
+        fault_point();
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .mode(PUBLIC)
+            // A link planted as `.lock` is not followed (it could name any file to create).
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
-            .context(|| format!("opening lock file {}", path.display()))?;
+            .map_err(|e| lock_error(&path, e))?;
         file.lock()
             .context(|| format!("locking {}", path.display()))?;
         Ok(DirLock { _file: file })
+    }
+
+    /// The read lock, if the directory has a lock file (a read-only copy may have none).
+    pub fn acquire_shared(dir: &Path) -> Result<Option<Self>> {
+        let path = dir.join(".lock");
+        match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&path)
+        {
+            Ok(file) => {
+                if !file.metadata().is_ok_and(|m| m.is_file()) {
+                    return Err(Error::UnsafePath {
+                        path,
+                        reason: "is not a regular file".into(),
+                    });
+                }
+                file.lock_shared()
+                    .context(|| format!("locking {}", path.display()))?;
+                Ok(Some(DirLock { _file: file }))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(lock_error(&path, e)),
+        }
+    }
+}
+
+fn lock_error(path: &Path, e: std::io::Error) -> Error {
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        return Error::UnsafePath {
+            path: path.to_path_buf(),
+            reason: "is a symbolic link; remove it (provision recreates its lock file)".into(),
+        };
+    }
+    Error::Io {
+        context: format!("opening lock file {}", path.display()),
+        source: e,
     }
 }
 

@@ -2,11 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{Transaction, PUBLIC, SECRET};
+use crate::error::{Error, Result};
+use crate::fsutil::{PRIVATE_DIR, PUBLIC, SECRET};
 use crate::pki::{self, Ca, Leaf, OPERATOR_CN};
 use crate::registry::{Registry, FORMAT};
-use crate::store::Store;
+use crate::store::{Store, CA_OWNED};
 
 pub struct InitOptions {
     pub ca_name: String,
@@ -21,17 +21,6 @@ pub struct InitReport {
     pub backup: Option<PathBuf>,
 }
 
-/// Everything a CA owns; with `--force` it all moves to the backup, since a new CA makes every
-/// old certificate useless.
-const CA_OWNED: &[&str] = &[
-    "registry.toml",
-    "crl.pem",
-    "ca",
-    "operator",
-    "devices",
-    "broker",
-];
-
 pub fn init(dir: &Path, opts: &InitOptions) -> Result<InitReport> {
     // Generated (and the options checked) before the directory is created, so bad options
     // leave no empty directory behind.
@@ -39,9 +28,22 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<InitReport> {
     let store = Store::create(dir)?;
     let layout = &store.layout;
     // A CA exists if either its registry or its key does: never overwrite a lone key either.
-    let exists = layout.registry().exists() || layout.ca_key().exists();
+    // Devices or a broker folder without a registry are an old CA's too: a new CA must not
+    // mix with them.
+    let exists = CA_OWNED.iter().any(|n| dir.join(n).exists());
     if exists && !opts.force {
-        return Err(Error::CaExists(dir.to_path_buf()));
+        if layout.registry().exists() {
+            return Err(Error::CaExists(dir.to_path_buf()));
+        }
+        return Err(Error::HalfMoved {
+            dir: dir.to_path_buf(),
+            found: CA_OWNED
+                .iter()
+                .filter(|n| dir.join(n).exists())
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
     }
 
     // OTA signing keys are not signed by the CA: they (and `<dir>/ota/`) survive a new CA.
@@ -67,35 +69,38 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<InitReport> {
     };
     let crl = ca.sign_crl(registry.crl_number, [])?;
 
+    // One journaled commit: the old CA moves to the backup and the new one appears together,
+    // or (after a crash) the next run finishes it.
+    let mut tx = store.transaction();
     let backup = if exists {
-        Some(move_to_backup(dir)?)
+        let backup = backup_name(dir);
+        tx.mkdir(&backup, PRIVATE_DIR)?;
+        for name in CA_OWNED {
+            let from = dir.join(name);
+            if std::fs::symlink_metadata(&from).is_ok() {
+                tx.move_path(&from, &backup.join(name))?;
+            }
+        }
+        Some(backup)
     } else {
         None
     };
-    let written = (|| {
-        let mut tx = Transaction::new();
-        tx.stage(&layout.ca_key(), new.key.serialize_pem().as_bytes(), SECRET)?;
-        tx.stage(&layout.ca_cert(), new.cert_pem.as_bytes(), PUBLIC)?;
-        tx.stage(&layout.operator_key(), operator.key_pem.as_bytes(), SECRET)?;
-        tx.stage(
-            &layout.operator_cert(),
-            operator.cert_pem.as_bytes(),
-            PUBLIC,
-        )?;
-        tx.stage(&layout.crl(), crl.as_bytes(), PUBLIC)?;
-        store.stage_registry(&mut tx, &registry)?;
-        tx.commit()
-    })();
-    if let Err(e) = written {
-        if let Some(b) = &backup {
-            restore_backup(dir, b);
-        }
-        return Err(e);
-    }
+    tx.stage(&layout.ca_key(), new.key.serialize_pem().as_bytes(), SECRET)?;
+    tx.stage(&layout.ca_cert(), new.cert_pem.as_bytes(), PUBLIC)?;
+    tx.stage(&layout.operator_key(), operator.key_pem.as_bytes(), SECRET)?;
+    tx.stage(
+        &layout.operator_cert(),
+        operator.cert_pem.as_bytes(),
+        PUBLIC,
+    )?;
+    tx.stage(&layout.crl(), crl.as_bytes(), PUBLIC)?;
+    store.stage_registry(&mut tx, &registry)?;
+    tx.commit()?;
     Ok(InitReport { registry, backup })
 }
 
-fn move_to_backup(dir: &Path) -> Result<PathBuf> {
+/// `<dir>/backup-<time>` (with a suffix if that exists).
+fn backup_name(dir: &Path) -> PathBuf {
     let stamp = pki::now()
         .format(time::macros::format_description!(
             "[year][month][day]T[hour][minute][second]Z"
@@ -103,30 +108,9 @@ fn move_to_backup(dir: &Path) -> Result<PathBuf> {
         .expect("static format");
     let mut backup = dir.join(format!("backup-{stamp}"));
     let mut n = 1;
-    while backup.exists() {
+    while std::fs::symlink_metadata(&backup).is_ok() {
         backup = dir.join(format!("backup-{stamp}-{n}"));
         n += 1;
     }
-    std::fs::create_dir(&backup).context(|| format!("creating {}", backup.display()))?;
-    for name in CA_OWNED {
-        let from = dir.join(name);
-        if from.exists() {
-            if let Err(e) = std::fs::rename(&from, backup.join(name)) {
-                restore_backup(dir, &backup);
-                return Err(e)
-                    .context(|| format!("moving {} to {}", from.display(), backup.display()));
-            }
-        }
-    }
-    Ok(backup)
-}
-
-fn restore_backup(dir: &Path, backup: &Path) {
-    for name in CA_OWNED {
-        let from = backup.join(name);
-        if from.exists() {
-            let _ = std::fs::rename(&from, dir.join(name));
-        }
-    }
-    let _ = std::fs::remove_dir(backup);
+    backup
 }

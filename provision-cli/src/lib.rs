@@ -15,6 +15,8 @@ pub mod fsutil;
 pub mod init;
 pub mod layout;
 pub mod ota;
+pub mod ota_push;
+pub mod ota_status;
 pub mod pki;
 pub mod registry;
 pub mod reload;

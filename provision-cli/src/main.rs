@@ -9,6 +9,7 @@ use provision::{broker, device, device_config, init, reload, Error};
 
 mod lifecycle_cli;
 mod ota_cli;
+mod ota_push_cli;
 mod talk_cli;
 
 #[derive(Parser)]
@@ -30,7 +31,7 @@ Exit codes: 0 ok, 2 usage, 3 invalid input, 4 conflicting state (exists, missing
 5 corrupt registry or key, 6 I/O, 7 certificate, 8 broker reload, 9 OTA bundle rejected,
 10 a certificate expires within --warn-days (provision status), 11 broker unreachable,
 12 TLS with the broker failed, 13 broker refused the operator, 14 device did not answer in
-time, 15 device refused or failed."
+time, 15 device refused or failed, 16 an update did not confirm on every device."
 )]
 struct Cli {
     /// Provisioning directory holding the CA, registry and issued files

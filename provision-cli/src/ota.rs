@@ -22,7 +22,7 @@ use wire_format::ota::{
 };
 
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{Transaction, PUBLIC, SECRET};
+use crate::fsutil::{self, Transaction, PUBLIC, SECRET};
 use crate::layout::Layout;
 use crate::registry::{OtaKeyRecord, Registry};
 use crate::store::Store;
@@ -101,7 +101,7 @@ pub fn keygen(dir: &Path, key_id: Option<u32>) -> Result<KeyInfo> {
         public_key: public_key_hex.clone(),
         created: OffsetDateTime::now_utc(),
     });
-    let mut tx = Transaction::new();
+    let mut tx = store.transaction();
     tx.stage(&private_key, private_pem.as_bytes(), SECRET)?;
     tx.stage(&public_key, public_pem.as_bytes(), PUBLIC)?;
     store.stage_registry(&mut tx, &registry)?;
@@ -185,8 +185,11 @@ pub fn build(dir: &Path, opts: &BuildOptions) -> Result<BuildReport> {
     // The image is read straight into the bundle buffer behind room for header and signature:
     // no second copy of a multi-MiB image.
     let mut bundle = Vec::new();
-    let mut file = std::fs::File::open(&opts.image)
-        .context(|| format!("reading image {}", opts.image.display()))?;
+    crate::store::check_output_outside(dir, &opts.out)?;
+    if let Some(p) = &opts.to_sign {
+        crate::store::check_output_outside(dir, p)?;
+    }
+    let mut file = fsutil::open_regular(&opts.image, "image")?;
     let too_large = || {
         Error::InvalidInput(format!(
             "image {} is larger than 4 GiB",
@@ -285,15 +288,18 @@ pub fn attach_signature(
     out: &Path,
     pubkeys: &[PubkeySpec],
 ) -> Result<Header> {
-    let mut bundle = std::fs::read(bundle_path)
-        .context(|| format!("reading bundle {}", bundle_path.display()))?;
+    crate::store::check_output_outside(dir, out)?;
+    let mut bundle = fsutil::read_bounded(
+        bundle_path,
+        u64::from(u32::MAX) + IMAGE_OFFSET as u64,
+        "bundle",
+    )?;
     let rejected = |source| Error::BundleRejected {
         path: bundle_path.to_path_buf(),
         source,
     };
     let header = Header::parse(&bundle).map_err(rejected)?;
-    let signature = std::fs::read(signature_path)
-        .context(|| format!("reading signature {}", signature_path.display()))?;
+    let signature = fsutil::read_bounded(signature_path, 4096, "signature")?;
     let signature: [u8; SIGNATURE_LEN] = signature.as_slice().try_into().map_err(|_| {
         Error::InvalidInput(format!(
             "{} holds {} bytes; a raw Ed25519 signature is {SIGNATURE_LEN} bytes \
@@ -356,8 +362,7 @@ pub struct VerifyOptions {
 
 /// Streams `bundle` through the device's verifier. `Ok` carries the authenticated header.
 pub fn verify(dir: &Path, bundle: &Path, opts: &VerifyOptions) -> Result<Header> {
-    let mut file =
-        std::fs::File::open(bundle).context(|| format!("opening bundle {}", bundle.display()))?;
+    let mut file = fsutil::open_regular(bundle, "bundle")?;
     let mut head = [0u8; HEADER_LEN];
     // Short files leave zeros here; the verifier then reports the truncation.
     read_up_to(&mut file, &mut head).context(|| format!("reading bundle {}", bundle.display()))?;
@@ -371,8 +376,7 @@ pub fn verify(dir: &Path, bundle: &Path, opts: &VerifyOptions) -> Result<Header>
 
     let mut last = OtaError::UnknownKey { key_id };
     for keys in &key_sets {
-        let mut file = std::fs::File::open(bundle)
-            .context(|| format!("opening bundle {}", bundle.display()))?;
+        let mut file = fsutil::open_regular(bundle, "bundle")?;
         let mut verifier = Verifier::new(keys, target, opts.min_counter);
         let mut buf = vec![0u8; CHUNK];
         let fed = loop {
@@ -425,8 +429,7 @@ pub struct Inspection {
 }
 
 pub fn inspect(bundle: &Path) -> Result<Inspection> {
-    let mut file =
-        std::fs::File::open(bundle).context(|| format!("opening bundle {}", bundle.display()))?;
+    let mut file = fsutil::open_regular(bundle, "bundle")?;
     let file_len = file
         .metadata()
         .context(|| format!("reading {}", bundle.display()))?
@@ -558,8 +561,7 @@ fn registry_key(dir: &Path, registry: &Registry, key_id: u32) -> Result<[u8; 32]
 fn load_signing_key(dir: &Path, registry: &Registry, key_id: u32) -> Result<SigningKey> {
     let expected = registry_key(dir, registry, key_id)?;
     let path = private_key_path(dir, key_id);
-    let pem = std::fs::read_to_string(&path)
-        .context(|| format!("reading signing key {}", path.display()))?;
+    let pem = fsutil::read_text_bounded(&path, crate::store::PEM_LIMIT, "signing key")?;
     let key = SigningKey::from_pkcs8_pem(&pem).map_err(|e| Error::Corrupt {
         path: path.clone(),
         reason: format!("not an Ed25519 PKCS#8 private key ({e})"),
@@ -574,7 +576,7 @@ fn load_signing_key(dir: &Path, registry: &Registry, key_id: u32) -> Result<Sign
 }
 
 fn load_public_key(path: &Path) -> Result<[u8; 32]> {
-    let bytes = std::fs::read(path).context(|| format!("reading public key {}", path.display()))?;
+    let bytes = fsutil::read_bounded(path, crate::store::PEM_LIMIT, "public key")?;
     let not_a_key = |why: String| {
         Error::InvalidInput(format!(
             "{} is not an Ed25519 public key in PEM (SubjectPublicKeyInfo) form: {why}",

@@ -109,6 +109,25 @@ The signature is 64 raw bytes. The output is written only if the bundle then ver
         #[arg(short, long)]
         out: PathBuf,
     },
+    /// Send a signed bundle to devices over MQTT and wait until each confirms, rolls back or
+    /// refuses it
+    #[command(after_help = "\
+Examples:
+  provision ota push app-1.2.0.bundle --device kitchen-sensor-1
+  provision ota push app.bundle --device porch-1 --device porch-2 --parallel 2 --json
+
+Each device checks the offered header and signature before it erases anything, then asks for
+the image chunk by chunk, installs it, reboots into it on trial and confirms once it is back
+online. Pushing the same bundle again continues a download; a device busy with another bundle
+refuses. Exit codes: 0 every device confirmed, 16 some did not (the output says why), 9 the
+bundle is invalid here, others as for every command.")]
+    Push(crate::ota_push_cli::PushArgs),
+    /// What each device last reported about updates: running version, state, floor
+    #[command(after_help = "\
+Examples:
+  provision ota status
+  provision ota status kitchen-sensor-1 --json")]
+    Status(crate::ota_push_cli::StatusArgs),
 }
 
 fn parse_target(s: &str) -> Result<Target, String> {
@@ -123,6 +142,8 @@ fn parse_target(s: &str) -> Result<Target, String> {
 
 pub fn run(dir: &Path, cmd: OtaCommand) -> Result<(), Error> {
     match cmd {
+        OtaCommand::Push(args) => crate::ota_push_cli::run_push(dir, args)?,
+        OtaCommand::Status(args) => crate::ota_push_cli::run_status(dir, args)?,
         OtaCommand::Keygen { key_id } => {
             let k = ota::keygen(dir, key_id)?;
             println!("OTA signing key {} created", k.key_id);

@@ -143,6 +143,11 @@ impl Ca {
         })
     }
 
+    /// The CA key's public half (the uncompressed point), to compare with `ca.crt`.
+    pub fn public_key_raw(&self) -> &[u8] {
+        self.issuer.key().public_key_raw()
+    }
+
     /// Issues a leaf certificate; returns it with its registry record and new private key.
     pub fn issue(&self, leaf: Leaf<'_>, days: u32) -> Result<Issued> {
         let (not_before, not_after) = validity(now(), days)?;

@@ -11,9 +11,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 
 pub const FORMAT: u32 = 1;
+
+/// Largest registry read (a million devices take about 200 MB).
+pub const LIMIT: u64 = 1 << 30;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -126,14 +129,14 @@ pub struct DeviceRecord {
 impl Registry {
     /// Loads and validates the registry; `Ok(None)` when there is none yet.
     pub fn load(path: &Path) -> Result<Option<Registry>> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                return Err(corrupt(path, "not UTF-8 text".into()))
+        let bytes = match crate::fsutil::read_bounded(path, LIMIT, "registry") {
+            Ok(b) => b,
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(None)
             }
-            Err(e) => return Err(e).context(|| format!("reading {}", path.display())),
+            Err(e) => return Err(e),
         };
+        let text = String::from_utf8(bytes).map_err(|_| corrupt(path, "not UTF-8 text".into()))?;
         let reg: Registry =
             toml::from_str(&text).map_err(|e| corrupt(path, e.message().to_string()))?;
         reg.validate().map_err(|reason| corrupt(path, reason))?;

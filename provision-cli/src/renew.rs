@@ -10,7 +10,7 @@ use crate::broker;
 use crate::crl;
 use crate::device::validate_ids;
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{Transaction, PUBLIC, SECRET};
+use crate::fsutil::{PUBLIC, SECRET};
 use crate::pki::{self, Leaf, OPERATOR_CN};
 use crate::registry::{CertRecord, DeviceStatus, RetiredCert, BROKER_SUBJECT};
 use crate::store::Store;
@@ -84,7 +84,7 @@ pub fn device(dir: &Path, id: &str, days: u32, keep_old: bool) -> Result<RenewRe
     retire(&mut registry, id, old, !keep_old);
 
     let layout = &store.layout;
-    let mut tx = Transaction::new();
+    let mut tx = store.transaction();
     tx.stage(&layout.device_key(id), issued.key_pem.as_bytes(), SECRET)?;
     tx.stage(&layout.device_cert(id), issued.cert_pem.as_bytes(), PUBLIC)?;
     let crl = if revoked_any {
@@ -146,7 +146,7 @@ pub fn broker(dir: &Path, days: u32, keep_key: bool) -> Result<RenewReport> {
     registry.broker.as_mut().expect("checked above").cert = issued.record.clone();
     retire(&mut registry, BROKER_SUBJECT, record.cert, true);
 
-    let mut tx = Transaction::new();
+    let mut tx = store.transaction();
     broker::stage_server_key(&mut tx, layout, &issued.key_pem)?;
     tx.stage(
         &layout.broker_file("server.crt"),
@@ -188,7 +188,7 @@ pub fn operator(dir: &Path, name: &str, days: u32) -> Result<RenewReport> {
     let previous_serial = old.serial.clone();
     retire(&mut registry, OPERATOR_CN, old, true);
 
-    let mut tx = Transaction::new();
+    let mut tx = store.transaction();
     tx.stage(&layout.operator_key(), issued.key_pem.as_bytes(), SECRET)?;
     tx.stage(&layout.operator_cert(), issued.cert_pem.as_bytes(), PUBLIC)?;
     let crl = crl::stage(&store, &mut registry, &ca, &mut tx)?;

@@ -97,7 +97,7 @@ pub fn status(dir: &Path, warn_days: u32) -> Result<StatusReport> {
 
 /// [`status`] as of `now`.
 pub fn status_at(dir: &Path, warn_days: u32, now: OffsetDateTime) -> Result<StatusReport> {
-    let store = Store::open(dir)?;
+    let store = Store::open_read(dir)?;
     let registry = store.registry()?;
     let rate = |kind: Kind, name: &str, cert: &CertRecord, revoked: bool| {
         let left = cert.not_after - now;

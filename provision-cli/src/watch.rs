@@ -7,7 +7,9 @@ use time::OffsetDateTime;
 
 use crate::client::{Client, ConnectOptions, Event};
 use crate::error::Result;
+use crate::ota_status::StatusReport;
 use crate::topics::{self, Kind};
+use wire_format::ota_proto::Status;
 
 /// Longest text shown of one payload in readable output.
 const SHOW_MAX: usize = 400;
@@ -115,12 +117,22 @@ pub fn watch(opts: &WatchOptions, mut on_event: impl FnMut(WatchEvent) -> bool) 
                     continue;
                 }
                 seen += 1;
+                let payload = match &kind {
+                    // The OTA status is binary (docs/ota-protocol.md): show its fields.
+                    Kind::OtaUp(t) if t == "status" => match Status::parse(&m.payload) {
+                        Ok(s) => Payload::Json(
+                            serde_json::to_value(StatusReport::from(&s)).expect("serializes"),
+                        ),
+                        Err(_) => Payload::from_bytes(&m.payload),
+                    },
+                    _ => Payload::from_bytes(&m.payload),
+                };
                 WatchEvent::Message(Observed {
                     time: OffsetDateTime::now_utc(),
                     device: id.to_string(),
                     topic: kind.label(),
                     retained: m.retained,
-                    payload: Payload::from_bytes(&m.payload),
+                    payload,
                 })
             }
             Event::Disconnected(why) => WatchEvent::Disconnected(why),
@@ -176,6 +188,7 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<String>) {
                 flatten(&key, v, out);
             }
         }
+        serde_json::Value::Null => {}
         serde_json::Value::String(s) => out.push(format!("{prefix}={}", printable(s))),
         other => out.push(format!("{prefix}={}", printable(&other.to_string()))),
     }

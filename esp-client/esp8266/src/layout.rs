@@ -1,5 +1,5 @@
-//! Where things live in the ESP8266's flash and memory. The slot addresses follow the flash
-//! layout of the OTA slot scheme; the device data sectors follow docs/device-config.md.
+//! Where things live in the ESP8266's flash and memory. The loader and slot addresses follow
+//! the OTA slot scheme's flash layout; the device data sectors follow docs/device-config.md.
 
 /// Flash chip size this layout is for (ESP-12E/F).
 pub const FLASH_SIZE: u32 = 4 << 20;
@@ -13,16 +13,16 @@ pub const IROM_MAP: u32 = 0x4020_0000;
 /// The second-stage loader (flashed at 0, what the ROM boots).
 pub const LOADER: u32 = 0x0000_0000;
 /// The loader's image must end before this.
-pub const LOADER_MAX: u32 = 0x1000;
-/// The slot state sector the loader reads.
-pub const SLOT_STATE: u32 = 0x0000_1000;
+pub const LOADER_MAX: u32 = 0x2000;
 /// Slot A: the application image, at the same offset in window 0 as slot B in window 1, so one
 /// build (irom0 linked at one address) runs from either.
 pub const SLOT_A: u32 = 0x0000_2000;
 /// Slot B.
 pub const SLOT_B: u32 = 0x0010_2000;
-/// Bytes a slot may hold: up to the end of its window.
-pub const SLOT_SIZE: u32 = WINDOW - (SLOT_A % WINDOW);
+/// Bytes a slot's image may take (the last sector of the window is the slot's trailer).
+pub const SLOT_SIZE: u32 = 0xFD000;
+/// The two copies of the boot state, in the gap at the start of window 1.
+pub const BOOT_STATE: [u32; 2] = [0x10_0000, 0x10_1000];
 
 /// The v2 image's first header (8 bytes) and the irom0 segment header (8 bytes) come before
 /// the irom0 code, so the application's irom0 starts here once its slot is mapped.
@@ -46,6 +46,12 @@ pub const APP_DRAM: core::ops::Range<u32> = 0x3FFE_8000..0x3FFF_8000;
 /// End of the SDK heap: heap free at boot is this minus the linker's `_heap_start`.
 pub const HEAP_END: u32 = 0x3FFF_C000;
 
+/// Where the loader tells the application which slot it booted: RTC user memory (SDK block 64,
+/// kept across resets, written on every boot). Word 0 [`BOOT_INFO_MAGIC`], word 1 the slot
+/// (0 = A, 1 = B), word 2 its 1 MiB window. `firmware/c/app_glue.c` reads the window to map it.
+pub const BOOT_INFO_RTC: u32 = 0x6000_1100;
+pub const BOOT_INFO_MAGIC: u32 = u32::from_le_bytes(*b"ESLB");
+
 // The scheme's invariants, checked when the crate compiles.
 const _: () = {
     assert!(
@@ -56,7 +62,9 @@ const _: () = {
         SLOT_A / WINDOW != SLOT_B / WINDOW,
         "slots in different windows"
     );
-    assert!(LOADER + LOADER_MAX <= SLOT_STATE && SLOT_STATE + SECTOR <= SLOT_A);
-    assert!(SLOT_B + SLOT_SIZE <= CONFIG_SECTOR);
+    assert!(LOADER + LOADER_MAX <= SLOT_A);
+    assert!(SLOT_A + SLOT_SIZE + SECTOR <= BOOT_STATE[0]);
+    assert!(BOOT_STATE[1] + SECTOR <= SLOT_B);
+    assert!(SLOT_B + SLOT_SIZE + SECTOR <= 2 * WINDOW);
     assert!(APP_IROM0 == 0x4020_2010);
 };

@@ -232,6 +232,8 @@ pub struct Broker {
     up: bool,
     /// A connection is open.
     conn: bool,
+    /// `connect_start` was called; the next `poll_connect` answers.
+    connecting: bool,
     /// The broker side closed it (the device reads EOF).
     closed_by_broker: bool,
     answer_ping: bool,
@@ -251,6 +253,7 @@ impl Broker {
         Broker {
             up: true,
             conn: false,
+            connecting: false,
             closed_by_broker: false,
             answer_ping: true,
             to_device: Queue::new(),
@@ -473,14 +476,40 @@ impl embedded_io::Write for Broker {
     }
 }
 
+impl embedded_io::WriteReady for Broker {
+    fn write_ready(&mut self) -> Result<bool, Self::Error> {
+        if !self.conn {
+            return Err(embedded_io::ErrorKind::NotConnected);
+        }
+        Ok(true)
+    }
+}
+
 impl Transport for Broker {
-    fn connect(&mut self, server: Server<'_>, tls: &TlsMaterial<'_>) -> Result<(), ConnectError> {
+    fn connect_start(
+        &mut self,
+        _server: Server<'_>,
+        _tls: &TlsMaterial<'_>,
+    ) -> Result<(), ConnectError> {
+        self.close();
+        self.connecting = true;
+        Ok(())
+    }
+    /// The whole handshake happens on the first poll.
+    fn poll_connect(
+        &mut self,
+        server: Server<'_>,
+        tls: &TlsMaterial<'_>,
+    ) -> core::task::Poll<Result<(), ConnectError>> {
+        if !core::mem::take(&mut self.connecting) {
+            return core::task::Poll::Ready(Err(ConnectError::Tcp));
+        }
         if !self.up {
             self.note(format_args!(
                 "refuses TCP from the device ({}:{})",
                 server.host, server.port
             ));
-            return Err(ConnectError::Tcp);
+            return core::task::Poll::Ready(Err(ConnectError::Tcp));
         }
         self.connects += 1;
         self.note(format_args!(
@@ -491,13 +520,14 @@ impl Transport for Broker {
         self.closed_by_broker = false;
         self.to_device.len = 0;
         self.from_device.len = 0;
-        Ok(())
+        core::task::Poll::Ready(Ok(()))
     }
     fn close(&mut self) {
         if self.conn && !self.closed_by_broker {
             self.fire_will();
         }
         self.conn = false;
+        self.connecting = false;
     }
 }
 

@@ -65,12 +65,13 @@ fn device_connect(t: &mut TlsTransport, cfg: &DeviceConfig<'_>, floor: u64) -> D
         time_floor_unix: floor,
     };
     let start = Instant::now();
-    t.connect(
+    t.connect_blocking(
         Server {
             host: cfg.broker_host,
             port: cfg.broker_port,
         },
         &tls,
+        Duration::from_secs(5),
     )
     .expect("connect");
     let mut buf = [0u8; 512];
@@ -237,7 +238,7 @@ fn main() {
         .as_secs();
 
     // 1. Connect latency.
-    let mut t = TlsTransport::new(false, Duration::from_secs(5));
+    let mut t = TlsTransport::new(false);
     let ours: Vec<Duration> = (0..connects)
         .map(|_| {
             let d = device_connect(&mut t, &cfg, floor);

@@ -117,7 +117,7 @@ impl<A: AvrLink> Board for HostBoard<A> {
     fn transition(&mut self, _now_ms: u64, from: &State, to: &State) {
         let detail = match to {
             State::Backoff {
-                cause: Failure::Connect(_) | Failure::Closed,
+                cause: Failure::Connect(_) | Failure::ConnectTimeout | Failure::Closed,
                 ..
             } => self
                 .tls

@@ -2,10 +2,17 @@
 //! config exactly as the ESP8266's BearSSL would be: one trust anchor (our CA), certificates
 //! validated at the core's time floor (not the host clock), the client certificate and key from
 //! the config blob, an optional SPKI pin, TLS 1.2 only unless `--tls13`.
+//!
+//! Nothing here blocks the superloop: TCP connects on a non-blocking socket (socket2), the
+//! handshake advances one `poll_connect` at a time, and writes hand plaintext to rustls only when
+//! the records it made before went out. The deadline is the core's (`connect_timeout_ms`).
+//! Name resolution is the one exception (`getaddrinfo` has no non-blocking form in std); an IP
+//! address or a name in /etc/hosts resolves at once.
 
 use std::io::{self, Read as _, Write as _};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use embedded_io::ErrorKind;
@@ -82,16 +89,34 @@ impl ServerCertVerifier for Pinned {
     }
 }
 
+/// An established connection.
 struct Session {
     conn: ClientConnection,
     sock: TcpStream,
     eof: bool,
 }
 
-/// TCP + rustls, non-blocking once connected.
+/// A connection being opened: TCP to one address after the other, then the handshake.
+struct Opening {
+    conn: ClientConnection,
+    addrs: Vec<SocketAddr>,
+    /// Index in `addrs` of the address being tried.
+    at: usize,
+    /// The non-blocking TCP connect in progress, until it completes.
+    tcp: Option<socket2::Socket>,
+    /// The connected socket during the handshake.
+    sock: Option<TcpStream>,
+    /// Why the previous address failed.
+    last: Option<String>,
+    host: String,
+    port: u16,
+    started: Instant,
+}
+
+/// TCP + rustls, never blocking the caller.
 pub struct TlsTransport {
     pub tls13: bool,
-    pub timeout: Duration,
+    opening: Option<Opening>,
     session: Option<Session>,
     /// Why the last connect or I/O failed, in words (the core only gets the category).
     pub last_error: Option<String>,
@@ -143,23 +168,20 @@ fn build_config(
     })
 }
 
-/// Sends what rustls has queued, then reads once and processes it. Errors carry the rustls error
-/// inside an `io::Error`, as `complete_io` does, so that [`classify`] can sort them.
-fn handshake_step(conn: &mut ClientConnection, sock: &mut TcpStream) -> io::Result<()> {
-    while conn.wants_write() {
-        conn.write_tls(sock)?;
+/// Starts a non-blocking TCP connect to `addr`.
+fn tcp_start(addr: &SocketAddr) -> io::Result<socket2::Socket> {
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(*addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    sock.set_nonblocking(true)?;
+    match sock.connect(&(*addr).into()) {
+        Ok(()) => Ok(sock),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(sock),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(sock),
+        Err(e) => Err(e),
     }
-    if conn.is_handshaking() && conn.wants_read() {
-        if conn.read_tls(sock)? == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        if let Err(e) = conn.process_new_packets() {
-            // Let the broker see our alert before the socket closes.
-            let _ = conn.write_tls(sock);
-            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-        }
-    }
-    Ok(())
 }
 
 /// Sorts an I/O error from the handshake into the core's categories.
@@ -174,11 +196,110 @@ fn classify(e: &io::Error) -> ConnectError {
     }
 }
 
+impl Opening {
+    /// Starts TCP to the next address that accepts a connect attempt; `Err` when none is left.
+    fn next_address(&mut self) -> Result<(), (ConnectError, String)> {
+        while self.at < self.addrs.len() {
+            let addr = self.addrs[self.at];
+            match tcp_start(&addr) {
+                Ok(s) => {
+                    self.tcp = Some(s);
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.last = Some(format!("TCP {addr}: {e}"));
+                    self.at += 1;
+                }
+            }
+        }
+        Err((
+            ConnectError::Tcp,
+            self.last
+                .take()
+                .unwrap_or_else(|| format!("{} resolved to nothing", self.host)),
+        ))
+    }
+
+    /// One non-blocking step; `Ok(true)` once the handshake is complete.
+    fn step(&mut self) -> Result<bool, (ConnectError, String)> {
+        if let Some(tcp) = &self.tcp {
+            let addr = self.addrs[self.at];
+            let failed = match tcp.take_error() {
+                Ok(Some(e)) | Err(e) => Some(e),
+                Ok(None) => None,
+            };
+            match failed {
+                Some(e) => {
+                    self.last = Some(format!("TCP {addr}: {e}"));
+                    self.tcp = None;
+                    self.at += 1;
+                    self.next_address()?;
+                    return Ok(false);
+                }
+                // Not connected yet: still in progress.
+                None if tcp.peer_addr().is_err() => return Ok(false),
+                None => {}
+            }
+            let sock: TcpStream = self.tcp.take().expect("checked above").into();
+            let _ = sock.set_nodelay(true);
+            self.sock = Some(sock);
+        }
+        let (host, port) = (self.host.clone(), self.port);
+        let io_err = |e: io::Error| {
+            (
+                classify(&e),
+                format!("TLS handshake with {host}:{port}: {e}"),
+            )
+        };
+        let sock = self.sock.as_mut().expect("TCP is up");
+        let conn = &mut self.conn;
+        loop {
+            while conn.wants_write() {
+                match conn.write_tls(sock) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(io_err(e)),
+                }
+            }
+            if !conn.is_handshaking() {
+                return Ok(true);
+            }
+            match conn.read_tls(sock) {
+                Ok(0) => {
+                    return Err(io_err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the broker closed the connection",
+                    )))
+                }
+                Ok(_) => {
+                    if let Err(e) = conn.process_new_packets() {
+                        // Let the broker see our alert before the socket closes.
+                        let _ = conn.write_tls(sock);
+                        return Err(io_err(io::Error::new(io::ErrorKind::InvalidData, e)));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_err(e)),
+            }
+        }
+    }
+
+    /// Where the attempt stands, for the log when the core gives up on it.
+    fn phase(&self) -> String {
+        match &self.tcp {
+            Some(_) => format!("TCP {}", self.addrs[self.at]),
+            None => format!("TLS handshake with {}:{}", self.host, self.port),
+        }
+    }
+}
+
 impl TlsTransport {
-    pub fn new(tls13: bool, timeout: Duration) -> Self {
+    pub fn new(tls13: bool) -> Self {
         TlsTransport {
             tls13,
-            timeout,
+            opening: None,
             session: None,
             last_error: None,
             last_handshake: None,
@@ -186,10 +307,10 @@ impl TlsTransport {
     }
 
     fn open(
-        &mut self,
+        &self,
         server: Server<'_>,
         tls: &TlsMaterial<'_>,
-    ) -> Result<Session, (ConnectError, String)> {
+    ) -> Result<Opening, (ConnectError, String)> {
         let config = Arc::new(build_config(tls, self.tls13)?);
         let name = ServerName::try_from(server.host.to_owned()).map_err(|e| {
             (
@@ -201,70 +322,43 @@ impl TlsTransport {
             .to_socket_addrs()
             .map_err(|e| (ConnectError::Dns, format!("resolving {}: {e}", server.host)))?
             .collect();
-        // One deadline for all addresses and the whole handshake: per-step timeouts would add up
-        // (two dead addresses, then a broker that sends a byte now and then) past the watchdog.
-        let deadline = Instant::now() + self.timeout;
-        let left = || {
-            let d = deadline.saturating_duration_since(Instant::now());
-            (!d.is_zero()).then_some(d)
-        };
-        let mut last = None;
-        let mut sock = None;
-        for addr in &addrs {
-            let Some(budget) = left() else { break };
-            match TcpStream::connect_timeout(addr, budget) {
-                Ok(s) => {
-                    sock = Some(s);
-                    break;
-                }
-                Err(e) => last = Some(format!("TCP {addr}: {e}")),
-            }
-        }
-        let mut sock = sock.ok_or_else(|| {
-            (
-                ConnectError::Tcp,
-                last.unwrap_or_else(|| format!("{} resolved to nothing", server.host)),
-            )
-        })?;
-        let io_err = |e: io::Error| {
-            (
-                classify(&e),
-                format!("TLS handshake with {}:{}: {e}", server.host, server.port),
-            )
-        };
-        sock.set_nodelay(true).map_err(io_err)?;
-        let mut conn = ClientConnection::new(config, name)
+        let conn = ClientConnection::new(config, name)
             .map_err(|e| (ConnectError::Handshake, e.to_string()))?;
-        let too_slow = || {
-            (
-                ConnectError::Handshake,
-                format!(
-                    "TLS handshake with {}:{}: not done within {:?}",
-                    server.host, server.port, self.timeout
-                ),
-            )
-        };
-        while conn.is_handshaking() {
-            let budget = left().ok_or_else(too_slow)?;
-            sock.set_read_timeout(Some(budget)).map_err(io_err)?;
-            sock.set_write_timeout(Some(budget)).map_err(io_err)?;
-            // One step at a time: `complete_io` loops until the handshake is done, so a peer that
-            // keeps sending a byte now and then would never let the deadline be checked.
-            handshake_step(&mut conn, &mut sock).map_err(|e| match e.kind() {
-                // A socket timeout reads as EAGAIN on Linux.
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => too_slow(),
-                _ => io_err(e),
-            })?;
-        }
-        while conn.wants_write() {
-            conn.write_tls(&mut sock).map_err(io_err)?;
-        }
-        sock.set_nonblocking(true).map_err(io_err)?;
-        Ok(Session {
+        let mut o = Opening {
             conn,
-            sock,
-            eof: false,
-        })
+            addrs,
+            at: 0,
+            tcp: None,
+            sock: None,
+            last: None,
+            host: server.host.to_owned(),
+            port: server.port,
+            started: Instant::now(),
+        };
+        o.next_address()?;
+        Ok(o)
+    }
+
+    /// Connects and waits (sleeping) until done or `timeout`: for benchmarks and tools that have
+    /// no superloop. The device core never calls this.
+    pub fn connect_blocking(
+        &mut self,
+        server: Server<'_>,
+        tls: &TlsMaterial<'_>,
+        timeout: Duration,
+    ) -> Result<(), ConnectError> {
+        let deadline = Instant::now() + timeout;
+        self.connect_start(server, tls)?;
+        loop {
+            if let Poll::Ready(r) = self.poll_connect(server, tls) {
+                return r;
+            }
+            if Instant::now() >= deadline {
+                self.close();
+                return Err(ConnectError::Handshake);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     fn io_fail(&mut self, what: &str, e: impl std::fmt::Display) -> ErrorKind {
@@ -272,24 +366,20 @@ impl TlsTransport {
         ErrorKind::ConnectionReset
     }
 
-    /// Pushes buffered TLS records out, waiting (bounded by the timeout) if the socket is full.
-    fn flush_tls(&mut self) -> Result<(), ErrorKind> {
-        let timeout = self.timeout;
+    /// Pushes buffered TLS records out as far as the socket takes them now. `Ok(true)`: all out.
+    fn send_tls(&mut self) -> Result<bool, ErrorKind> {
         let Some(s) = self.session.as_mut() else {
             return Err(ErrorKind::NotConnected);
         };
-        let start = Instant::now();
         while s.conn.wants_write() {
             match s.conn.write_tls(&mut s.sock) {
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && start.elapsed() < timeout => {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(self.io_fail("sending", e)),
             }
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -349,6 +439,14 @@ impl embedded_io::Read for TlsTransport {
     }
 }
 
+impl embedded_io::WriteReady for TlsTransport {
+    /// Ready once every record made from earlier writes went out to the socket: rustls's
+    /// buffer stays small and a peer that stops reading shows as "would block".
+    fn write_ready(&mut self) -> Result<bool, ErrorKind> {
+        self.send_tls()
+    }
+}
+
 impl embedded_io::Write for TlsTransport {
     fn write(&mut self, buf: &[u8]) -> Result<usize, ErrorKind> {
         let Some(s) = self.session.as_mut() else {
@@ -359,23 +457,33 @@ impl embedded_io::Write for TlsTransport {
             .writer()
             .write(buf)
             .map_err(|_| ErrorKind::ConnectionReset)?;
-        self.flush_tls()?;
+        self.send_tls()?;
         Ok(n)
     }
+    /// Blocks (up to 5 s) until every record went out; for tools, the core never calls it.
     fn flush(&mut self) -> Result<(), ErrorKind> {
-        self.flush_tls()
+        let start = Instant::now();
+        while !self.send_tls()? {
+            if start.elapsed() > Duration::from_secs(5) {
+                return Err(self.io_fail("sending", "the socket took nothing for 5 s"));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
     }
 }
 
 impl Transport for TlsTransport {
-    fn connect(&mut self, server: Server<'_>, tls: &TlsMaterial<'_>) -> Result<(), ConnectError> {
+    fn connect_start(
+        &mut self,
+        server: Server<'_>,
+        tls: &TlsMaterial<'_>,
+    ) -> Result<(), ConnectError> {
         self.close();
-        let start = Instant::now();
+        self.last_error = None;
         match self.open(server, tls) {
-            Ok(s) => {
-                self.session = Some(s);
-                self.last_error = None;
-                self.last_handshake = Some(start.elapsed());
+            Ok(o) => {
+                self.opening = Some(o);
                 Ok(())
             }
             Err((kind, detail)) => {
@@ -385,7 +493,42 @@ impl Transport for TlsTransport {
         }
     }
 
+    fn poll_connect(
+        &mut self,
+        _server: Server<'_>,
+        _tls: &TlsMaterial<'_>,
+    ) -> Poll<Result<(), ConnectError>> {
+        let Some(o) = self.opening.as_mut() else {
+            return Poll::Ready(Err(ConnectError::Tcp));
+        };
+        match o.step() {
+            Ok(false) => Poll::Pending,
+            Ok(true) => {
+                let o = self.opening.take().expect("checked above");
+                self.last_handshake = Some(o.started.elapsed());
+                self.session = Some(Session {
+                    conn: o.conn,
+                    sock: o.sock.expect("TCP is up"),
+                    eof: false,
+                });
+                Poll::Ready(Ok(()))
+            }
+            Err((kind, detail)) => {
+                self.opening = None;
+                self.last_error = Some(detail);
+                Poll::Ready(Err(kind))
+            }
+        }
+    }
+
     fn close(&mut self) {
+        if let Some(o) = self.opening.take() {
+            self.last_error = Some(format!(
+                "{}: not done after {:?}, given up",
+                o.phase(),
+                Duration::from_millis(o.started.elapsed().as_millis() as u64)
+            ));
+        }
         if let Some(mut s) = self.session.take() {
             s.conn.send_close_notify();
             let _ = s.conn.write_tls(&mut s.sock);

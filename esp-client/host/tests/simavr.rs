@@ -33,7 +33,7 @@ fn commands_reach_the_real_avr_firmware_in_simavr() {
     let (spi, delay, sim) = adapter::attach(Sim::boot(Mcu::Atmega168));
     sim.borrow_mut().set_adc_mv(3, 1_250); // a quarter of AVCC: ~256 counts
     let avr = AvrIo::new(AvrLink::new(spi, delay));
-    let tls = TlsTransport::new(false, Duration::from_secs(5));
+    let tls = TlsTransport::new(false);
     let mut board = HostBoard::with_avr(FileFlash::open(&flash).unwrap(), tls, true, avr);
     let mut device = Box::new(Device::new(settings()));
 

@@ -1,30 +1,30 @@
-//! The host transport's connect has one deadline for TCP and the whole TLS handshake: a server
-//! that accepts and then dribbles bytes cannot hold the superloop past `--timeout-ms` (and so
-//! cannot trip the watchdog), however short each single read is.
+//! The connect deadline is the core's, and the host transport never blocks the superloop while
+//! a connection is being opened: against a server that accepts and then dribbles bytes, every
+//! `Device::poll` returns at once, the handshake is cut at `connect_timeout_ms` however short
+//! each single read is, and the log says where it stood.
 
 use std::io::Write;
 use std::net::TcpListener;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use broker_testkit::Pki;
-use esp_client::board::{ConnectError, Server, TlsMaterial, Transport};
+use esp_client::machine::{Device, Failure, State};
+use esp_client_host::board::HostBoard;
+use esp_client_host::flash::FileFlash;
+use esp_client_host::settings;
 use esp_client_host::tls::TlsTransport;
 use provision::device_config::ConfigOptions;
-use wire_format::device_config::DeviceConfig;
 
 #[test]
-fn a_dribbling_server_cannot_stretch_the_handshake() {
-    let pki = Pki::new(&["dev-1"]);
-    let out = pki.write_config(&ConfigOptions {
-        broker_host: Some("127.0.0.1".into()),
-        broker_port: Some(8883),
-        ..pki.config_options("dev-1", "dev.flash")
-    });
-    let blob = std::fs::read(&out).unwrap();
-    let cfg = DeviceConfig::parse(&blob).unwrap();
-
+fn a_dribbling_server_cannot_stretch_the_handshake_or_block_a_poll() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    let pki = Pki::new(&["dev-1"]);
+    let flash = pki.write_config(&ConfigOptions {
+        broker_host: Some("127.0.0.1".into()),
+        broker_port: Some(port),
+        ..pki.config_options("dev-1", "dev.flash")
+    });
     std::thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();
         // A record header announcing a 16 KiB handshake message, then a byte every 200 ms: every
@@ -38,26 +38,48 @@ fn a_dribbling_server_cannot_stretch_the_handshake() {
         }
     });
 
-    let mut t = TlsTransport::new(false, Duration::from_millis(1_500));
-    let material = TlsMaterial {
-        ca_der: cfg.ca_cert_der,
-        client_cert_der: cfg.client_cert_der,
-        client_key_der: cfg.client_key_der,
-        broker_pin: None,
-        time_floor_unix: 1_800_000_000,
-    };
-    let r = t.connect(
-        Server {
-            host: "127.0.0.1",
-            port,
-        },
-        &material,
+    let mut board = HostBoard::new(
+        FileFlash::open(&flash).unwrap(),
+        TlsTransport::new(false),
+        false,
     );
-    assert_eq!(r, Err(ConnectError::Handshake), "{:?}", t.last_error);
-    let why = t.last_error.clone().unwrap_or_default();
+    let mut s = settings();
+    s.connect_timeout_ms = 1_500;
+    s.time_sync_timeout_ms = 0;
+    let mut device = Box::new(Device::new(s));
+    let start = Instant::now();
+    let mut longest = Duration::ZERO;
+    let mut entered = None;
+    let cause = loop {
+        assert!(start.elapsed() < Duration::from_secs(10), "never gave up");
+        let now = start.elapsed().as_millis() as u64;
+        let t = Instant::now();
+        device.poll(now, &mut board);
+        longest = longest.max(t.elapsed());
+        match *device.state() {
+            State::TlsConnect { deadline } => entered = entered.or(Some((now, deadline))),
+            State::Backoff { cause, .. } => break cause,
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let (at, deadline) = entered.expect("went through TlsConnect");
+    assert_eq!(deadline - at, 1_500);
+    assert_eq!(cause, Failure::ConnectTimeout);
+    let given_up = start.elapsed();
     assert!(
-        why.contains(&format!(
-            "TLS handshake with 127.0.0.1:{port}: not done within 1.5s"
+        given_up >= Duration::from_millis(1_500) && given_up < Duration::from_millis(3_000),
+        "{given_up:?}"
+    );
+    // Polls return at once; a blocking handshake would hold one for the whole 1.5 s.
+    assert!(
+        longest < Duration::from_millis(250),
+        "a poll took {longest:?}"
+    );
+    let why = board.tls.last_error.clone().unwrap_or_default();
+    assert!(
+        why.starts_with(&format!(
+            "TLS handshake with 127.0.0.1:{port}: not done after"
         )),
         "{why}"
     );

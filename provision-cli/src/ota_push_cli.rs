@@ -1,0 +1,274 @@
+//! `provision ota push` and `provision ota status`: argument parsing and printing only (the work
+//! is in `provision::ota_push`).
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use provision::ota_push::{self, DeviceOtaStatus, DeviceResult, Outcome, PushEvent, PushOptions};
+use provision::Error;
+
+use crate::talk_cli::ConnectArgs;
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// Signed bundle (`provision ota build`)
+    pub bundle: PathBuf,
+    /// Device to update (repeatable)
+    #[arg(long = "device", value_name = "ID", required = true)]
+    pub devices: Vec<String>,
+    /// Devices updated at the same time
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallel: u16,
+    /// Seconds each device may take, from the offer to its final status
+    #[arg(long, default_value_t = 900, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub timeout: u64,
+    /// Send the bundle without checking its signature here first (the devices still check
+    /// everything before they erase anything)
+    #[arg(long)]
+    pub no_verify: bool,
+    /// One JSON result per device and line
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+impl PushArgs {
+    pub fn into_options(self, dir: &Path) -> (PushOptions, bool) {
+        (
+            PushOptions {
+                connect: self.connect.into_options(dir),
+                bundle: self.bundle,
+                devices: self.devices,
+                parallel: usize::from(self.parallel),
+                timeout: Duration::from_secs(self.timeout),
+                verify: !self.no_verify,
+            },
+            self.json,
+        )
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Devices (default: every device that reported)
+    pub ids: Vec<String>,
+    /// JSON array
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+pub fn run_push(dir: &Path, args: PushArgs) -> Result<(), Error> {
+    let (opts, json) = args.into_options(dir);
+    let mut progress = Progress::new(std::io::stderr().is_terminal());
+    let results = ota_push::push(&opts, |e| progress.event(e))?;
+    progress.finish();
+    report_results(&results, json);
+    let failed = results
+        .iter()
+        .filter(|r| r.outcome != Outcome::Confirmed)
+        .count();
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err(Error::UpdateFailed {
+            failed,
+            total: results.len(),
+        })
+    }
+}
+
+/// Progress on stderr: a bar per device on a terminal, plain lines otherwise.
+struct Progress {
+    multi: Option<MultiProgress>,
+    bars: BTreeMap<String, ProgressBar>,
+    /// Plain mode: the last tenth of the download printed per device.
+    tenths: BTreeMap<String, u32>,
+}
+
+impl Progress {
+    fn new(terminal: bool) -> Progress {
+        Progress {
+            multi: terminal.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+            bars: BTreeMap::new(),
+            tenths: BTreeMap::new(),
+        }
+    }
+
+    fn line(&self, text: String) {
+        match &self.multi {
+            Some(m) => {
+                let _ = m.println(text);
+            }
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn bar(&mut self, device: &str, total: u32) -> Option<&ProgressBar> {
+        let multi = self.multi.as_ref()?;
+        Some(self.bars.entry(device.to_string()).or_insert_with(|| {
+            let bar = multi.add(ProgressBar::new(u64::from(total)));
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:>20} [{bar:30}] {bytes:>9}/{total_bytes:9} {msg}",
+                )
+                .expect("template")
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(device.to_string());
+            bar
+        }))
+    }
+
+    fn event(&mut self, e: PushEvent) {
+        match e {
+            PushEvent::Connected { broker, operator } => {
+                self.line(format!("connected to {broker} as {operator}"))
+            }
+            PushEvent::Offered { device, repeat } => {
+                if let Some(bar) = self.bar(&device, 0) {
+                    bar.set_message(if repeat { "offered again" } else { "offered" });
+                } else {
+                    self.line(format!(
+                        "{device}: offered{}",
+                        if repeat { " again" } else { "" }
+                    ));
+                }
+            }
+            PushEvent::Progress {
+                device,
+                received,
+                total,
+            } => {
+                if let Some(bar) = self.bar(&device, total) {
+                    bar.set_length(u64::from(total));
+                    if u64::from(received) > bar.position() {
+                        bar.set_position(u64::from(received));
+                    }
+                } else {
+                    let tenth = if total == 0 {
+                        10
+                    } else {
+                        (u64::from(received) * 10 / u64::from(total)) as u32
+                    };
+                    let last = self.tenths.entry(device.clone()).or_insert(0);
+                    if tenth > *last {
+                        *last = tenth;
+                        self.line(format!("{device}: sent {received} of {total} bytes"));
+                    }
+                }
+            }
+            PushEvent::Phase { device, status } => {
+                let text = format!("{} (running {})", status.phase, status.running);
+                if let Some(bar) = self.bar(&device, status.image_len) {
+                    bar.set_message(text);
+                } else {
+                    self.line(format!("{device}: {text}"));
+                }
+            }
+            PushEvent::Note { device, text } => match device {
+                Some(d) => self.line(format!("{d}: {text}")),
+                None => self.line(text),
+            },
+            PushEvent::Done(r) => {
+                let text = outcome_text(&r);
+                if let Some(bar) = self.bar(&r.device, 0) {
+                    bar.finish_with_message(text);
+                } else {
+                    self.line(format!("{}: {text}", r.device));
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(m) = &self.multi {
+            let _ = m.clear();
+        }
+    }
+}
+
+fn outcome_text(r: &DeviceResult) -> String {
+    let running = r
+        .running_version
+        .as_deref()
+        .map(|v| format!(", running {v}"))
+        .unwrap_or_default();
+    match (&r.outcome, &r.reason) {
+        (Outcome::Confirmed, _) => format!("confirmed {}{running}", r.bundle_version),
+        (o, Some(why)) => format!("{}: {why}{running}", o.name()),
+        (o, None) => format!("{}{running}", o.name()),
+    }
+}
+
+fn report_results(results: &[DeviceResult], json: bool) {
+    for r in results {
+        if json {
+            println!("{}", serde_json::to_string(r).expect("serializes"));
+        } else {
+            println!(
+                "{} {} ({} bytes sent, {:.1} s)",
+                r.device,
+                outcome_text(r),
+                r.bytes_sent,
+                r.seconds
+            );
+        }
+    }
+}
+
+pub fn run_status(dir: &Path, args: StatusArgs) -> Result<(), Error> {
+    let connect = args.connect.into_options(dir);
+    let found = ota_push::status(&connect, &args.ids, Duration::from_millis(700))?;
+    report_status(&found, args.json);
+    Ok(())
+}
+
+fn report_status(found: &[DeviceOtaStatus], json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(found).expect("serializes")
+        );
+        return;
+    }
+    if found.is_empty() {
+        println!("no device has reported yet");
+        return;
+    }
+    println!(
+        "{:<24} {:<8} {:<10} {:<16} {:<10} FLOOR",
+        "DEVICE", "CONN", "RUNNING", "STATE", "BUNDLE"
+    );
+    for d in found {
+        let conn = d.connection.as_deref().unwrap_or("-");
+        match &d.ota {
+            Some(s) => {
+                let state = match (s.percent, s.reason) {
+                    (Some(p), _) => format!("{} {p}%", s.state),
+                    (_, Some(r)) => format!("{} ({r})", s.state),
+                    _ => s.state.to_string(),
+                };
+                println!(
+                    "{:<24} {:<8} {:<10} {:<16} {:<10} {}",
+                    d.device,
+                    conn,
+                    s.running_version,
+                    state,
+                    s.bundle_version.as_deref().unwrap_or("-"),
+                    s.security_floor
+                );
+            }
+            None => println!(
+                "{:<24} {:<8} {:<10} {:<16} {:<10} -",
+                d.device, conn, "-", "no report", "-"
+            ),
+        }
+    }
+}

@@ -1,0 +1,471 @@
+//! Crash safety of the provisioning directory, tested the way it failed: the real binary is cut
+//! at every file-system step of `device add`, `device revoke`, `init --force`, `broker` and
+//! `ota keygen` (`PROVISION_FAULT_AT=N` aborts at step N, like `kill -9`: no destructors, no
+//! cleanup), and killed with a real SIGKILL at a sample of moments of a bulk add. After each cut
+//! the next command must find a consistent directory: the registry parses, every certificate that
+//! chains to the CA is in the registry, the CRL and ACL agree with it, the CA key matches its
+//! certificate, the command either happened entirely or not at all, a re-run completes, and no
+//! temporaries are left.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use provision::registry::{DeviceStatus, Registry};
+
+fn bin() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("provision")
+}
+
+fn run(dir: &Path, args: &[&str], fault: Option<u64>) -> Output {
+    let mut cmd = Command::new(bin());
+    cmd.arg("--dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("PROVISION_DIR");
+    cmd.env_remove("PROVISION_FAULT_AT");
+    if let Some(n) = fault {
+        cmd.env("PROVISION_FAULT_AT", n.to_string());
+    }
+    cmd.output().unwrap()
+}
+
+fn ok(dir: &Path, args: &[&str]) -> Output {
+    let out = run(dir, args, None);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        out.push(p.clone());
+        if fs::symlink_metadata(&p).unwrap().is_dir() {
+            walk(&p, out);
+        }
+    }
+}
+
+fn pem_blocks(path: &Path) -> Vec<x509_parser::pem::Pem> {
+    let Ok(bytes) = fs::read(path) else {
+        return Vec::new();
+    };
+    x509_parser::pem::Pem::iter_from_buffer(&bytes)
+        .filter_map(|p| p.ok())
+        .collect()
+}
+
+/// Serials as the registry writes them (upper-case hex, no leading sign octet).
+fn serial_of(raw: &[u8]) -> String {
+    let raw = match raw {
+        [0, rest @ ..] if !rest.is_empty() => rest,
+        r => r,
+    };
+    raw.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// Everything the issue asks of a directory after a crash and the next run's recovery.
+fn check_consistent(dir: &Path, context: &str) -> Registry {
+    let reg = Registry::load(&dir.join("registry.toml"))
+        .unwrap_or_else(|e| panic!("{context}: registry does not load: {e}"))
+        .unwrap_or_else(|| panic!("{context}: no registry"));
+
+    // No temporaries, journal or staging area left.
+    let mut files = Vec::new();
+    walk(dir, &mut files);
+    for f in &files {
+        let name = f.file_name().unwrap().to_string_lossy();
+        assert!(
+            !name.ends_with(".tmp")
+                && !name.ends_with(".old")
+                && name != ".journal"
+                && name != ".staging",
+            "{context}: leftover {}",
+            f.display()
+        );
+    }
+
+    // The CA is usable: its key loads, matches ca.crt, and is private.
+    let store = provision::store::Store::open_read(dir).unwrap();
+    store
+        .ca(&reg)
+        .unwrap_or_else(|e| panic!("{context}: the CA does not load: {e}"));
+    let ca_pem = &pem_blocks(&dir.join("ca/ca.crt"))[0];
+    let (_, ca) = x509_parser::parse_x509_certificate(&ca_pem.contents).unwrap();
+
+    // Every certificate on disk (outside backups) that this CA issued is in the registry.
+    let mut known: BTreeSet<String> = [reg.ca.cert.serial.clone(), reg.operator.serial.clone()]
+        .into_iter()
+        .chain(reg.broker.iter().map(|b| b.cert.serial.clone()))
+        .chain(reg.devices.values().map(|d| d.cert.serial.clone()))
+        .chain(reg.retired.iter().map(|r| r.cert.serial.clone()))
+        .collect();
+    for f in &files {
+        let rel = f.strip_prefix(dir).unwrap();
+        if rel.starts_with("backup-") || rel.to_string_lossy().starts_with("backup-") {
+            continue;
+        }
+        for pem in pem_blocks(f) {
+            if pem.label != "CERTIFICATE" {
+                continue;
+            }
+            let (_, cert) = x509_parser::parse_x509_certificate(&pem.contents).unwrap();
+            if cert.issuer().as_raw() != ca.subject().as_raw() {
+                continue;
+            }
+            let serial = serial_of(cert.raw_serial());
+            assert!(
+                known.contains(&serial),
+                "{context}: {} holds certificate {serial}, which the registry does not know",
+                f.display()
+            );
+        }
+    }
+    // Every active device has its key and certificate, and they belong together.
+    for (id, d) in &reg.devices {
+        let crt = &pem_blocks(&dir.join(format!("devices/{id}/device.crt")))[0];
+        let (_, cert) = x509_parser::parse_x509_certificate(&crt.contents).unwrap();
+        assert_eq!(
+            serial_of(cert.raw_serial()),
+            d.cert.serial,
+            "{context}: {id}"
+        );
+        let key = fs::read_to_string(dir.join(format!("devices/{id}/device.key"))).unwrap();
+        let key = rcgen::KeyPair::from_pem(&key).unwrap();
+        assert_eq!(
+            key.public_key_raw(),
+            cert.public_key().subject_public_key.data.as_ref(),
+            "{context}: {id}'s key does not match its certificate"
+        );
+    }
+
+    // The CRL is the registry's: its number, exactly the revoked serials, signed by the CA.
+    let crl_pem = &pem_blocks(&dir.join("crl.pem"))[0];
+    let (_, crl) = x509_parser::parse_x509_crl(&crl_pem.contents).unwrap();
+    assert_eq!(
+        crl.crl_number().map(|n| n.to_string()),
+        Some(reg.crl_number.to_string()),
+        "{context}: CRL number"
+    );
+    assert_eq!(crl.issuer().as_raw(), ca.subject().as_raw());
+    let in_crl: BTreeSet<String> = crl
+        .iter_revoked_certificates()
+        .map(|r| serial_of(r.raw_serial()))
+        .collect();
+    let revoked: BTreeSet<String> = reg
+        .devices
+        .values()
+        .filter(|d| d.status == DeviceStatus::Revoked)
+        .map(|d| d.cert.serial.clone())
+        .chain(
+            reg.retired
+                .iter()
+                .filter(|r| r.revoked_at.is_some())
+                .map(|r| r.cert.serial.clone()),
+        )
+        .collect();
+    assert_eq!(in_crl, revoked, "{context}: CRL vs registry");
+    known.clear();
+
+    // The broker folder follows the registry.
+    if reg.broker.is_some() && dir.join("broker").is_dir() {
+        assert_eq!(
+            fs::read(dir.join("broker/crl.pem")).unwrap(),
+            fs::read(dir.join("crl.pem")).unwrap(),
+            "{context}: broker CRL"
+        );
+        assert_eq!(
+            fs::read_to_string(dir.join("broker/acl")).unwrap(),
+            provision::broker::render_acl(&reg),
+            "{context}: broker ACL"
+        );
+    }
+    // Backups hold the old CA and are private.
+    for f in &files {
+        if f.parent() == Some(dir)
+            && f.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("backup-")
+        {
+            let mode = fs::metadata(f).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{context}: {}", f.display());
+            assert!(
+                f.join("ca/ca.key").exists() && f.join("registry.toml").exists(),
+                "{context}: backup {} is incomplete",
+                f.display()
+            );
+        }
+    }
+    reg
+}
+
+struct Scenario {
+    name: &'static str,
+    setup: &'static [&'static [&'static str]],
+    args: &'static [&'static str],
+    /// Did the command take effect (compared with the registry before)?
+    happened: fn(before: &Registry, after: &Registry, dir: &Path) -> bool,
+    /// Is the registry as before (did nothing happen)?
+    unchanged: fn(before: &Registry, after: &Registry, dir: &Path) -> bool,
+}
+
+const BASE: &[&[&str]] = &[
+    &["init"],
+    &["broker", "--host", "localhost", "--ip", "127.0.0.1"],
+    &["device", "add", "d0", "d1"],
+    &["device", "revoke", "d1"],
+];
+
+fn scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "device add",
+            setup: BASE,
+            args: &["device", "add", "n1", "n2", "n3"],
+            happened: |b, a, _| {
+                ["n1", "n2", "n3"]
+                    .iter()
+                    .all(|i| a.devices.contains_key(*i))
+                    && a.devices.len() == b.devices.len() + 3
+            },
+            unchanged: |b, a, _| a == b,
+        },
+        Scenario {
+            name: "device revoke",
+            setup: BASE,
+            args: &["device", "revoke", "d0"],
+            happened: |b, a, _| {
+                a.devices["d0"].status == DeviceStatus::Revoked && a.crl_number == b.crl_number + 1
+            },
+            unchanged: |b, a, _| a == b,
+        },
+        Scenario {
+            name: "init --force",
+            setup: BASE,
+            args: &["init", "--force"],
+            happened: |b, a, dir| {
+                a.ca != b.ca
+                    && a.devices.is_empty()
+                    && fs::read_dir(dir).unwrap().any(|e| {
+                        e.unwrap()
+                            .file_name()
+                            .to_string_lossy()
+                            .starts_with("backup-")
+                    })
+            },
+            unchanged: |b, a, dir| {
+                a == b
+                    && !fs::read_dir(dir).unwrap().any(|e| {
+                        e.unwrap()
+                            .file_name()
+                            .to_string_lossy()
+                            .starts_with("backup-")
+                    })
+            },
+        },
+        Scenario {
+            name: "broker",
+            setup: BASE,
+            args: &["broker", "--host", "mqtt.example", "--ip", "127.0.0.2"],
+            happened: |_, a, _| a.broker.as_ref().unwrap().hosts == ["mqtt.example"],
+            unchanged: |b, a, _| a == b,
+        },
+        Scenario {
+            name: "ota keygen",
+            setup: BASE,
+            args: &["ota", "keygen"],
+            happened: |b, a, dir| {
+                a.ota_keys.len() == b.ota_keys.len() + 1 && dir.join("ota/key-1.pem").exists()
+            },
+            unchanged: |b, a, dir| a == b && !dir.join("ota/key-1.pem").exists(),
+        },
+    ]
+}
+
+/// A file-system cut at every step of every command, then recovery, checks, and a re-run.
+#[test]
+fn a_command_cut_at_any_file_system_step_leaves_a_consistent_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    for sc in scenarios() {
+        let base = tmp.path().join(sc.name.replace(' ', "_"));
+        for step in sc.setup {
+            ok(&base, step);
+        }
+        let before = check_consistent(&base, sc.name);
+        let crl_before = fs::read(base.join("crl.pem")).unwrap();
+        let mut cuts = 0;
+        for n in 1.. {
+            let dir = tmp
+                .path()
+                .join(format!("{}-{n}", sc.name.replace(' ', "_")));
+            copy_dir(&base, &dir);
+            let out = run(&dir, sc.args, Some(n));
+            let ctx = format!("{} cut at step {n}", sc.name);
+            if out.status.success() {
+                // Past the last step: the command ran to the end.
+                let after = check_consistent(&dir, &ctx);
+                assert!((sc.happened)(&before, &after, &dir), "{ctx}");
+                fs::remove_dir_all(&dir).unwrap();
+                break;
+            }
+            assert_eq!(
+                out.status.signal(),
+                Some(libc::SIGABRT),
+                "{ctx}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            cuts += 1;
+            // A CRL that reached its final name is never replaced by a different one with
+            // the same number.
+            let crl_at_cut = fs::read(dir.join("crl.pem"))
+                .ok()
+                .filter(|c| *c != crl_before && sc.name == "device revoke");
+
+            // The next command (a read-only one) recovers, then everything must hold, and the
+            // command has happened entirely or not at all.
+            let list = run(&dir, &["device", "list"], None);
+            assert!(
+                list.status.success(),
+                "{ctx}: device list after the cut: {}",
+                String::from_utf8_lossy(&list.stderr)
+            );
+            let after = check_consistent(&dir, &ctx);
+            let happened = (sc.happened)(&before, &after, &dir);
+            assert!(
+                happened || (sc.unchanged)(&before, &after, &dir),
+                "{ctx}: the command half happened"
+            );
+            // The re-run completes (or says it is done already), and leaves no temporaries.
+            if !happened {
+                ok(&dir, sc.args);
+                let again = check_consistent(&dir, &format!("{ctx}, re-run"));
+                assert!((sc.happened)(&before, &again, &dir), "{ctx}: re-run");
+            }
+            if let Some(crl_at_cut) = crl_at_cut {
+                assert_eq!(
+                    fs::read(dir.join("crl.pem")).unwrap(),
+                    crl_at_cut,
+                    "{ctx}: a CRL number was reused for different contents"
+                );
+            }
+            // The directory still works for the next command that writes.
+            ok(&dir, &["device", "add", "later"]);
+            check_consistent(&dir, &format!("{ctx}, later add"));
+            fs::remove_dir_all(&dir).unwrap();
+        }
+        assert!(cuts >= 10, "{}: only {cuts} steps cut", sc.name);
+        eprintln!("{}: cut at each of {cuts} steps", sc.name);
+    }
+}
+
+/// Real SIGKILLs at moments spread over a bulk add of 300 devices.
+#[test]
+fn a_bulk_add_killed_at_any_moment_leaves_a_consistent_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    for step in BASE {
+        ok(&base, step);
+    }
+    let ids: String = (0..300).map(|i| format!("bulk-{i}\n")).collect();
+    let ids_file = tmp.path().join("ids.txt");
+    fs::write(&ids_file, ids).unwrap();
+    let add = ["device", "add", "--from-file", ids_file.to_str().unwrap()];
+    let before = check_consistent(&base, "base");
+
+    // How long an uninterrupted run takes, to spread the kills over it.
+    let timing = tmp.path().join("timing");
+    copy_dir(&base, &timing);
+    let t0 = Instant::now();
+    ok(&timing, &add);
+    let full = t0.elapsed();
+
+    const SAMPLES: u32 = 12;
+    let (mut killed, mut finished) = (0, 0);
+    for i in 0..SAMPLES {
+        let dir = tmp.path().join(format!("kill-{i}"));
+        copy_dir(&base, &dir);
+        let mut child = Command::new(bin())
+            .arg("--dir")
+            .arg(&dir)
+            .args(add)
+            .env_remove("PROVISION_FAULT_AT")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(full * i / SAMPLES + Duration::from_micros(300 * u64::from(i)));
+        let _ = child.kill(); // SIGKILL
+        let status = child.wait().unwrap();
+        if status.success() {
+            finished += 1;
+        } else {
+            assert_eq!(status.signal(), Some(libc::SIGKILL));
+            killed += 1;
+        }
+        let ctx = format!("bulk add killed at sample {i}");
+        ok(&dir, &["device", "list"]);
+        let after = check_consistent(&dir, &ctx);
+        let all = (0..300).all(|i| after.devices.contains_key(&format!("bulk-{i}")));
+        assert!(all || after == before, "{ctx}: a partial add");
+        if !all {
+            ok(&dir, &add);
+            check_consistent(&dir, &format!("{ctx}, re-run"));
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+    eprintln!("{killed} runs killed, {finished} finished before the kill");
+    assert!(killed >= SAMPLES / 2, "only {killed} runs were killed");
+}
+
+/// What an `init --force` killed by an older `provision` left (no registry, the old CA's
+/// folders still there) is refused by every command, with the way out.
+#[test]
+fn a_half_moved_directory_is_refused_with_how_to_recover() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("pki");
+    for step in BASE {
+        ok(&dir, step);
+    }
+    let backup = dir.join("backup-20250101T000000Z");
+    fs::create_dir(&backup).unwrap();
+    fs::rename(dir.join("registry.toml"), backup.join("registry.toml")).unwrap();
+    fs::rename(dir.join("crl.pem"), backup.join("crl.pem")).unwrap();
+    for args in [
+        &["device", "list"][..],
+        &["device", "add", "x"],
+        &["device", "show", "d0"],
+        &["init"],
+        &["broker", "--host", "localhost"],
+    ] {
+        let out = run(&dir, args, None);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(5), "{args:?}: {err}");
+        assert!(
+            err.contains("interrupted") && err.contains("backup-"),
+            "{args:?}: {err}"
+        );
+    }
+    // Following the message repairs it.
+    fs::rename(backup.join("registry.toml"), dir.join("registry.toml")).unwrap();
+    fs::rename(backup.join("crl.pem"), dir.join("crl.pem")).unwrap();
+    ok(&dir, &["device", "list"]);
+}
