@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the device's TLS stack for the ESP8266 as a static library the firmware links:
 # the vendored BearSSL subset + esptls.c (the same sources and defines as the host build in
-# host/build.rs) + espconn_tls.c (the transport over the NONOS SDK's espconn).
+# host/build.rs) + espconn_tls.c (the transport over the NONOS SDK's espconn) + tls_stack.S
+# (runs the engine on its own stack).
 #
 #   bash esp-client/esp8266/tls/build-lx106.sh [OUT_DIR]     (default target/esp8266/tls)
 #
@@ -26,7 +27,7 @@ done
 [ -f "$PICOLIBC/picolibc.specs" ] || die "picolibc for the lx106 is missing: apt-get install picolibc-xtensa-lx106-elf"
 [ -f "$SDK/include/espconn.h" ] || die "the vendored NONOS SDK headers are missing ($SDK/include)"
 
-mapfile -t DEFINES < <(grep -v '^\s*$' "$HERE/bearssl.flags")
+mapfile -t DEFINES < <(grep -v -e '^\s*$' -e '^#' "$HERE/bearssl.flags")
 # The chip flags from docs/esp8266.md (SDK code model), PROGMEM on (the fork's ESP8266 path).
 CFLAGS=(--specs="$PICOLIBC/picolibc.specs" -Os -std=gnu99 -Wall -Wextra -Werror
   -Wno-unused-parameter -mlongcalls -mtext-section-literals -ffunction-sections -fdata-sections
@@ -48,6 +49,7 @@ while IFS= read -r src; do
 done < <(find "$VENDOR/src" -name '*.c' | sort)
 compile "$HERE/esptls.c" esptls.o
 compile "$HERE/espconn_tls.c" espconn_tls.o -I"$SDK/include"
+compile "$HERE/tls_stack.S" tls_stack.o
 
 rm -f "$OUT/libesptls.a"
 xtensa-lx106-elf-ar rcs "$OUT/libesptls.a" "${objs[@]}"

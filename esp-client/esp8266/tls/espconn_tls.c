@@ -18,6 +18,14 @@
 extern sint16 espconn_recv(struct espconn *espconn, void *mem, size_t len);
 extern sint8 espconn_tcp_set_wnd(uint8 num);
 
+/* The SDK heap's zeroing allocator (libmain; what os_zalloc in the SDK's mem.h expands to). */
+extern void *pvPortZalloc(size_t sz, const char *file, unsigned line);
+
+/* tls_stack.S: fn(arg) on another stack. */
+void esptls_call_on_stack(void (*fn)(void *), void *arg, void *stack_top);
+
+static void close_impl(struct espconn_tls *c);
+
 static struct espconn_tls *
 of(void *arg)
 {
@@ -193,8 +201,8 @@ pump(struct espconn_tls *c)
 
 /* ---- the Transport calls ---- */
 
-int
-espconn_tls_start(struct espconn_tls *c, const char *host, uint16 port,
+static int
+espconn_tls_start_impl(struct espconn_tls *c, const char *host, uint16 port,
 	const unsigned char *ca_der, size_t ca_len,
 	const unsigned char *cert_der, size_t cert_len,
 	const unsigned char *key_der, size_t key_len,
@@ -204,7 +212,7 @@ espconn_tls_start(struct espconn_tls *c, const char *host, uint16 port,
 	int rc;
 	err_t dns;
 
-	espconn_tls_close(c);
+	close_impl(c);
 	rc = esptls_start(&c->tls, host, ca_der, ca_len, cert_der, cert_len,
 		key_der, key_len, pin, time_floor_unix, seed);
 	switch (rc) {
@@ -250,14 +258,14 @@ espconn_tls_start(struct espconn_tls *c, const char *host, uint16 port,
 	}
 	if (c->phase == ETLS_FAILED) {
 		rc = c->error;
-		espconn_tls_close(c);
+		close_impl(c);
 		return rc;
 	}
 	return ETLS_PENDING;
 }
 
-int
-espconn_tls_poll_connect(struct espconn_tls *c,
+static int
+espconn_tls_poll_connect_impl(struct espconn_tls *c,
 	const unsigned char *cert_der, size_t cert_len)
 {
 	if (c->phase == ETLS_FAILED) {
@@ -282,8 +290,8 @@ espconn_tls_poll_connect(struct espconn_tls *c,
 	return ETLS_PENDING;
 }
 
-int
-espconn_tls_read_ready(struct espconn_tls *c)
+static int
+espconn_tls_read_ready_impl(struct espconn_tls *c)
 {
 	if (c->phase != ETLS_UP) {
 		return 1;
@@ -292,8 +300,8 @@ espconn_tls_read_ready(struct espconn_tls *c)
 	return (esptls_state(&c->tls) & (BR_SSL_RECVAPP | BR_SSL_CLOSED)) != 0;
 }
 
-int
-espconn_tls_read(struct espconn_tls *c, unsigned char *buf, size_t len)
+static int
+espconn_tls_read_impl(struct espconn_tls *c, unsigned char *buf, size_t len)
 {
 	br_ssl_engine_context *eng = esptls_engine(&c->tls);
 	unsigned st;
@@ -324,8 +332,8 @@ espconn_tls_read(struct espconn_tls *c, unsigned char *buf, size_t len)
 	return ETLS_WOULD_BLOCK;
 }
 
-int
-espconn_tls_write_ready(struct espconn_tls *c)
+static int
+espconn_tls_write_ready_impl(struct espconn_tls *c)
 {
 	if (c->phase != ETLS_UP) {
 		return 0;
@@ -334,8 +342,8 @@ espconn_tls_write_ready(struct espconn_tls *c)
 	return (esptls_state(&c->tls) & BR_SSL_SENDAPP) != 0;
 }
 
-int
-espconn_tls_write(struct espconn_tls *c, const unsigned char *buf, size_t len)
+static int
+espconn_tls_write_impl(struct espconn_tls *c, const unsigned char *buf, size_t len)
 {
 	br_ssl_engine_context *eng = esptls_engine(&c->tls);
 	unsigned st;
@@ -367,8 +375,8 @@ espconn_tls_write(struct espconn_tls *c, const unsigned char *buf, size_t len)
 	return (int)len;
 }
 
-void
-espconn_tls_close(struct espconn_tls *c)
+static void
+close_impl(struct espconn_tls *c)
 {
 	uint8 phase = c->phase;
 
@@ -385,4 +393,167 @@ espconn_tls_close(struct espconn_tls *c)
 	c->sent_done = 0;
 	c->tcp_closed = 0;
 	esptls_wipe(&c->tls);
+}
+
+/* ---- the public calls: each runs its _impl on the engine's own stack ---- */
+
+struct call {
+	int op;
+	int ret;
+	struct espconn_tls *c;
+	const char *host;
+	uint16 port;
+	const unsigned char *ca, *cert, *key, *pin, *seed;
+	size_t ca_len, cert_len, key_len;
+	uint64_t floor;
+	unsigned char *buf;
+	const unsigned char *cbuf;
+	size_t len;
+};
+
+enum { OP_START, OP_POLL_CONNECT, OP_READ_READY, OP_READ, OP_WRITE_READY, OP_WRITE, OP_CLOSE };
+
+static void
+dispatch(void *arg)
+{
+	struct call *k = arg;
+
+	switch (k->op) {
+	case OP_START:
+		k->ret = espconn_tls_start_impl(k->c, k->host, k->port, k->ca, k->ca_len,
+			k->cert, k->cert_len, k->key, k->key_len, k->pin, k->floor, k->seed);
+		break;
+	case OP_POLL_CONNECT:
+		k->ret = espconn_tls_poll_connect_impl(k->c, k->cert, k->cert_len);
+		break;
+	case OP_READ_READY:
+		k->ret = espconn_tls_read_ready_impl(k->c);
+		break;
+	case OP_READ:
+		k->ret = espconn_tls_read_impl(k->c, k->buf, k->len);
+		break;
+	case OP_WRITE_READY:
+		k->ret = espconn_tls_write_ready_impl(k->c);
+		break;
+	case OP_WRITE:
+		k->ret = espconn_tls_write_impl(k->c, k->cbuf, k->len);
+		break;
+	default:
+		close_impl(k->c);
+		k->ret = 0;
+		break;
+	}
+}
+
+static int
+run(struct call *k)
+{
+	esptls_call_on_stack(dispatch, k, (unsigned char *)k->c->stack + sizeof k->c->stack);
+	return k->ret;
+}
+
+struct espconn_tls *
+espconn_tls_new(void)
+{
+	return (struct espconn_tls *)pvPortZalloc(sizeof(struct espconn_tls), "espconn_tls", __LINE__);
+}
+
+int
+espconn_tls_start(struct espconn_tls *c, const char *host, uint16 port,
+	const unsigned char *ca_der, size_t ca_len,
+	const unsigned char *cert_der, size_t cert_len,
+	const unsigned char *key_der, size_t key_len,
+	const unsigned char *pin, uint64_t time_floor_unix,
+	const unsigned char seed[32])
+{
+	struct call k;
+
+	memset(&k, 0, sizeof k);
+	k.op = OP_START;
+	k.c = c;
+	k.host = host;
+	k.port = port;
+	k.ca = ca_der;
+	k.ca_len = ca_len;
+	k.cert = cert_der;
+	k.cert_len = cert_len;
+	k.key = key_der;
+	k.key_len = key_len;
+	k.pin = pin;
+	k.floor = time_floor_unix;
+	k.seed = seed;
+	return run(&k);
+}
+
+int
+espconn_tls_poll_connect(struct espconn_tls *c,
+	const unsigned char *cert_der, size_t cert_len)
+{
+	struct call k;
+
+	memset(&k, 0, sizeof k);
+	k.op = OP_POLL_CONNECT;
+	k.c = c;
+	k.cert = cert_der;
+	k.cert_len = cert_len;
+	return run(&k);
+}
+
+int
+espconn_tls_read_ready(struct espconn_tls *c)
+{
+	struct call k;
+
+	memset(&k, 0, sizeof k);
+	k.op = OP_READ_READY;
+	k.c = c;
+	return run(&k);
+}
+
+int
+espconn_tls_read(struct espconn_tls *c, unsigned char *buf, size_t len)
+{
+	struct call k;
+
+	memset(&k, 0, sizeof k);
+	k.op = OP_READ;
+	k.c = c;
+	k.buf = buf;
+	k.len = len;
+	return run(&k);
+}
+
+int
+espconn_tls_write_ready(struct espconn_tls *c)
+{
+	struct call k;
+
+	memset(&k, 0, sizeof k);
+	k.op = OP_WRITE_READY;
+	k.c = c;
+	return run(&k);
+}
+
+int
+espconn_tls_write(struct espconn_tls *c, const unsigned char *buf, size_t len)
+{
+	struct call k;
+
+	memset(&k, 0, sizeof k);
+	k.op = OP_WRITE;
+	k.c = c;
+	k.cbuf = buf;
+	k.len = len;
+	return run(&k);
+}
+
+void
+espconn_tls_close(struct espconn_tls *c)
+{
+	struct call k;
+
+	memset(&k, 0, sizeof k);
+	k.op = OP_CLOSE;
+	k.c = c;
+	run(&k);
 }

@@ -12,7 +12,12 @@
  * - Send hands BearSSL's record buffer to espconn_send and acknowledges it to BearSSL only
  *   when the SDK's sent callback says it left, so no second copy is needed.
  *
- * All memory is the caller's `struct espconn_tls` (which holds `struct esptls`).
+ * - The TLS engine runs on its own stack (ESPTLS_STACK_LEN bytes inside the struct), switched
+ *   to by esptls_call_on_stack (tls_stack.S): the SDK's system stack, shared with the SDK's
+ *   own callbacks and the core's poll, is too small for the ~5.9 KB the P-256 code needs.
+ *
+ * All memory is one `struct espconn_tls` (the session, its record buffers and that stack),
+ * which espconn_tls_new takes from the SDK heap once; docs/esp8266-tls.md has the figures.
  */
 #ifndef ESPCONN_TLS_H
 #define ESPCONN_TLS_H
@@ -42,6 +47,14 @@
 #define ETLS_UP 4
 #define ETLS_FAILED 5
 
+/*
+ * The engine's stack: the LX106 replay of a broker session measured 5,904 bytes (handshake,
+ * CONNECT, CONNACK, key decoding included); the rest is headroom for paths the replay does
+ * not take (alerts, refusals). The replay test fails if the measured figure comes within
+ * 512 bytes of this.
+ */
+#define ESPTLS_STACK_LEN 6656
+
 struct espconn_tls {
 	struct espconn conn;
 	esp_tcp tcp;
@@ -54,7 +67,12 @@ struct espconn_tls {
 	uint16 inflight;             /* record bytes handed to espconn_send, not yet acked */
 	uint16 port;
 	struct esptls tls;
+	uint32 stack[ESPTLS_STACK_LEN / 4] __attribute__((aligned(16)));
 };
+
+/* One zeroed struct espconn_tls from the SDK heap (os_zalloc), or NULL. Keep it for good:
+ * allocating once avoids fragmenting the small heap by reconnects. */
+struct espconn_tls *espconn_tls_new(void);
 
 /*
  * Begins DNS (or uses the cached address), TCP and the handshake. `seed` is 32 bytes from

@@ -120,6 +120,8 @@ pub struct Session {
     ctx: Box<[u64]>,
     sock: TcpStream,
     eof: bool,
+    /// Every byte received from / sent to the socket, when recording.
+    record: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Session {
@@ -162,6 +164,7 @@ impl Session {
                 ctx,
                 sock,
                 eof: false,
+                record: None,
             }),
             -1 => Err(StartError::Ca),
             -2 => Err(StartError::Identity),
@@ -169,6 +172,16 @@ impl Session {
             -4 => Err(StartError::Time),
             _ => Err(StartError::Engine),
         }
+    }
+
+    /// Starts recording the bytes on the wire (call right after [`Session::start`]).
+    pub fn record(&mut self) {
+        self.record = Some((Vec::new(), Vec::new()));
+    }
+
+    /// The recorded bytes: (received from the broker, sent to the broker).
+    pub fn recorded(&self) -> Option<(&[u8], &[u8])> {
+        self.record.as_ref().map(|(i, o)| (&i[..], &o[..]))
     }
 
     fn t(&mut self) -> *mut c_void {
@@ -207,6 +220,9 @@ impl Session {
                 let data = unsafe { std::slice::from_raw_parts(buf, len) };
                 match self.sock.write(data) {
                     Ok(n) if n > 0 => {
+                        if let Some((_, out)) = &mut self.record {
+                            out.extend_from_slice(&data[..n]);
+                        }
                         c_call(|| unsafe { ffi::br_ssl_engine_sendrec_ack(eng, n) });
                         progress = true;
                     }
@@ -231,6 +247,9 @@ impl Session {
                         return;
                     }
                     Ok(n) => {
+                        if let Some((input, _)) = &mut self.record {
+                            input.extend_from_slice(&data[..n]);
+                        }
                         c_call(|| unsafe { ffi::br_ssl_engine_recvrec_ack(eng, n) });
                         progress = true;
                     }

@@ -29,6 +29,12 @@ fn stack_peak_of_a_session() {
         .join()
         .unwrap();
     eprintln!("stack peak of a TLS session on the host (x86-64, C at -O2): {used} bytes");
-    eprintln!("sizeof(struct esptls) on the host: {}", esp8266_tls::Session::context_size());
-    assert!(used > 1000, "painting measured nothing ({used}): the measurement is broken");
+    eprintln!(
+        "sizeof(struct esptls) on the host: {}",
+        esp8266_tls::Session::context_size()
+    );
+    assert!(
+        used > 1000,
+        "painting measured nothing ({used}): the measurement is broken"
+    );
 }
