@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, Transaction, BROKER_SECRET, PUBLIC, SECRET};
 use crate::layout::Layout;
-use crate::pki::{Leaf, OPERATOR_CN};
+use crate::pki::Leaf;
 use crate::registry::{BrokerRecord, Platform, Registry};
 use crate::store::Store;
 
@@ -364,11 +364,19 @@ pattern read devices/%u/cmd/#
 pattern read devices/%u/ota/down/#
 ",
     );
-    let _ = write!(
-        acl,
+    let revoked: Vec<_> = registry.revoked().map(|(id, _)| id).collect();
+    acl.push_str(
         "
-# The operator (the provision CLI): reads every device's data, sends commands and updates.
-user {OPERATOR_CN}
+# Operators (`provision init` made _operator, `provision operator add` the others), one block
+# each: read every device's data, send commands and updates. They cannot write a device's
+# telemetry, status or replies, except the status of a revoked device, to clear its retained
+# `online` (its own Last Will is denied).
+",
+    );
+    for name in registry.operator_names() {
+        let _ = write!(
+            acl,
+            "user {name}
 topic read devices/+/telemetry
 topic read devices/+/status
 topic read devices/+/reply/#
@@ -376,8 +384,11 @@ topic read devices/+/ota/up/#
 topic write devices/+/cmd/#
 topic write devices/+/ota/down/#
 "
-    );
-    let revoked: Vec<_> = registry.revoked().map(|(id, _)| id).collect();
+        );
+        for id in &revoked {
+            let _ = writeln!(acl, "topic write devices/{id}/status");
+        }
+    }
     if !revoked.is_empty() {
         acl.push_str(
             "\n# Revoked devices: the CRL keeps them from connecting again; these entries cut off a\n# connection that was open when they were revoked (applied on reload).\n",

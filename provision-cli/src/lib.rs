@@ -16,6 +16,7 @@ pub mod fsutil;
 pub mod init;
 pub mod layout;
 pub mod mosquitto_conf;
+pub mod operator;
 pub mod ota;
 pub mod ota_push;
 pub mod ota_status;

@@ -25,6 +25,10 @@ pub struct Registry {
     pub format: u32,
     pub ca: CaRecord,
     pub operator: CertRecord,
+    /// Further operator identities (`provision operator add`), by name (= certificate CN and
+    /// MQTT user name, e.g. `_ops-laptop`); each has its own ACL block.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub operators: BTreeMap<String, CertRecord>,
     /// Number of the CRL currently in `crl.pem`; strictly increases with every re-signing.
     pub crl_number: u64,
     pub broker: Option<BrokerRecord>,
@@ -193,6 +197,7 @@ impl Registry {
         let mut serials = std::collections::HashSet::new();
         let certs = std::iter::once(&self.ca.cert)
             .chain(std::iter::once(&self.operator))
+            .chain(self.operators.values())
             .chain(self.broker.iter().map(|b| &b.cert))
             .chain(self.devices.values().map(|d| &d.cert))
             .chain(self.retired.iter().map(|r| &r.cert));
@@ -206,6 +211,12 @@ impl Registry {
             if !serials.insert(cert.serial.to_ascii_uppercase()) {
                 return Err(format!("serial {} appears twice", cert.serial));
             }
+        }
+        for name in self.operators.keys() {
+            if name == crate::pki::OPERATOR_CN {
+                return Err(format!("operator {name:?} is listed twice"));
+            }
+            crate::layout::check_operator_name(name).map_err(|e| e.to_string())?;
         }
         for (id, dev) in &self.devices {
             wire_format::device_id::validate(id)
@@ -234,6 +245,11 @@ impl Registry {
         format!(
             "# provision registry: every certificate this CA issued. Edit with `provision`, not by hand.\n{body}"
         )
+    }
+
+    /// Every operator identity's name: `_operator` first, then those added.
+    pub fn operator_names(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(crate::pki::OPERATOR_CN).chain(self.operators.keys().map(String::as_str))
     }
 
     pub fn revoked(&self) -> impl Iterator<Item = (&String, &DeviceRecord)> {

@@ -34,6 +34,12 @@ fn max_packet_size_is_the_devices_receive_buffer() {
         esp_client::settings::RX_BUF,
         "the broker must refuse every packet the device could not receive"
     );
+    // The largest OTA chunk, with its topic and MQTT header, still gets through.
+    const {
+        assert!(
+            wire_format::ota_proto::MAX_CHUNK_PACKET <= provision::broker::MAX_PACKET_SIZE as usize
+        )
+    };
     let pki = Pki::new(&[]);
     let _broker = Broker::start(&pki);
     let conf = std::fs::read_to_string(pki.path().join("broker/mosquitto.conf")).unwrap();
