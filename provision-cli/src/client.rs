@@ -23,10 +23,14 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use crate::error::{Error, IoContext, Result};
 use crate::layout::Layout;
 use crate::pki::OPERATOR_CN;
-use crate::registry::Registry;
+use crate::registry::{DeviceStatus, Registry};
+use crate::store::Store;
 
 /// The operator identity used when none is named (`provision init` creates it).
 pub const DEFAULT_OPERATOR: &str = OPERATOR_CN;
+
+/// A connection that stayed up this long was healthy: after it drops, reconnect quickly.
+const STABLE: Duration = Duration::from_secs(10);
 
 /// Largest message accepted from the broker. Anything bigger drops the connection (rumqttc
 /// cannot skip a packet), so it is far above what devices send.
@@ -145,6 +149,30 @@ impl OperatorIdentity {
     }
 }
 
+/// Checks that every id names a device this directory issued (a typo would otherwise wait for
+/// a device that does not exist), and unless `revoked_ok`, one that is not revoked.
+pub fn check_devices(dir: &Path, ids: &[String], revoked_ok: bool) -> Result<()> {
+    for id in ids {
+        crate::topics::check_id(id)?;
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let registry = Store::open_read(dir)?.registry()?;
+    for id in ids {
+        match registry.devices.get(id) {
+            None => return Err(Error::UnknownDevice(id.clone())),
+            Some(d) if d.status == DeviceStatus::Revoked && !revoked_ok => {
+                return Err(Error::InvalidInput(format!(
+                    "device {id:?} is revoked: it cannot connect to the broker"
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
 /// What arrives from the broker.
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -221,14 +249,19 @@ impl Client {
     /// Connects, subscribes to `filters` (waiting for the SUBACK, so nothing published after
     /// this returns is missed) and starts the background thread.
     pub fn connect(opts: &ConnectOptions, filters: &[String]) -> Result<Client> {
-        let layout = Layout::new(&opts.dir);
-        let registry = Registry::load_required(&layout.registry(), layout.root())?;
-        let addr = match &opts.broker {
-            Some(s) => BrokerAddr::parse(s)?,
-            None => BrokerAddr::from_registry(&registry, &opts.dir)?,
+        // Read everything under the directory's shared lock, then let go of it: a long `watch`
+        // must not keep `device add` waiting.
+        let (addr, identity, tls) = {
+            let store = Store::open_read(&opts.dir)?;
+            let registry = store.registry()?;
+            let addr = match &opts.broker {
+                Some(s) => BrokerAddr::parse(s)?,
+                None => BrokerAddr::from_registry(&registry, &opts.dir)?,
+            };
+            let identity = OperatorIdentity::find(&opts.dir, &opts.operator)?;
+            let tls = tls_config(&store.layout.ca_cert(), &identity)?;
+            (addr, identity, tls)
         };
-        let identity = OperatorIdentity::find(&opts.dir, &opts.operator)?;
-        let tls = tls_config(&layout.ca_cert(), &identity)?;
         Client::connect_with(addr, identity, tls, filters, opts.connect_timeout)
     }
 
@@ -261,10 +294,10 @@ impl Client {
         // Connect and subscribe in this thread, so failures come back as typed errors.
         let deadline = Instant::now() + timeout;
         let fail = |e: ConnectionError| classify(e, &addr, &identity.name);
-        let mut subscribed = filters.is_empty();
+        let mut subacks_due = 0usize;
         let mut connected = false;
         let mut early = Vec::new();
-        while !(connected && subscribed) {
+        while !(connected && subacks_due == 0) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(Error::BrokerUnreachable {
@@ -277,9 +310,7 @@ impl Client {
                 Ok(Err(e)) => return Err(fail(e)),
                 Ok(Ok(RawEvent::Incoming(Packet::ConnAck(_)))) => {
                     connected = true;
-                    if !filters.is_empty() {
-                        subscribe(&client, filters)?;
-                    }
+                    subacks_due = subscribe(&client, filters)?;
                 }
                 Ok(Ok(RawEvent::Incoming(Packet::SubAck(ack)))) => {
                     if ack
@@ -293,7 +324,7 @@ impl Client {
                             reason: "the broker refused a subscription".into(),
                         });
                     }
-                    subscribed = true;
+                    subacks_due = subacks_due.saturating_sub(1);
                 }
                 Ok(Ok(RawEvent::Incoming(Packet::Publish(p)))) => {
                     early.push(Event::Message(Message {
@@ -312,7 +343,8 @@ impl Client {
         }
         let resub = client.clone();
         let filters = filters.to_vec();
-        std::thread::spawn(move || drive(conn, resub, filters, tx));
+        let operator = identity.name.clone();
+        std::thread::spawn(move || drive(conn, resub, filters, operator, tx));
         Ok(Client {
             client,
             events,
@@ -396,13 +428,40 @@ impl Client {
     }
 }
 
-fn subscribe(client: &rumqttc::Client, filters: &[String]) -> Result<()> {
-    let subs = filters
-        .iter()
-        .map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
-    client
-        .try_subscribe_many(subs)
-        .map_err(|e| Error::InvalidInput(format!("cannot subscribe to {filters:?}: {e}")))
+/// Filter bytes per SUBSCRIBE: brokers configured by `provision broker` refuse packets over
+/// 2 KiB (the device's buffer), so many filters go in several packets.
+const SUBSCRIBE_BYTES: usize = 1500;
+
+/// Subscribes to `filters` in packets under [`SUBSCRIBE_BYTES`]; returns how many it sent.
+fn subscribe(client: &rumqttc::Client, filters: &[String]) -> Result<usize> {
+    let mut packets = 0;
+    let mut group: Vec<&String> = Vec::new();
+    let mut bytes = 0;
+    let mut send = |group: &mut Vec<&String>| -> Result<()> {
+        if group.is_empty() {
+            return Ok(());
+        }
+        let subs = group
+            .iter()
+            .map(|f| rumqttc::SubscribeFilter::new((*f).clone(), QoS::AtLeastOnce));
+        client
+            .try_subscribe_many(subs)
+            .map_err(|e| Error::InvalidInput(format!("cannot subscribe to {group:?}: {e}")))?;
+        packets += 1;
+        group.clear();
+        Ok(())
+    };
+    for f in filters {
+        // 2 bytes of length and 1 of QoS per filter.
+        if bytes + f.len() + 3 > SUBSCRIBE_BYTES {
+            send(&mut group)?;
+            bytes = 0;
+        }
+        bytes += f.len() + 3;
+        group.push(f);
+    }
+    send(&mut group)?;
+    Ok(packets)
 }
 
 /// The background half: polls the connection, forwards messages, reconnects after a failure
@@ -411,9 +470,11 @@ fn drive(
     mut conn: rumqttc::Connection,
     client: rumqttc::Client,
     filters: Vec<String>,
+    operator: String,
     tx: mpsc::Sender<Event>,
 ) {
     let mut backoff = Duration::from_millis(250);
+    let mut connected_at = Some(Instant::now());
     for event in conn.iter() {
         let out = match event {
             Ok(RawEvent::Incoming(Packet::Publish(p))) => Some(Event::Message(Message {
@@ -422,7 +483,7 @@ fn drive(
                 retained: p.retain,
             })),
             Ok(RawEvent::Incoming(Packet::ConnAck(_))) => {
-                backoff = Duration::from_millis(250);
+                connected_at = Some(Instant::now());
                 if !filters.is_empty() && subscribe(&client, &filters).is_err() {
                     return;
                 }
@@ -431,7 +492,20 @@ fn drive(
             Ok(RawEvent::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
             Ok(_) => None,
             Err(e) => {
-                let msg = e.to_string();
+                let mut msg = e.to_string();
+                match connected_at.take() {
+                    // A connection that lasted: try again soon.
+                    Some(t) if t.elapsed() >= STABLE => backoff = Duration::from_millis(250),
+                    // Closed soon after it opened: the broker may tie the client id to the
+                    // identity, and another tool using it took the session over.
+                    Some(_) => msg.push_str(&format!(
+                        "; if another tool is connected as {operator}, the broker closes one of \
+                         the two: give each tool its own identity (`provision operator add`, \
+                         --operator)"
+                    )),
+                    None => {}
+                }
+                // Growing pauses also keep two tools sharing an identity from a takeover storm.
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 Some(Event::Disconnected(msg))

@@ -95,6 +95,7 @@ pub fn send(opts: &CmdOptions) -> Result<Reply> {
     topics::check_id(&opts.id)?;
     let req = format!("p{:08x}", rand::random::<u32>());
     let payload = payload(&opts.name, &opts.args, &req)?;
+    crate::client::check_devices(&opts.connect.dir, std::slice::from_ref(&opts.id), false)?;
     let reply_topic = topics::topic(Some(&opts.id), &format!("reply/{}", opts.name));
     let status_topic = topics::topic(Some(&opts.id), "status");
     let client = Client::connect(&opts.connect, &[reply_topic.clone(), status_topic.clone()])?;
@@ -135,6 +136,18 @@ pub fn send(opts: &CmdOptions) -> Result<Reply> {
                 if json.get("req").and_then(|r| r.as_str()) == Some(req.as_str()) {
                     break json;
                 }
+            }
+            // Not retried: the command may have run already, and the reply would go to the
+            // closed session.
+            Some(Event::Disconnected(why)) => {
+                return Err(Error::BrokerUnreachable {
+                    addr: client.addr().to_string(),
+                    reason: format!(
+                        "the connection closed before the reply to cmd/{} came ({why}); the \
+                         command may have run",
+                        opts.name
+                    ),
+                })
             }
             _ => {}
         }

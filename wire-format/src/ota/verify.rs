@@ -49,6 +49,7 @@ impl VerifiedImage {
     }
 }
 
+#[derive(Clone)]
 enum State {
     Header {
         buf: [u8; HEADER_LEN],
@@ -108,6 +109,23 @@ impl<'k> Verifier<'k> {
         match &self.state {
             State::Image { header, .. } => Some(header),
             _ => None,
+        }
+    }
+
+    /// A copy of this verifier without the borrow of the trusted keys, once it no longer needs
+    /// them: after the signature was verified (or after a failure); `None` before that point.
+    /// A device keeps the copy across polls while the image streams in.
+    pub fn detached(&self) -> Option<Verifier<'static>> {
+        match &self.state {
+            State::Image { .. } | State::Failed(_) => Some(Verifier {
+                keys: &[],
+                target: self.target,
+                floor: self.floor,
+                max_image_len: self.max_image_len,
+                received: self.received,
+                state: self.state.clone(),
+            }),
+            State::Header { .. } | State::Signature { .. } => None,
         }
     }
 

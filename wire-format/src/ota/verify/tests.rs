@@ -583,3 +583,29 @@ fn doc_vector_and_table_match_the_code() {
         .collect();
     assert_eq!(table, code);
 }
+
+#[test]
+fn detach_only_after_the_signature_and_keeps_the_verdict() {
+    let bundle = good_bundle();
+    let keys = keys();
+    let mut v = Verifier::new(&keys, Target::Esp8266, FLOOR);
+    v.update(&bundle[..IMAGE_OFFSET - 1]).unwrap();
+    // Still needs the key for the last signature byte.
+    assert!(v.detached().is_none());
+    v.update(&bundle[IMAGE_OFFSET - 1..IMAGE_OFFSET]).unwrap();
+    let mut detached = v
+        .detached()
+        .expect("detachable once the signature verified");
+    assert!(detached.authenticated_header().is_some());
+    detached.update(&bundle[IMAGE_OFFSET..]).unwrap();
+    assert!(detached.finish().is_ok());
+
+    // A failure stays a failure.
+    let mut bad = bundle.clone();
+    bad[SIGNATURE_OFFSET] ^= 1;
+    let mut v = Verifier::new(&keys, Target::Esp8266, FLOOR);
+    let e = v.update(&bad[..IMAGE_OFFSET]).unwrap_err();
+    let mut d = v.detached().unwrap();
+    assert_eq!(d.update(&bad[IMAGE_OFFSET..]), Err(e));
+    assert_eq!(d.finish().err(), Some(e));
+}
