@@ -57,7 +57,10 @@ fn the_largest_packet_the_broker_lets_through_arrives_in_fragments() {
         .trim()
         .parse()
         .unwrap();
-    assert!(limit <= 2053, "max_packet_size {limit} exceeds what the device's TLS input takes");
+    assert!(
+        limit <= 2053,
+        "max_packet_size {limit} exceeds what the device's TLS input takes"
+    );
 
     let m = Material::of(&setup.pki, DEVICE);
     let mut s = handshake(setup.broker.port(), "localhost", &m).expect("handshake");
@@ -65,7 +68,9 @@ fn the_largest_packet_the_broker_lets_through_arrives_in_fragments() {
     mqtt_subscribe(&mut s, &m, "devices/dev1/cmd/#");
     // A PUBLISH of exactly `limit` bytes: 1 + 2 (remaining length) + 2 + topic + 2 (packet id).
     let topic = "devices/dev1/cmd/big";
-    let payload: Vec<u8> = (0..limit - 7 - topic.len()).map(|i| (i % 251) as u8).collect();
+    let payload: Vec<u8> = (0..limit - 7 - topic.len())
+        .map(|i| (i % 251) as u8)
+        .collect();
     let file = setup.pki.path().join("big.bin");
     std::fs::write(&file, &payload).unwrap();
     // The subscription is in place once SUBACK came back; publish now. The broker sends it in
