@@ -69,4 +69,6 @@ lint:
     cargo fmt --all -- --check
     rustfmt +stable --edition 2021 --check avr-slave/firmware/src/main.rs
     rustfmt +stable --edition 2021 --check esp-client/esp8266/firmware/src/bin/*.rs
+    # the ESP8266 binaries and the board layer's chip-only code, as built for the LX106
+    CARGO_TARGET_DIR=target/esp8266/clippy ESP8266_BUILD_UNIX=0 cargo +nightly clippy -q --manifest-path esp-client/esp8266/firmware/Cargo.toml --release --target esp-client/targets/xtensa-esp8266-none-elf.json -Zjson-target-spec -Zbuild-std=core --features tls -- -D warnings
     cargo clippy --workspace --all-targets -- -D warnings

@@ -46,7 +46,7 @@ mkdir -p "$OBJ"
 # link step is skipped, the real link is below.
 rust_object() {
   local bin=$1 s=$OBJ/$1.s o=$OBJ/$1.o
-  CARGO_TARGET_DIR=$OUT/cargo cargo +nightly rustc -q \
+  CARGO_TARGET_DIR=$OUT/cargo cargo +nightly rustc -q "${@:2}" \
     --manifest-path "$FW/Cargo.toml" --bin "$bin" --release \
     --target "$TARGET_SPEC" -Zjson-target-spec -Zbuild-std=core \
     -- --emit=asm="$s" -C linker=true -Z emit-stack-sizes
@@ -86,14 +86,32 @@ xtensa-lx106-elf-gcc -std=gnu11 -Wall -Werror "${SDK_INC[@]}" -fsyntax-only "$FW
 # so that a rebuild of the same commit gives the same image.
 ESP8266_BUILD_UNIX=$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || date +%s)
 export ESP8266_BUILD_UNIX
-rust_object app
+# The chip's TLS library (BearSSL + esptls + the espconn transport), when this tree has it.
+TLS_DIR=$HERE/tls
+app_features=()
+tls_link=()
+if [ -f "$TLS_DIR/build-lx106.sh" ]; then
+  bash "$TLS_DIR/build-lx106.sh" "$OUT/tls" >"$OBJ/tls-build.log" 2>&1 ||
+    die "the TLS library did not build: $(tail -20 "$OBJ/tls-build.log")"
+  mapfile -t TLS_DEFINES < <(grep -v '^\s*$' "$TLS_DIR/bearssl.flags")
+  # Same flags as the library, so sizeof(struct espconn_tls) is the library's.
+  c_object "$FW/c/tls_glue.c" tls_glue.o -DICACHE_FLASH -DESP8266 "${TLS_DEFINES[@]}" \
+    -I"$TLS_DIR/lx106" -I"$HERE/vendor/bearssl/inc" -I"$HERE/vendor/bearssl/src" -I"$TLS_DIR" \
+    -I"$SDK/include"
+  app_features=(--features tls)
+  tls_link=("$OBJ/tls_glue.o" "$OUT/tls/libesptls.a")
+else
+  echo "esp8266 build: NOTE: no TLS library in this tree ($TLS_DIR/build-lx106.sh): the image cannot connect" >&2
+fi
+rust_object app "${app_features[@]}"
 c_object "$FW/c/app_glue.c" app_glue.o "${SDK_INC[@]}"
 # Our Cache_Read_Enable_New (maps the booted slot's window) replaces libmain's.
 mkdir -p "$OBJ/sdk"
 xtensa-lx106-elf-objcopy -W Cache_Read_Enable_New "$SDK/lib/libmain.a" "$OBJ/sdk/libmain.a"
 xtensa-lx106-elf-gcc -nostdlib -T "$FW/ld/app.ld" -L "$SDK/ld" -L "$OBJ/sdk" -L "$SDK/lib" \
-  -Wl,--gc-sections -Wl,--no-warn-execstack -Wl,-Map="$OBJ/app.map" -u call_user_start1 \
-  -o "$OUT/app.elf" -Wl,--start-group "$OBJ/app.o" "$OBJ/app_glue.o" \
+  -Wl,--gc-sections -Wl,--no-warn-execstack -Wl,--no-warn-rwx-segments -Wl,-Map="$OBJ/app.map" \
+  -u call_user_start1 \
+  -o "$OUT/app.elf" -Wl,--start-group "$OBJ/app.o" "$OBJ/app_glue.o" "${tls_link[@]}" \
   -lmain -lnet80211 -lwpa -llwip -lpp -lphy -lcrypto -ldriver -lhal -lgcc \
   "$PICOLIBC/lib/libc.a" -Wl,--end-group
 

@@ -16,10 +16,12 @@ if ! DEMO_SECONDS=3 DEMO_PROFILE=debug bash esp-client/host/demo.sh "$work/demo"
 fi
 for want in \
     '=> Online' \
-    '[operator] devices/demo-device-1/status online' \
-    '[operator] devices/demo-device-1/telemetry {"seq":1,' \
-    '[operator] devices/demo-device-1/reply/set-pin {"req":"demo-1","ok":true,"pin":9,"level":1}' \
-    '[operator] devices/demo-device-1/reply/read-adc {"req":"demo-2","ok":true,"channel":2,' \
+    'demo-device-1 status online' \
+    'demo-device-1 telemetry seq=1 ' \
+    'demo-device-1 set-pin: ok pin=9 level=1' \
+    'demo-device-1 read-adc: ok channel=2 value=' \
+    'demo-device-1 reply/set-pin req=' \
+    'demo-device-1 reply/read-adc req=' \
     'stopping: saying offline and disconnecting'; do
     if ! grep -qF -- "$want" "$out"; then
         cat "$out"

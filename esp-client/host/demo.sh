@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole chain on this machine, in one command:
 #   provision a CA, a broker and a device into a fresh folder, start Mosquitto with the generated
-#   config on loopback, run the host device (the ESP8266 core over mutual TLS), show its telemetry
-#   arriving at an operator subscriber and a command round trip, and stop everything on Ctrl-C.
+#   config on loopback, run the host device (the ESP8266 core over mutual TLS), follow it with
+#   `provision watch`, send commands with `provision cmd`, and stop everything on Ctrl-C.
 #
 # Usage: esp-client/host/demo.sh [DIR]     (DIR must not exist; default: a new temp folder)
 #        DEMO_SECONDS=20 esp-client/host/demo.sh   stops by itself after 20 s (for scripts/CI)
@@ -15,7 +15,6 @@ ID=demo-device-1
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-command -v mosquitto_sub >/dev/null || die "mosquitto_sub not found (apt-get install mosquitto-clients)"
 [ -x "$MOSQUITTO" ] || die "$MOSQUITTO not found (apt-get install mosquitto)"
 
 DIR=${1:-}
@@ -64,10 +63,8 @@ BROKER=$!
 for _ in $(seq 100); do grep -q ' running' "$DIR/mosquitto.log" && break; sleep 0.1; done
 grep -q ' running' "$DIR/mosquitto.log" || { cat "$DIR/mosquitto.log"; die "mosquitto did not start"; }
 
-OP=(-h localhost -p "$PORT" --cafile "$DIR/pki/ca/ca.crt"
-    --cert "$DIR/pki/operator/operator.crt" --key "$DIR/pki/operator/operator.key")
-say "operator subscribes to devices/$ID/# (lines marked [operator])"
-setsid mosquitto_sub "${OP[@]}" -t "devices/$ID/#" -v > >(trap '' INT; exec sed -u 's/^/[operator] /') &
+say "operator: provision watch $ID (lines marked [operator])"
+setsid "$BIN/provision" --dir "$DIR/pki" watch "$ID" 2>&1 > >(trap '' INT; exec sed -u 's/^/[operator] /') &
 SUB=$!
 sleep 1  # let the subscription land before the device says anything
 
@@ -81,11 +78,11 @@ for _ in $(seq 150); do grep -q '=> Online' "$DIR/device.log" 2>/dev/null && bre
 grep -q '=> Online' "$DIR/device.log" || die "the device did not come online (see $DIR/device.log)"
 
 sleep 3
-say "command: set pin 9 (PC1) high on the AVR"
-mosquitto_pub "${OP[@]}" -q 1 -t "devices/$ID/cmd/set-pin" -m "pin=9 level=1 req=demo-1"
+say "provision cmd $ID set-pin pin=9 level=1   (PC1 high on the AVR)"
+provision cmd "$ID" set-pin pin=9 level=1
 sleep 3
-say "command: read ADC channel 2"
-mosquitto_pub "${OP[@]}" -q 1 -t "devices/$ID/cmd/read-adc" -m "channel=2 req=demo-2"
+say "provision cmd $ID read-adc channel=2"
+provision cmd "$ID" read-adc channel=2
 
 if [ -n "${DEMO_SECONDS:-}" ]; then
     sleep "$DEMO_SECONDS"

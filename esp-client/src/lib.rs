@@ -5,6 +5,7 @@
 /// The SPI master driver for the ATmega168 IO expander (docs/spi-link.md).
 pub mod avr_link;
 
+pub mod app;
 pub mod avr_io;
 pub mod backoff;
 pub mod board;
@@ -14,7 +15,6 @@ pub mod machine;
 pub mod mqtt;
 pub mod ota;
 pub mod settings;
-pub mod txqueue;
 
 #[cfg(test)]
 mod transcripts;

@@ -6,19 +6,21 @@
 use core::fmt::Write as _;
 use core::task::Poll;
 
-use embedded_io::{Error as _, Read, ReadReady};
+use embedded_io::{Error as _, Read, ReadReady, Write, WriteReady};
 use embedded_storage::nor_flash::ReadNorFlash;
-use wire_format::device_config::{ConfigError, DeviceConfig};
+use wire_format::device_config::{ConfigError, DeviceConfig, Layout};
 
+use crate::app::command::Commands;
+use crate::app::telemetry::Telemetry;
+use crate::app::{App, Ctx};
 use crate::backoff::Backoff;
-use crate::board::{
-    AvrError, AvrLink, Board, ConnectError, NetStatus, Server, TlsMaterial, Transport,
-};
+use crate::board::{Board, ConnectError, NetStatus, Server, TlsMaterial, Transport};
 use crate::clock::{self, TimeFloor};
-use crate::command::{self, Command, FmtBuf, Json};
-use crate::mqtt::{self, Connect, DecodeError, EncodeError, Packet, Publish, QoS, Subscribe, Will};
+use crate::command::FmtBuf;
+use crate::mqtt::{
+    Connect, DecodeError, EncodeError, Event, QoS, Session, SessionConfig, SessionError, Will,
+};
 use crate::settings::*;
-use crate::txqueue::TxQueue;
 
 /// The states, with what each one waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,102 +156,21 @@ pub struct Stats {
     pub oversized: u32,
 }
 
-/// A QoS 1 PUBLISH awaiting PUBACK.
-#[derive(Clone, Copy)]
-struct Inflight {
-    /// 0: free.
-    pkid: u16,
-    len: usize,
-    sent_at: u64,
-    retries: u8,
-    /// Whether the packet still has to be queued for the transport.
-    send: Pending,
-    buf: [u8; INFLIGHT_BUF],
+impl From<SessionError> for Failure {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::Protocol(e) => Failure::Protocol(e),
+            SessionError::Encode(e) => Failure::Encode(e),
+            SessionError::PingTimeout => Failure::PingTimeout,
+            SessionError::AckTimeout => Failure::AckTimeout,
+            SessionError::SendStalled => Failure::SendStalled,
+            SessionError::Unexpected => Failure::UnexpectedPacket,
+        }
+    }
 }
 
-/// What an in-flight slot still has to send.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Pending {
-    /// Queued (or written); waiting for PUBACK.
-    Nothing,
-    /// Never sent yet: queue it as soon as the transmit queue has room.
-    First,
-    /// Send again with DUP when there is room, without counting a retry (new connection, or a
-    /// retransmission that found the queue full).
-    Again,
-}
-
-const FREE: Inflight = Inflight {
-    pkid: 0,
-    len: 0,
-    sent_at: 0,
-    retries: 0,
-    send: Pending::Nothing,
-    buf: [0; INFLIGHT_BUF],
-};
-
-/// What a received packet means to the machine, copied out of the receive buffer.
-#[derive(Debug, Clone, Copy)]
-enum Incoming {
-    ConnAck {
-        code: u8,
-    },
-    PubAck {
-        pkid: u16,
-    },
-    SubAck {
-        refused: bool,
-    },
-    PingResp,
-    Command {
-        pkid: u16,
-        name: [u8; CMD_NAME_BUF],
-        name_len: usize,
-        payload: [u8; CMD_PAYLOAD_BUF],
-        payload_len: usize,
-    },
-    /// A PUBLISH we do not act on (outside `cmd/`, or a name too long); still acknowledged.
-    Other {
-        pkid: u16,
-    },
-}
-
-/// The receive side: a byte buffer with framing and oversize skipping.
-struct Rx {
-    buf: [u8; RX_BUF],
-    len: usize,
-    /// Bytes of an oversized packet still to discard.
-    skip: usize,
-}
-
-/// The device core. About 10 KiB (`RAM_BUDGET`); keep it in a `static` on the chip.
-pub struct Device {
-    settings: Settings,
-    state: State,
-    config: [u8; CONFIG_BUF],
-    /// `devices/<id>/`, filled by `LoadConfig`.
-    prefix: FmtBuf<TOPIC_BUF>,
-    telemetry_period_ms: u64,
-    rx: Rx,
-    /// Encoded packets waiting for the transport to take them.
-    tx: TxQueue<TX_BUF>,
-    /// When the transport last took bytes (or the queue was last empty).
-    tx_progress: u64,
-    inflight: [Inflight; MAX_INFLIGHT],
-    next_pkid: u16,
-    last_tx: u64,
-    ping_sent: Option<u64>,
-    next_telemetry: u64,
-    telemetry_seq: u32,
-    reboot_at: Option<u64>,
-    backoff: Backoff,
-    time: TimeFloor,
-    persisted_time: Option<u64>,
-    stats: Stats,
-}
-
-/// PUBACK's length: the room `online` keeps in the transmit queue before it reads a packet.
-const PUBACK_LEN: usize = 4;
+/// Packets handled per poll at most: a flood cannot starve the timers.
+const EVENTS_PER_POLL: usize = 8;
 /// Writes an orderly shutdown tries (without blocking) to get `offline` and DISCONNECT out.
 const SHUTDOWN_WRITES: usize = 16;
 
@@ -257,28 +178,67 @@ fn io_failure<E>(_: E) -> Failure {
     Failure::Closed
 }
 
+/// The config sector as read at boot, with where its fields lie: checked once by `LoadConfig`,
+/// then viewed in constant time (no re-parse, no CRC over 4 KiB per poll).
+struct Config {
+    blob: [u8; CONFIG_BUF],
+    layout: Option<Layout>,
+}
+
+impl Config {
+    fn get(&self) -> Option<DeviceConfig<'_>> {
+        self.layout.map(|l| l.view(&self.blob))
+    }
+}
+
+/// What one received packet asks of the lifecycle, once the session lets go of it.
+enum Step {
+    Nothing,
+    ConnAck(u8),
+    SubAck {
+        refused: bool,
+    },
+    /// A PUBLISH (already dispatched) arrived while waiting for SUBACK: the session is up.
+    EarlyPublish,
+    Unexpected,
+}
+
+/// The device core: the connection lifecycle (this module), the MQTT session
+/// ([`crate::mqtt::Session`]) and the applications ([`crate::app`]). About 10 KiB
+/// (`RAM_BUDGET`); keep it in a `static` on the chip.
+pub struct Device {
+    settings: Settings,
+    state: State,
+    config: Config,
+    /// `devices/<id>/`, filled by `LoadConfig`.
+    prefix: FmtBuf<TOPIC_BUF>,
+    session: Session,
+    telemetry: Telemetry,
+    commands: Commands,
+    backoff: Backoff,
+    time: TimeFloor,
+    persisted_time: Option<u64>,
+    stats: Stats,
+}
+
 impl Device {
     pub fn new(settings: Settings) -> Self {
         Device {
             settings,
             state: State::Boot,
-            config: [0xFF; CONFIG_BUF],
-            prefix: FmtBuf::new(),
-            telemetry_period_ms: 0,
-            rx: Rx {
-                buf: [0; RX_BUF],
-                len: 0,
-                skip: 0,
+            config: Config {
+                blob: [0xFF; CONFIG_BUF],
+                layout: None,
             },
-            tx: TxQueue::new(),
-            tx_progress: 0,
-            inflight: [FREE; MAX_INFLIGHT],
-            next_pkid: 1,
-            last_tx: 0,
-            ping_sent: None,
-            next_telemetry: 0,
-            telemetry_seq: 0,
-            reboot_at: None,
+            prefix: FmtBuf::new(),
+            session: Session::new(SessionConfig {
+                keep_alive_s: settings.keep_alive_s,
+                ping_timeout_ms: settings.ping_timeout_ms,
+                ack_timeout_ms: settings.ack_timeout_ms,
+                max_retransmits: settings.max_retransmits,
+            }),
+            telemetry: Telemetry::new(settings.adc_channels),
+            commands: Commands::new(settings.reboot_grace_ms),
             backoff: Backoff::new(settings.backoff),
             time: TimeFloor::new(settings.build_time_unix, None, 0),
             persisted_time: None,
@@ -301,10 +261,7 @@ impl Device {
 
     /// The config as loaded (only after `LoadConfig` succeeded).
     pub fn config(&self) -> Option<DeviceConfig<'_>> {
-        match self.state {
-            State::Boot | State::LoadConfig | State::ConfigInvalid(_) => None,
-            _ => DeviceConfig::parse(&self.config).ok(),
-        }
+        self.config.get()
     }
 
     /// The one place the state changes.
@@ -317,10 +274,6 @@ impl Device {
     /// A connected step failed: drop the connection and wait.
     fn fail<B: Board>(&mut self, board: &mut B, now: u64, cause: Failure) {
         board.transport().close();
-        self.rx.len = 0;
-        self.rx.skip = 0;
-        self.tx.clear();
-        self.ping_sent = None;
         let delay = self.backoff.next_delay_ms(board.random_u32());
         self.go(
             board,
@@ -332,9 +285,24 @@ impl Device {
         );
     }
 
+    fn refresh_stats(&mut self) {
+        let s = self.session.stats();
+        self.stats.retransmits = s.retransmits;
+        self.stats.oversized = s.oversized;
+        self.stats.telemetry_sent = self.telemetry.sent;
+        self.stats.telemetry_dropped = self.telemetry.dropped;
+        self.stats.commands = self.commands.count;
+    }
+
     /// One step of work. Returns when the core wants to be polled again at the latest.
     pub fn poll<B: Board>(&mut self, now: u64, board: &mut B) -> u64 {
         board.feed_watchdog();
+        let next = self.step(now, board);
+        self.refresh_stats();
+        next
+    }
+
+    fn step<B: Board>(&mut self, now: u64, board: &mut B) -> u64 {
         match self.state {
             State::Boot => {
                 let mut rec = [0u8; clock::record::LEN];
@@ -353,12 +321,9 @@ impl Device {
             }
             State::ConfigInvalid(_) => now + 1_000,
             State::NetworkUp { deadline } => {
-                let status = match DeviceConfig::parse(&self.config) {
-                    Ok(cfg) => board.network(cfg.wifi_ssid, cfg.wifi_password),
-                    Err(e) => {
-                        self.go(board, now, State::ConfigInvalid(e));
-                        return now;
-                    }
+                let status = match self.config.get() {
+                    Some(cfg) => board.network(cfg.wifi_ssid, cfg.wifi_password),
+                    None => NetStatus::Failed,
                 };
                 match status {
                     NetStatus::Up if self.time.synced() => self.start_connect(board, now),
@@ -402,20 +367,15 @@ impl Device {
                     now
                 }
             },
-            State::MqttConnect { deadline } | State::Subscribe { deadline } => {
-                if let Err(f) = self.pump(board, now) {
-                    self.fail(board, now, f);
-                    return now;
+            State::MqttConnect { .. } | State::Subscribe { .. } | State::Online => {
+                match self.connected(board, now) {
+                    Ok(next) => next,
+                    Err(f) => {
+                        self.fail(board, now, f);
+                        now
+                    }
                 }
-                self.await_ack(board, now, deadline)
             }
-            State::Online => match self.online(board, now) {
-                Ok(next) => next,
-                Err(f) => {
-                    self.fail(board, now, f);
-                    now
-                }
-            },
             State::Backoff { until, .. } => {
                 if now < until {
                     return until;
@@ -430,30 +390,28 @@ impl Device {
     fn load_config<B: Board>(&mut self, board: &mut B, now: u64) {
         let read = board
             .flash()
-            .read(self.settings.config_offset, &mut self.config);
-        let parsed = match read {
-            Ok(()) => {
-                DeviceConfig::parse(&self.config).map(|c| (c.device_id.len(), c.telemetry_period_s))
-            }
+            .read(self.settings.config_offset, &mut self.config.blob);
+        let layout = match read {
+            Ok(()) => Layout::of(&self.config.blob),
             Err(_) => Err(ConfigError::Truncated {
                 need: CONFIG_BUF,
                 have: 0,
             }),
         };
-        match parsed {
-            Ok((_, period_s)) => {
+        match layout {
+            Ok(layout) => {
+                self.config.layout = Some(layout);
+                let cfg = layout.view(&self.config.blob);
                 self.prefix.clear();
-                let id = DeviceConfig::parse(&self.config)
-                    .map(|c| c.device_id)
-                    .unwrap_or("");
                 // Cannot overflow: ids are at most 63 bytes (checked by parse).
-                let _ = write!(self.prefix, "devices/{id}/");
-                self.telemetry_period_ms = u64::from(period_s) * 1000;
-                board.log(format_args!("config: device {id}"));
+                let _ = write!(self.prefix, "devices/{}/", cfg.device_id);
+                self.telemetry.period_ms = u64::from(cfg.telemetry_period_s) * 1000;
+                board.log(format_args!("config: device {}", cfg.device_id));
                 let deadline = now + self.settings.network_timeout_ms;
                 self.go(board, now, State::NetworkUp { deadline });
             }
             Err(e) => {
+                self.config.layout = None;
                 board.log(format_args!("config error: {e}"));
                 self.go(board, now, State::ConfigInvalid(e));
             }
@@ -482,67 +440,9 @@ impl Device {
         }
     }
 
-    fn topic<'t>(&self, out: &'t mut FmtBuf<TOPIC_BUF>, suffix: &str) -> Result<&'t str, Failure> {
-        out.clear();
-        write!(out, "{}{suffix}", self.prefix.as_str())
-            .map_err(|_| Failure::Encode(EncodeError::BadTopic))?;
-        Ok(out.as_str())
-    }
-
-    /// Offers the transmit queue to the transport. Fails when it took nothing of a waiting
-    /// packet for `ping_timeout_ms` (a peer that stopped reading).
-    fn pump<B: Board>(&mut self, board: &mut B, now: u64) -> Result<(), Failure> {
-        if self.tx.is_empty() {
-            self.tx_progress = now;
-            return Ok(());
-        }
-        let n = self
-            .tx
-            .write_to(board.transport())
-            .map_err(|_| Failure::Closed)?;
-        if n > 0 || self.tx.is_empty() {
-            self.tx_progress = now;
-        } else if now >= self.tx_progress + self.settings.ping_timeout_ms {
-            return Err(Failure::SendStalled);
-        }
-        Ok(())
-    }
-
-    /// Queues one packet (encoded by `emit`) and offers it to the transport. `Ok(false)`: no
-    /// room in the queue now.
-    fn send<B: Board>(
-        &mut self,
-        board: &mut B,
-        now: u64,
-        emit: impl FnOnce(&mut [u8]) -> Result<usize, EncodeError>,
-    ) -> Result<bool, Failure> {
-        if self.tx.is_empty() {
-            self.tx_progress = now;
-        }
-        if !self.tx.push_with(emit).map_err(Failure::Encode)? {
-            return Ok(false);
-        }
-        self.last_tx = now;
-        self.pump(board, now)?;
-        Ok(true)
-    }
-
-    /// A packet the protocol cannot go on without (CONNECT, SUBSCRIBE): no room is a failure.
-    fn send_now<B: Board>(
-        &mut self,
-        board: &mut B,
-        now: u64,
-        emit: impl FnOnce(&mut [u8]) -> Result<usize, EncodeError>,
-    ) -> Result<(), Failure> {
-        match self.send(board, now, emit)? {
-            true => Ok(()),
-            false => Err(Failure::SendStalled),
-        }
-    }
-
     /// The server and TLS material from the config, with the floor at `now`.
     fn endpoint(&self, now: u64) -> Result<(Server<'_>, TlsMaterial<'_>), Failure> {
-        let cfg = DeviceConfig::parse(&self.config).map_err(|_| Failure::NetworkFailed)?;
+        let cfg = self.config.get().ok_or(Failure::NetworkFailed)?;
         let tls = TlsMaterial {
             ca_der: cfg.ca_cert_der,
             client_cert_der: cfg.client_cert_der,
@@ -574,7 +474,7 @@ impl Device {
         }
     }
 
-    /// Polls the handshake; once done, sends CONNECT with the retained Last Will and enters
+    /// Polls the handshake; once done, queues CONNECT with the retained Last Will and enters
     /// `MqttConnect`. `Ok(false)`: still in progress.
     fn poll_connect<B: Board>(&mut self, board: &mut B, now: u64) -> Result<bool, Failure> {
         let (server, tls) = self.endpoint(now)?;
@@ -582,539 +482,254 @@ impl Device {
             Poll::Pending => return Ok(false),
             Poll::Ready(r) => r.map_err(Failure::Connect)?,
         }
-        self.rx.len = 0;
-        self.rx.skip = 0;
-        self.tx.clear();
-        let cfg = DeviceConfig::parse(&self.config).map_err(|_| Failure::NetworkFailed)?;
-        let mut will_topic = FmtBuf::new();
-        let will = Will {
-            topic: self.topic(&mut will_topic, "status")?,
-            payload: b"offline",
-            qos: QoS::AtLeastOnce,
-            retain: true,
-        };
+        let cfg = self.config.get().ok_or(Failure::NetworkFailed)?;
+        let mut will_topic = FmtBuf::<TOPIC_BUF>::new();
+        write!(will_topic, "{}status", self.prefix.as_str())
+            .map_err(|_| Failure::Encode(EncodeError::BadTopic))?;
         let connect = Connect {
             client_id: cfg.device_id,
             keep_alive_s: self.settings.keep_alive_s,
             clean_session: true,
-            will: Some(will),
+            will: Some(Will {
+                topic: will_topic.as_str(),
+                payload: b"offline",
+                qos: QoS::AtLeastOnce,
+                retain: true,
+            }),
         };
-        self.stats.connects += 1;
-        if self.tx.is_empty() {
-            self.tx_progress = now;
-        }
-        self.tx
-            .push_with(|b| connect.emit(b))
+        self.session
+            .connect(now, &connect)
             .map_err(Failure::Encode)?;
-        self.last_tx = now;
-        self.pump(board, now)?;
+        self.stats.connects += 1;
+        self.transmit(board, now)?;
         let deadline = now + self.settings.connack_timeout_ms;
         self.go(board, now, State::MqttConnect { deadline });
         Ok(true)
     }
 
-    /// `MqttConnect` and `Subscribe`: wait for the one ack that moves on.
-    fn await_ack<B: Board>(&mut self, board: &mut B, now: u64, deadline: u64) -> u64 {
+    /// Offers the session's waiting bytes to the transport, as far as it takes them now.
+    fn transmit<B: Board>(&mut self, board: &mut B, now: u64) -> Result<(), Failure> {
+        let t = board.transport();
         loop {
-            let packet = match self.receive(board) {
-                Ok(Some(p)) => p,
-                Ok(None) => break,
-                Err(f) => {
-                    self.fail(board, now, f);
-                    return now;
-                }
-            };
-            let step = match (self.state, packet) {
-                (State::MqttConnect { .. }, Incoming::ConnAck { code: 0 }) => {
-                    self.subscribe(board, now)
-                }
-                (State::MqttConnect { .. }, Incoming::ConnAck { code }) => {
-                    Err(Failure::Refused(code))
-                }
-                (State::Subscribe { .. }, Incoming::SubAck { refused: true, .. }) => {
-                    Err(Failure::SubscribeRefused)
-                }
-                (State::Subscribe { .. }, Incoming::SubAck { .. }) => self.enter_online(board, now),
-                // A retained command can arrive right behind the SUBACK: serve it online.
-                (State::Subscribe { .. }, Incoming::Command { .. } | Incoming::Other { .. }) => {
-                    self.enter_online(board, now)
-                        .and_then(|()| self.handle(board, now, packet))
-                }
-                (_, other) => {
-                    board.log(format_args!("unexpected {other:?} while connecting"));
-                    Err(Failure::UnexpectedPacket)
-                }
-            };
-            if let Err(f) = step {
-                self.fail(board, now, f);
-                return now;
+            let pending = self.session.tx_pending();
+            if pending.is_empty() || !t.write_ready().map_err(io_failure)? {
+                return Ok(());
             }
-            if matches!(self.state, State::Online) {
-                return now;
+            let n = match t.write(pending) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == embedded_io::ErrorKind::Interrupted => return Ok(()),
+                Err(_) => return Err(Failure::Closed),
+            };
+            self.session.tx_written(now, n);
+        }
+    }
+
+    /// Reads what the transport has into the session's receive buffer. `Ok(true)`: got bytes.
+    fn receive<B: Board>(&mut self, board: &mut B) -> Result<bool, Failure> {
+        let t = board.transport();
+        if !t.read_ready().map_err(io_failure)? {
+            return Ok(false);
+        }
+        let buf = self.session.rx_buffer();
+        if buf.is_empty() {
+            return Ok(false);
+        }
+        match t.read(buf) {
+            Ok(0) => Err(Failure::Closed),
+            Ok(n) => {
+                self.session.rx_filled(n);
+                Ok(true)
+            }
+            Err(e) if e.kind() == embedded_io::ErrorKind::Interrupted => Ok(false),
+            Err(_) => Err(Failure::Closed),
+        }
+    }
+
+    /// `MqttConnect`, `Subscribe` and `Online`: move bytes, handle packets, run the timers.
+    fn connected<B: Board>(&mut self, board: &mut B, now: u64) -> Result<u64, Failure> {
+        self.transmit(board, now)?;
+        let mut handled = 0;
+        while handled < EVENTS_PER_POLL {
+            let got = self.receive(board)?;
+            match self.next_step(board, now)? {
+                None if got => continue,
+                None => break,
+                Some(step) => {
+                    handled += 1;
+                    self.on_step(board, now, step)?;
+                    // Acks and answers go out before the next packet is read.
+                    if matches!(self.state, State::Boot) {
+                        break;
+                    }
+                    self.transmit(board, now)?;
+                }
             }
         }
-        let (timeout, failure) = match self.state {
-            State::MqttConnect { .. } => (deadline, Failure::ConnAckTimeout),
-            _ => (deadline, Failure::SubAckTimeout),
+        let next = match self.state {
+            State::MqttConnect { deadline } if now >= deadline => {
+                return Err(Failure::ConnAckTimeout)
+            }
+            State::Subscribe { deadline } if now >= deadline => return Err(Failure::SubAckTimeout),
+            State::MqttConnect { deadline } | State::Subscribe { deadline } => deadline,
+            State::Online => self.online(board, now)?,
+            // A step above rebooted the device.
+            _ => return Ok(now),
         };
-        if now >= timeout {
-            self.fail(board, now, failure);
-            return now;
+        self.transmit(board, now)?;
+        Ok(next.min(now + self.settings.idle_poll_ms))
+    }
+
+    /// Takes the next packet from the session; a PUBLISH is dispatched to its application
+    /// here, while it still borrows the receive buffer.
+    fn next_step<B: Board>(&mut self, board: &mut B, now: u64) -> Result<Option<Step>, Failure> {
+        let Some((event, out)) = self.session.next_event(now)? else {
+            return Ok(None);
+        };
+        let step = match event {
+            Event::ConnAck { code, .. } => match self.state {
+                State::MqttConnect { .. } => Step::ConnAck(code),
+                _ => Step::Unexpected,
+            },
+            Event::SubAck { refused, .. } => match self.state {
+                State::Subscribe { .. } => Step::SubAck { refused },
+                _ => Step::Nothing,
+            },
+            Event::Oversized { len } => {
+                board.log(format_args!(
+                    "{}",
+                    DecodeError::TooLarge { len, max: RX_BUF }
+                ));
+                Step::Nothing
+            }
+            Event::Publish(msg) => {
+                let early = matches!(self.state, State::Subscribe { .. });
+                let mut ctx = Ctx {
+                    board,
+                    out,
+                    prefix: self.prefix.as_str(),
+                    now,
+                };
+                let suffix = msg.topic.strip_prefix(ctx.prefix).unwrap_or("");
+                if let Some(rest) = suffix.strip_prefix(Commands::PREFIX) {
+                    self.commands.on_publish(&mut ctx, rest, &msg)?;
+                }
+                if early {
+                    Step::EarlyPublish
+                } else {
+                    Step::Nothing
+                }
+            }
+        };
+        Ok(Some(step))
+    }
+
+    fn on_step<B: Board>(&mut self, board: &mut B, now: u64, step: Step) -> Result<(), Failure> {
+        match step {
+            Step::Nothing => Ok(()),
+            Step::ConnAck(0) => self.subscribe(board, now),
+            Step::ConnAck(code) => Err(Failure::Refused(code)),
+            Step::SubAck { refused: true } => Err(Failure::SubscribeRefused),
+            Step::SubAck { .. } | Step::EarlyPublish => {
+                self.enter_online(board, now);
+                Ok(())
+            }
+            Step::Unexpected => Err(Failure::UnexpectedPacket),
         }
-        timeout.min(now + self.settings.idle_poll_ms)
     }
 
     fn subscribe<B: Board>(&mut self, board: &mut B, now: u64) -> Result<(), Failure> {
-        let mut filter = FmtBuf::new();
-        let filters = [(self.topic(&mut filter, "cmd/#")?, QoS::AtLeastOnce)];
-        let pkid = self.alloc_pkid();
-        let sub = Subscribe {
-            pkid,
-            filters: &filters,
-        };
-        self.send_now(board, now, |b| sub.emit(b))?;
+        let mut filter = FmtBuf::<TOPIC_BUF>::new();
+        let app_filter = Commands::FILTER.unwrap_or("cmd/#");
+        write!(filter, "{}{app_filter}", self.prefix.as_str())
+            .map_err(|_| Failure::Encode(EncodeError::BadTopic))?;
+        let filters = [(filter.as_str(), QoS::AtLeastOnce)];
+        self.session
+            .subscribe(now, &filters)
+            .map_err(Failure::Encode)?
+            .ok_or(Failure::SendStalled)?;
+        self.transmit(board, now)?;
         let deadline = now + self.settings.suback_timeout_ms;
         self.go(board, now, State::Subscribe { deadline });
         Ok(())
     }
 
-    fn enter_online<B: Board>(&mut self, board: &mut B, now: u64) -> Result<(), Failure> {
+    fn enter_online<B: Board>(&mut self, board: &mut B, now: u64) {
         self.go(board, now, State::Online);
         self.backoff.reset();
-        self.ping_sent = None;
-        self.next_telemetry = now;
-        // Unacknowledged publishes from the last connection go out again (as DUP).
-        for slot in self.inflight.iter_mut().filter(|s| s.pkid != 0) {
-            if slot.send == Pending::Nothing {
-                slot.send = Pending::Again;
-            }
-            slot.retries = 0;
-        }
-        self.publish(board, now, "status", b"online", true)?;
-        Ok(())
-    }
-
-    /// Queues every in-flight publish that is due, in slot order, as far as the queue has room.
-    fn send_inflight<B: Board>(&mut self, board: &mut B, now: u64) -> Result<(), Failure> {
-        for i in 0..MAX_INFLIGHT {
-            let s = &mut self.inflight[i];
-            if s.pkid == 0 || s.send == Pending::Nothing {
-                continue;
-            }
-            if s.send == Pending::Again {
-                Publish::set_dup(&mut s.buf[..s.len]);
-            }
-            if self.tx.is_empty() {
-                self.tx_progress = now;
-            }
-            if !self.tx.push(&s.buf[..s.len]) {
-                break;
-            }
-            if s.send == Pending::Again {
-                self.stats.retransmits += 1;
-            }
-            s.send = Pending::Nothing;
-            s.sent_at = now;
-            self.last_tx = now;
-        }
-        self.pump(board, now)
-    }
-
-    fn alloc_pkid(&mut self) -> u16 {
-        loop {
-            let id = self.next_pkid;
-            self.next_pkid = self.next_pkid.wrapping_add(1).max(1);
-            if !self.inflight.iter().any(|s| s.pkid == id) {
-                return id;
-            }
-        }
-    }
-
-    /// QoS 1 PUBLISH to `devices/<id>/<suffix>`, kept for retransmission. `Ok(false)` if every
-    /// in-flight slot is busy (the caller decides whether that matters).
-    fn publish<B: Board>(
-        &mut self,
-        board: &mut B,
-        now: u64,
-        suffix: &str,
-        payload: &[u8],
-        retain: bool,
-    ) -> Result<bool, Failure> {
-        let Some(slot) = self.inflight.iter().position(|s| s.pkid == 0) else {
-            return Ok(false);
+        // Unacknowledged publishes from the last connection go out again (as DUP), first.
+        self.session.resume(now);
+        self.telemetry.on_online(now);
+        self.commands.on_online(now);
+        let mut ctx = Ctx {
+            board,
+            out: self.session.sender(),
+            prefix: self.prefix.as_str(),
+            now,
         };
-        let pkid = self.alloc_pkid();
-        let mut topic = FmtBuf::new();
-        let topic = self.topic(&mut topic, suffix)?;
-        let p = Publish {
-            topic,
-            payload,
-            qos: QoS::AtLeastOnce,
-            retain,
-            dup: false,
-            pkid,
-        };
-        let s = &mut self.inflight[slot];
-        s.len = p.emit(&mut s.buf).map_err(Failure::Encode)?;
-        s.pkid = pkid;
-        s.sent_at = now;
-        s.retries = 0;
-        s.send = Pending::First;
-        self.send_inflight(board, now)?;
-        Ok(true)
-    }
-
-    /// Reads whatever the transport has and returns the next whole packet, if any.
-    fn receive<B: Board>(&mut self, board: &mut B) -> Result<Option<Incoming>, Failure> {
-        loop {
-            if self.rx.skip == 0 {
-                if let Some(p) = self.take_frame(board)? {
-                    return Ok(Some(p));
-                }
-            }
-            let t = board.transport();
-            if !t.read_ready().map_err(io_failure)? {
-                return Ok(None);
-            }
-            let rx = &mut self.rx;
-            if rx.skip > 0 {
-                let mut scratch = [0u8; 64];
-                let want = rx.skip.min(scratch.len());
-                let n = match t.read(&mut scratch[..want]) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == embedded_io::ErrorKind::Interrupted => return Ok(None),
-                    Err(_) => return Err(Failure::Closed),
-                };
-                if n == 0 {
-                    return Err(Failure::Closed);
-                }
-                rx.skip -= n;
-                continue;
-            }
-            let n = match t.read(&mut rx.buf[rx.len..]) {
-                Ok(n) => n,
-                Err(e) if e.kind() == embedded_io::ErrorKind::Interrupted => return Ok(None),
-                Err(_) => return Err(Failure::Closed),
-            };
-            if n == 0 {
-                return Err(Failure::Closed);
-            }
-            rx.len += n;
+        if let Ok(crate::mqtt::Sent::Busy) | Err(_) =
+            ctx.publish("status", b"online", QoS::AtLeastOnce, true)
+        {
+            ctx.board
+                .log(format_args!("status online not sent: the queue is full"));
         }
     }
 
-    /// Cuts one packet off the front of the receive buffer.
-    fn take_frame<B: Board>(&mut self, board: &mut B) -> Result<Option<Incoming>, Failure> {
-        let rx = &mut self.rx;
-        let Some((_, total)) = mqtt::frame_len(&rx.buf[..rx.len]).map_err(Failure::Protocol)?
-        else {
-            return Ok(None);
-        };
-        if total > RX_BUF {
-            // Too big to ever hold: drop it and carry on, rather than lose the connection to
-            // one oversized (possibly retained) message.
-            board.log(format_args!(
-                "{}",
-                DecodeError::TooLarge {
-                    len: total,
-                    max: RX_BUF
-                }
-            ));
-            self.stats.oversized += 1;
-            rx.skip = total - rx.len;
-            rx.len = 0;
-            return Ok(None);
-        }
-        if rx.len < total {
-            return Ok(None);
-        }
-        let incoming = match Packet::parse(&rx.buf[..total]).map_err(Failure::Protocol)? {
-            Packet::ConnAck { code, .. } => Incoming::ConnAck { code },
-            Packet::PubAck { pkid } => Incoming::PubAck { pkid },
-            Packet::SubAck { pkid, codes, count } => {
-                let _ = pkid; // one SUBSCRIBE in flight at a time
-                Incoming::SubAck {
-                    refused: codes[..count].contains(&mqtt::consts::SUBACK_FAILURE),
-                }
-            }
-            Packet::PingResp => Incoming::PingResp,
-            Packet::Publish(p) => {
-                let cmd = p
-                    .topic
-                    .strip_prefix(self.prefix.as_str())
-                    .and_then(|t| t.strip_prefix("cmd/"));
-                match cmd {
-                    // A payload too long to keep still gets a reply (an error) by name.
-                    Some(name) if name.len() <= CMD_NAME_BUF => {
-                        let kept = p.payload.len().min(CMD_PAYLOAD_BUF);
-                        let mut c = Incoming::Command {
-                            pkid: p.pkid,
-                            name: [0; CMD_NAME_BUF],
-                            name_len: name.len(),
-                            payload: [0; CMD_PAYLOAD_BUF],
-                            payload_len: p.payload.len(),
-                        };
-                        if let Incoming::Command {
-                            name: n,
-                            payload: pl,
-                            ..
-                        } = &mut c
-                        {
-                            n[..name.len()].copy_from_slice(name.as_bytes());
-                            pl[..kept].copy_from_slice(&p.payload[..kept]);
-                        }
-                        c
-                    }
-                    _ => Incoming::Other { pkid: p.pkid },
-                }
-            }
-        };
-        rx.buf.copy_within(total..rx.len, 0);
-        rx.len -= total;
-        Ok(Some(incoming))
-    }
-
-    /// One poll while online.
+    /// One poll while online: the session's timers, then each application's.
     fn online<B: Board>(&mut self, board: &mut B, now: u64) -> Result<u64, Failure> {
-        self.pump(board, now)?;
-        // Bounded: a flood of packets cannot starve the timers below. A packet is taken only
-        // while its acknowledgement fits the transmit queue (back-pressure to the broker).
-        for _ in 0..8 {
-            if self.tx.free() < PUBACK_LEN {
-                break;
-            }
-            match self.receive(board)? {
-                Some(packet) => self.handle(board, now, packet)?,
-                None => break,
-            }
+        let mut next = self.session.poll(now)?;
+        if self
+            .commands
+            .reboot_due(now, self.session.sender().all_acked())
+        {
+            self.reboot(board, now);
+            return Ok(now);
         }
-        if let Some(at) = self.reboot_at {
-            let replied = self.inflight.iter().all(|s| s.pkid == 0);
-            if replied || now >= at {
-                self.reboot(board, now)?;
-                return Ok(now);
-            }
-        }
-        if now >= self.next_telemetry {
-            self.telemetry(board, now)?;
-            self.next_telemetry = now + self.telemetry_period_ms;
-            // The floor keeps moving while the device runs: persist it (at most hourly), so a
-            // reboot without a time source starts from recent time, not from the last sync.
-            self.persist_time(board, now);
-        }
-        for s in self.inflight.iter_mut() {
-            if s.pkid == 0
-                || s.send != Pending::Nothing
-                || now < s.sent_at + self.settings.ack_timeout_ms
-            {
-                continue;
-            }
-            if s.retries >= self.settings.max_retransmits {
-                return Err(Failure::AckTimeout);
-            }
-            s.retries += 1;
-            s.send = Pending::Again;
-        }
-        self.send_inflight(board, now)?;
-        match self.ping_sent {
-            Some(at) if now >= at + self.settings.ping_timeout_ms => {
-                return Err(Failure::PingTimeout)
-            }
-            Some(_) => {}
-            None => {
-                let idle = now >= self.last_tx + u64::from(self.settings.keep_alive_s) * 1000;
-                if idle && self.send(board, now, mqtt::emit_pingreq)? {
-                    self.ping_sent = Some(now);
-                }
-            }
-        }
-        Ok(self.next_telemetry.min(now + self.settings.idle_poll_ms))
-    }
-
-    fn handle<B: Board>(
-        &mut self,
-        board: &mut B,
-        now: u64,
-        packet: Incoming,
-    ) -> Result<(), Failure> {
-        match packet {
-            Incoming::PubAck { pkid } => {
-                for s in self.inflight.iter_mut().filter(|s| s.pkid == pkid) {
-                    s.pkid = 0;
-                }
-            }
-            Incoming::PingResp => self.ping_sent = None,
-            Incoming::Other { pkid } => self.ack(board, now, pkid)?,
-            Incoming::Command {
-                pkid,
-                name,
-                name_len,
-                payload,
-                payload_len,
-            } => {
-                self.ack(board, now, pkid)?;
-                self.stats.commands += 1;
-                let name = core::str::from_utf8(&name[..name_len]).unwrap_or("?");
-                let kept = payload_len.min(CMD_PAYLOAD_BUF);
-                self.command(board, now, name, &payload[..kept], payload_len)?;
-            }
-            other => board.log(format_args!("ignoring {other:?} while online")),
-        }
-        Ok(())
-    }
-
-    fn ack<B: Board>(&mut self, board: &mut B, now: u64, pkid: u16) -> Result<(), Failure> {
-        if pkid != 0 {
-            // `online` reads a packet only while the queue has room for this.
-            self.send_now(board, now, |b| mqtt::emit_puback(pkid, b))?;
-        }
-        Ok(())
-    }
-
-    /// Runs a command and publishes its reply on `reply/<name>`.
-    fn command<B: Board>(
-        &mut self,
-        board: &mut B,
-        now: u64,
-        name: &str,
-        payload: &[u8],
-        payload_len: usize,
-    ) -> Result<(), Failure> {
-        let mut reply = FmtBuf::<PAYLOAD_BUF>::new();
-        let _ = reply.write_str("{");
-        if let Some(req) = command::request_id(payload) {
-            let _ = write!(reply, "\"req\":\"{req}\",");
-        }
-        let parsed = if payload_len > payload.len() {
-            Err(command::CommandError::TooLong {
-                len: payload_len,
-                max: CMD_PAYLOAD_BUF,
-            })
-        } else {
-            command::parse(name, payload)
+        let mut ctx = Ctx {
+            board,
+            out: self.session.sender(),
+            prefix: self.prefix.as_str(),
+            now,
         };
-        let result: Result<(), AvrError> = match parsed {
-            Ok(Command::SetPin { pin, high }) => board.avr().set_pin(pin, high).map(|()| {
-                let _ = write!(
-                    reply,
-                    "\"ok\":true,\"pin\":{pin},\"level\":{}",
-                    u8::from(high)
-                );
-            }),
-            Ok(Command::ReadAdc { channel }) => board.avr().read_adc(channel).map(|v| {
-                let _ = write!(reply, "\"ok\":true,\"channel\":{channel},\"value\":{v}");
-            }),
-            Ok(Command::Reboot) => {
-                let _ = write!(reply, "\"ok\":true,\"rebooting\":true");
-                self.reboot_at = Some(now + self.settings.reboot_grace_ms);
-                Ok(())
-            }
-            Err(e) => {
-                let mut msg = FmtBuf::<96>::new();
-                let _ = write!(msg, "{e}");
-                let _ = write!(reply, "\"ok\":false,\"error\":{}", Json(msg.as_str()));
-                Ok(())
-            }
-        };
-        if let Err(e) = result {
-            let mut msg = FmtBuf::<96>::new();
-            let _ = write!(msg, "{e}");
-            let _ = write!(reply, "\"ok\":false,\"error\":{}", Json(msg.as_str()));
-        }
-        let _ = reply.write_str("}");
-        board.log(format_args!("cmd/{name} -> {}", reply.as_str()));
-        let mut suffix = FmtBuf::<{ 6 + CMD_NAME_BUF }>::new();
-        let _ = write!(suffix, "reply/{name}");
-        if !self.publish(board, now, suffix.as_str(), reply.as_bytes(), false)? {
-            board.log(format_args!(
-                "reply to cmd/{name} dropped: every in-flight slot is busy"
-            ));
-        }
-        Ok(())
-    }
-
-    /// Publishes one telemetry sample: port levels and ADC channels from the AVR.
-    fn telemetry<B: Board>(&mut self, board: &mut B, now: u64) -> Result<(), Failure> {
-        self.telemetry_seq += 1;
-        let mut out = FmtBuf::<PAYLOAD_BUF>::new();
-        let _ = write!(
-            out,
-            "{{\"seq\":{},\"uptime_s\":{}",
-            self.telemetry_seq,
-            now / 1000
-        );
-        let mark = out.len();
-        let sample = (|| -> Result<(), AvrError> {
-            let [b, c, d] = board.avr().read_ports()?;
-            let _ = write!(
-                out,
-                ",\"ports\":{{\"b\":{b},\"c\":{c},\"d\":{d}}},\"adc\":["
-            );
-            for ch in 0..self.settings.adc_channels {
-                let v = board.avr().read_adc(ch)?;
-                let _ = write!(out, "{}{v}", if ch == 0 { "" } else { "," });
-            }
-            let _ = out.write_str("]");
-            Ok(())
-        })();
-        if let Err(e) = sample {
-            // An error halfway (say the third ADC channel) would leave `"adc":[1,2` open.
-            out.truncate(mark);
-            let mut msg = FmtBuf::<96>::new();
-            let _ = write!(msg, "{e}");
-            let _ = write!(out, ",\"avr_error\":{}", Json(msg.as_str()));
-        }
-        let s = self.stats;
-        let _ = write!(
-            out,
-            ",\"dropped\":{},\"retransmits\":{}}}",
-            s.telemetry_dropped, s.retransmits
-        );
-        if self.publish(board, now, "telemetry", out.as_bytes(), false)? {
-            self.stats.telemetry_sent += 1;
-        } else {
-            self.stats.telemetry_dropped += 1;
-        }
-        Ok(())
+        next = next.min(self.telemetry.poll(&mut ctx)?);
+        next = next.min(self.commands.poll(&mut ctx)?);
+        // The floor keeps moving while the device runs: persist it (at most hourly), so a
+        // reboot without a time source starts from recent time, not from the last sync.
+        self.persist_time(board, now);
+        Ok(next)
     }
 
     /// Reboot command: say goodbye, then reset. On the host the board returns and the core
     /// starts again from `Boot`.
-    fn reboot<B: Board>(&mut self, board: &mut B, now: u64) -> Result<(), Failure> {
+    fn reboot<B: Board>(&mut self, board: &mut B, now: u64) {
         self.shutdown(board, now);
         board.log(format_args!("rebooting on command"));
         board.reset();
         self.go(board, now, State::Boot);
         let settings = self.settings;
         *self = Device::new(settings);
-        Ok(())
     }
 
     /// Orderly stop (reboot command, Ctrl-C on the host): if connected, publish the retained
     /// "offline" ourselves (a clean DISCONNECT suppresses the Will), send DISCONNECT, close.
     pub fn shutdown<B: Board>(&mut self, board: &mut B, now: u64) {
         if matches!(self.state, State::Online | State::Subscribe { .. }) {
-            let mut topic = FmtBuf::new();
-            if let Ok(topic) = self.topic(&mut topic, "status") {
-                let p = Publish {
-                    topic,
-                    payload: b"offline",
-                    qos: QoS::AtMostOnce,
-                    retain: true,
-                    dup: false,
-                    pkid: 0,
-                };
-                let _ = self.send(board, now, |b| p.emit(b));
-            }
+            let mut ctx = Ctx {
+                board: &mut *board,
+                out: self.session.sender(),
+                prefix: self.prefix.as_str(),
+                now,
+            };
+            let _ = ctx.publish("status", b"offline", QoS::AtMostOnce, true);
         }
         if matches!(
             self.state,
             State::Online | State::Subscribe { .. } | State::MqttConnect { .. }
         ) {
-            let _ = self.send(board, now, mqtt::emit_disconnect);
+            self.session.disconnect(now);
             // Best effort without blocking: whatever the transport takes right now.
             for _ in 0..SHUTDOWN_WRITES {
-                if self.tx.is_empty() || self.tx.write_to(board.transport()).is_err() {
+                if self.session.tx_pending().is_empty() || self.transmit(board, now).is_err() {
                     break;
                 }
             }

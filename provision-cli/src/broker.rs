@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, Transaction, BROKER_SECRET, PUBLIC, SECRET};
 use crate::layout::Layout;
-use crate::pki::{Leaf, OPERATOR_CN};
-use crate::registry::{BrokerRecord, Registry};
+use crate::pki::Leaf;
+use crate::registry::{BrokerRecord, Platform, Registry};
 use crate::store::Store;
 
 /// TLS 1.2 suites the broker offers: forward secrecy (ECDHE) and AEAD only, ECDSA because our
@@ -17,6 +17,11 @@ use crate::store::Store;
 pub const CIPHERS: &str =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305";
 
+/// Largest MQTT packet (header, topic and payload) the broker accepts from anyone: the device's
+/// receive buffer (`esp-client`'s `RX_BUF`). Whatever the broker takes in, it may pass on to a
+/// device, so nothing bigger gets in; this also bounds every retained message.
+pub const MAX_PACKET_SIZE: u32 = 2048;
+
 pub struct BrokerOptions {
     pub hosts: Vec<String>,
     pub ips: Vec<IpAddr>,
@@ -24,9 +29,28 @@ pub struct BrokerOptions {
     pub bind: Option<String>,
     pub install_dir: Option<PathBuf>,
     pub days: u32,
+    pub platform: Platform,
+    /// `max_packet_size`; at least [`MAX_PACKET_SIZE`] (None: exactly that).
+    pub max_packet_size: Option<u32>,
+    /// The broker's existing main config to check our drop-in against (Debian; default
+    /// [`DEBIAN_MAIN_CONF`] when it exists on this machine).
+    pub existing_config: Option<PathBuf>,
 }
 
-pub fn configure(dir: &Path, opts: &BrokerOptions) -> Result<BrokerRecord> {
+/// Debian's main Mosquitto config, which includes `conf.d/`.
+pub const DEBIAN_MAIN_CONF: &str = "/etc/mosquitto/mosquitto.conf";
+/// Where `--platform openwrt|debian` expects the files by default.
+pub const SYSTEM_INSTALL_DIR: &str = "/etc/mosquitto/provision";
+
+/// What `provision broker` did.
+pub struct BrokerReport {
+    pub record: BrokerRecord,
+    /// The existing config that was checked (Debian), and what our drop-in would change there.
+    pub checked: Option<PathBuf>,
+    pub warnings: Vec<String>,
+}
+
+pub fn configure(dir: &Path, opts: &BrokerOptions) -> Result<BrokerReport> {
     if opts.hosts.is_empty() {
         return Err(Error::InvalidInput(
             "at least one --host is required".into(),
@@ -45,6 +69,36 @@ pub fn configure(dir: &Path, opts: &BrokerOptions) -> Result<BrokerRecord> {
             )));
         }
     }
+    let max_packet_size = opts.max_packet_size.unwrap_or(MAX_PACKET_SIZE);
+    if !(MAX_PACKET_SIZE..=268_435_455).contains(&max_packet_size) {
+        return Err(Error::InvalidInput(format!(
+            "--max-packet-size {max_packet_size} must be between {MAX_PACKET_SIZE} (what a device \
+             receives; OTA chunks fill it) and 268435455 (MQTT's largest packet)"
+        )));
+    }
+    // Checked before anything is written; the findings are warnings (the user fixes the other
+    // files), an unreadable config is an error.
+    let checked = match (&opts.existing_config, opts.platform) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Platform::Debian) if Path::new(DEBIAN_MAIN_CONF).is_file() => {
+            Some(PathBuf::from(DEBIAN_MAIN_CONF))
+        }
+        (None, _) => None,
+    };
+    let warnings = match &checked {
+        Some(p) => crate::mosquitto_conf::coexistence_warnings(
+            p,
+            opts.port,
+            &[
+                "max_packet_size",
+                "message_size_limit",
+                "max_inflight_messages",
+                "max_queued_messages",
+                "max_queued_bytes",
+            ],
+        )?,
+        None => Vec::new(),
+    };
     let store = Store::open(dir)?;
     let mut registry = store.registry()?;
     let ca = store.ca(&registry)?;
@@ -56,6 +110,7 @@ pub fn configure(dir: &Path, opts: &BrokerOptions) -> Result<BrokerRecord> {
             )))
         }
         Some(d) => d.clone(),
+        None if opts.platform != Platform::Plain => PathBuf::from(SYSTEM_INSTALL_DIR),
         None => std::path::absolute(store.layout.broker_dir())
             .context(|| "resolving the broker folder".to_string())?,
     };
@@ -74,6 +129,8 @@ pub fn configure(dir: &Path, opts: &BrokerOptions) -> Result<BrokerRecord> {
         port: opts.port,
         bind: opts.bind.clone(),
         install_dir,
+        platform: opts.platform,
+        max_packet_size,
         cert: issued.record,
     };
     registry.broker = Some(record.clone());
@@ -105,7 +162,11 @@ pub fn configure(dir: &Path, opts: &BrokerOptions) -> Result<BrokerRecord> {
     )?;
     store.stage_registry(&mut tx, &registry)?;
     tx.commit()?;
-    Ok(record)
+    Ok(BrokerReport {
+        record,
+        checked,
+        warnings,
+    })
 }
 
 fn validate_host(h: &str) -> Result<()> {
@@ -159,24 +220,27 @@ fn check_config_path(p: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The hardened broker configuration.
+/// QoS 1/2 messages the broker sends a client before it must wait for acknowledgements
+/// (Mosquitto's default, stated): on a LAN, 20 in flight carry thousands of messages a second.
+pub const MAX_INFLIGHT_MESSAGES: u32 = 20;
+/// Messages queued per client beyond those in flight. An operator that follows the fleet must
+/// absorb a burst (every device reporting at once after a broker restart) while it is slow to
+/// read: twice 200 devices x 50 messages. Mosquitto's default (1000) dropped 90 % of that burst.
+pub const MAX_QUEUED_MESSAGES: u32 = 20_000;
+/// Payload bytes queued per client: bounds the memory a slow operator (or an offline device's
+/// persistent session) can hold on a 64-256 MB router. 20,000 telemetry messages of ~100 bytes
+/// fit several times; 8,192 messages of the largest size fill it.
+pub const MAX_QUEUED_BYTES: u32 = 16 * 1024 * 1024;
+
+/// The broker configuration for `b.platform`.
 pub fn render_config(b: &BrokerRecord) -> String {
     let f = |name: &str| b.install_dir.join(name).display().to_string();
     let listener = match &b.bind {
         Some(addr) => format!("listener {} {addr}", b.port),
         None => format!("listener {}", b.port),
     };
-    format!(
+    let tls = format!(
         "\
-# Mosquitto 2.0 configuration written by `provision broker`. Regenerate rather than edit.
-# One TLS listener, no plaintext listener. Every client proves its identity with a certificate
-# from our CA; the certificate CN becomes the MQTT username the ACL is written for.
-
-per_listener_settings false
-allow_anonymous false
-acl_file {acl}
-
-{listener}
 protocol mqtt
 cafile {ca}
 certfile {cert}
@@ -189,12 +253,99 @@ tls_version tlsv1.2
 # TLS 1.2: forward secrecy and AEAD only. The first suite is what the ESP8266 speaks.
 ciphers {CIPHERS}
 ",
-        acl = f("acl"),
         ca = f("ca.crt"),
         cert = f("server.crt"),
         key = f("server.key"),
         crl = f("crl.pem"),
-    )
+    );
+    let max_packet_size = b.max_packet_size;
+    let size_note = if max_packet_size == MAX_PACKET_SIZE {
+        format!(
+            "\
+# Limits (docs/broker-setup.md). A device receives packets of at most {MAX_PACKET_SIZE} bytes,
+# so nothing bigger gets in: a client sending a bigger packet is disconnected, and no retained
+# message can be bigger."
+        )
+    } else {
+        format!(
+            "\
+# Limits (docs/broker-setup.md). Raised with --max-packet-size for other clients of this
+# broker: devices skip packets over {MAX_PACKET_SIZE} bytes, and one retained message may now
+# take {max_packet_size} bytes."
+        )
+    };
+    let limits = format!(
+        "\
+{size_note} (max_packet_size counts the whole packet; it supersedes Mosquitto's
+# payload-only message_size_limit, which is therefore not set.)
+max_packet_size {max_packet_size}
+# Per client: an operator following the fleet gets a burst of 10,000 QoS 1 messages in full.
+max_inflight_messages {MAX_INFLIGHT_MESSAGES}
+max_queued_messages {MAX_QUEUED_MESSAGES}
+max_queued_bytes {MAX_QUEUED_BYTES}
+"
+    );
+    let acl = f("acl");
+    match b.platform {
+        Platform::Plain | Platform::Openwrt => {
+            let (title, system) = if b.platform == Platform::Openwrt {
+                (
+                    "OpenWRT (mosquitto-ssl): install as /etc/mosquitto/mosquitto.conf",
+                    "\
+# Logs go to syslog: `logread -e mosquitto`.
+log_dest syslog
+# persistence stays off: the router's flash would wear, and after a restart devices publish
+# their status again and operators resubscribe.
+",
+                )
+            } else {
+                (
+                    "a standalone config: mosquitto -c mosquitto.conf",
+                    "\
+# persistence is off (Mosquitto's default): after a restart devices publish their status again
+# and operators resubscribe. `persistence true` with a `persistence_location` writable by user
+# mosquitto keeps queued messages across restarts.
+",
+                )
+            };
+            format!(
+                "\
+# Mosquitto 2.0 configuration written by `provision broker` ({title}).
+# Regenerate rather than edit. One TLS listener, no plaintext listener. Every client proves its
+# identity with a certificate from our CA; the certificate CN becomes the MQTT username the ACL
+# is written for.
+
+per_listener_settings false
+allow_anonymous false
+acl_file {acl}
+
+{limits}
+{system}
+{listener}
+{tls}"
+            )
+        }
+        Platform::Debian => format!(
+            "\
+# Mosquitto 2.0 drop-in written by `provision broker` (Debian: install as
+# /etc/mosquitto/conf.d/00-provision.conf). Regenerate rather than edit.
+# Our settings are scoped to our TLS listener (per_listener_settings true), so other listeners
+# keep their own authentication and ACL. Mosquitto requires per_listener_settings before any
+# other security setting: the 00- keeps this file first in conf.d/. Other drop-ins must put
+# their security settings below their own `listener` line.
+# Debian's mosquitto.conf sets the log (/var/log/mosquitto/mosquitto.log) and persistence
+# (/var/lib/mosquitto/): queued messages and retained status survive a restart.
+
+per_listener_settings true
+
+# The limits below are global in Mosquitto 2.0: they apply to every listener on this broker.
+{limits}
+{listener}
+allow_anonymous false
+acl_file {acl}
+{tls}"
+        ),
+    }
 }
 
 /// The ACL: each device only its own subtree, the operator every device's data (docs/topics.md).
@@ -213,11 +364,19 @@ pattern read devices/%u/cmd/#
 pattern read devices/%u/ota/down/#
 ",
     );
-    let _ = write!(
-        acl,
+    let revoked: Vec<_> = registry.revoked().map(|(id, _)| id).collect();
+    acl.push_str(
         "
-# The operator (the provision CLI): reads every device's data, sends commands and updates.
-user {OPERATOR_CN}
+# Operators (`provision init` made _operator, `provision operator add` the others), one block
+# each: read every device's data, send commands and updates. They cannot write a device's
+# telemetry, status or replies, except the status of a revoked device, to clear its retained
+# `online` (its own Last Will is denied).
+",
+    );
+    for name in registry.operator_names() {
+        let _ = write!(
+            acl,
+            "user {name}
 topic read devices/+/telemetry
 topic read devices/+/status
 topic read devices/+/reply/#
@@ -225,8 +384,11 @@ topic read devices/+/ota/up/#
 topic write devices/+/cmd/#
 topic write devices/+/ota/down/#
 "
-    );
-    let revoked: Vec<_> = registry.revoked().map(|(id, _)| id).collect();
+        );
+        for id in &revoked {
+            let _ = writeln!(acl, "topic write devices/{id}/status");
+        }
+    }
     if !revoked.is_empty() {
         acl.push_str(
             "\n# Revoked devices: the CRL keeps them from connecting again; these entries cut off a\n# connection that was open when they were revoked (applied on reload).\n",
@@ -272,4 +434,88 @@ pub fn stage_broker_updates(
         )?;
     }
     Ok(())
+}
+
+/// What the user runs to install `folder` (the broker folder `provision broker` wrote) on the
+/// broker, for the record's platform. Paths are quoted for the shell.
+pub fn install_steps(b: &BrokerRecord, folder: &Path) -> String {
+    let src = |name: &str| crate::shell_word(&folder.join(name).display().to_string());
+    let dst = crate::shell_word(&b.install_dir.display().to_string());
+    let port = b.port;
+    match b.platform {
+        Platform::Plain => {
+            let conf =
+                crate::shell_word(&b.install_dir.join("mosquitto.conf").display().to_string());
+            let same = std::path::absolute(folder).ok().as_deref() == Some(b.install_dir.as_path());
+            let copy = if same {
+                String::new()
+            } else {
+                format!(
+                    "copy every file of {} to {dst} (server.key stays private), then\n",
+                    crate::shell_word(&folder.display().to_string())
+                )
+            };
+            format!("{copy}start it: mosquitto -c {conf}\n")
+        }
+        Platform::Openwrt => format!(
+            "\
+On the router (OpenWRT 23.05), as root:
+  opkg update
+  opkg remove mosquitto-nossl            # if installed: it has no TLS
+  opkg install mosquitto-ssl mosquitto-client-ssl
+  mkdir -p {dst}
+From this machine (-O: the router's dropbear has no sftp):
+  scp -O {files} root@ROUTER:{dst}/
+On the router:
+  chmod 0755 {dst}; chmod 0644 {dst}/*
+  chown root:mosquitto {dst}/server.key; chmod 0640 {dst}/server.key
+  cp {dst}/mosquitto.conf /etc/mosquitto/mosquitto.conf
+  uci set mosquitto.owrt.use_uci=0; uci commit mosquitto    # run from the file, not from UCI
+  grep -qxF {dst}/ /etc/sysupgrade.conf || echo {dst}/ >> /etc/sysupgrade.conf
+  # port {port} from the LAN zone only (never from wan):
+  uci add firewall rule
+  uci set firewall.@rule[-1].name=mqtt-tls-lan
+  uci set firewall.@rule[-1].src=lan
+  uci set firewall.@rule[-1].proto=tcp
+  uci set firewall.@rule[-1].dest_port={port}
+  uci set firewall.@rule[-1].target=ACCEPT
+  uci commit firewall; /etc/init.d/firewall reload
+  /etc/init.d/mosquitto enable; /etc/init.d/mosquitto restart
+  logread -e mosquitto | tail            # expect: Opening ipv4 listen socket on port {port}
+After `provision device revoke`: copy crl.pem and acl again, then on the router
+  kill -HUP $(pidof mosquitto)           # procd's `reload` does not re-read them
+",
+            files = [
+                "mosquitto.conf",
+                "acl",
+                "ca.crt",
+                "server.crt",
+                "server.key",
+                "crl.pem"
+            ]
+            .map(src)
+            .join(" "),
+        ),
+        Platform::Debian => format!(
+            "\
+On the broker (Debian 12), as root (copy {folder} there first if this is another machine):
+  apt-get install mosquitto mosquitto-clients
+  install -d -m 0755 {dst}
+  install -m 0644 {public} {dst}/
+  install -m 0640 -o root -g mosquitto {key} {dst}/
+  install -m 0644 {conf} /etc/mosquitto/conf.d/{drop_in}
+  systemctl restart mosquitto
+  tail /var/log/mosquitto/mosquitto.log  # expect: Opening ipv4 listen socket on port {port}
+After `provision device revoke`: copy crl.pem and acl again, then
+  systemctl reload mosquitto             # SIGHUP: re-reads the CRL and the ACL
+",
+            folder = crate::shell_word(&folder.display().to_string()),
+            public = ["acl", "ca.crt", "server.crt", "crl.pem"]
+                .map(src)
+                .join(" "),
+            key = src("server.key"),
+            conf = src("mosquitto.conf"),
+            drop_in = crate::mosquitto_conf::DROP_IN_NAME,
+        ),
+    }
 }

@@ -23,7 +23,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use crate::error::{Error, IoContext, Result};
 use crate::layout::Layout;
 use crate::pki::OPERATOR_CN;
-use crate::registry::Registry;
+use crate::registry::{DeviceStatus, Registry};
+use crate::store::Store;
 
 /// The operator identity used when none is named (`provision init` creates it).
 pub const DEFAULT_OPERATOR: &str = OPERATOR_CN;
@@ -145,6 +146,30 @@ impl OperatorIdentity {
     }
 }
 
+/// Checks that every id names a device this directory issued (a typo would otherwise wait for
+/// a device that does not exist), and unless `revoked_ok`, one that is not revoked.
+pub fn check_devices(dir: &Path, ids: &[String], revoked_ok: bool) -> Result<()> {
+    for id in ids {
+        crate::topics::check_id(id)?;
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let registry = Store::open_read(dir)?.registry()?;
+    for id in ids {
+        match registry.devices.get(id) {
+            None => return Err(Error::UnknownDevice(id.clone())),
+            Some(d) if d.status == DeviceStatus::Revoked && !revoked_ok => {
+                return Err(Error::InvalidInput(format!(
+                    "device {id:?} is revoked: it cannot connect to the broker"
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
 /// What arrives from the broker.
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -221,14 +246,19 @@ impl Client {
     /// Connects, subscribes to `filters` (waiting for the SUBACK, so nothing published after
     /// this returns is missed) and starts the background thread.
     pub fn connect(opts: &ConnectOptions, filters: &[String]) -> Result<Client> {
-        let layout = Layout::new(&opts.dir);
-        let registry = Registry::load_required(&layout.registry(), layout.root())?;
-        let addr = match &opts.broker {
-            Some(s) => BrokerAddr::parse(s)?,
-            None => BrokerAddr::from_registry(&registry, &opts.dir)?,
+        // Read everything under the directory's shared lock, then let go of it: a long `watch`
+        // must not keep `device add` waiting.
+        let (addr, identity, tls) = {
+            let store = Store::open_read(&opts.dir)?;
+            let registry = store.registry()?;
+            let addr = match &opts.broker {
+                Some(s) => BrokerAddr::parse(s)?,
+                None => BrokerAddr::from_registry(&registry, &opts.dir)?,
+            };
+            let identity = OperatorIdentity::find(&opts.dir, &opts.operator)?;
+            let tls = tls_config(&store.layout.ca_cert(), &identity)?;
+            (addr, identity, tls)
         };
-        let identity = OperatorIdentity::find(&opts.dir, &opts.operator)?;
-        let tls = tls_config(&layout.ca_cert(), &identity)?;
         Client::connect_with(addr, identity, tls, filters, opts.connect_timeout)
     }
 
@@ -261,10 +291,10 @@ impl Client {
         // Connect and subscribe in this thread, so failures come back as typed errors.
         let deadline = Instant::now() + timeout;
         let fail = |e: ConnectionError| classify(e, &addr, &identity.name);
-        let mut subscribed = filters.is_empty();
+        let mut subacks_due = 0usize;
         let mut connected = false;
         let mut early = Vec::new();
-        while !(connected && subscribed) {
+        while !(connected && subacks_due == 0) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(Error::BrokerUnreachable {
@@ -277,9 +307,7 @@ impl Client {
                 Ok(Err(e)) => return Err(fail(e)),
                 Ok(Ok(RawEvent::Incoming(Packet::ConnAck(_)))) => {
                     connected = true;
-                    if !filters.is_empty() {
-                        subscribe(&client, filters)?;
-                    }
+                    subacks_due = subscribe(&client, filters)?;
                 }
                 Ok(Ok(RawEvent::Incoming(Packet::SubAck(ack)))) => {
                     if ack
@@ -293,7 +321,7 @@ impl Client {
                             reason: "the broker refused a subscription".into(),
                         });
                     }
-                    subscribed = true;
+                    subacks_due = subacks_due.saturating_sub(1);
                 }
                 Ok(Ok(RawEvent::Incoming(Packet::Publish(p)))) => {
                     early.push(Event::Message(Message {
@@ -396,13 +424,40 @@ impl Client {
     }
 }
 
-fn subscribe(client: &rumqttc::Client, filters: &[String]) -> Result<()> {
-    let subs = filters
-        .iter()
-        .map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
-    client
-        .try_subscribe_many(subs)
-        .map_err(|e| Error::InvalidInput(format!("cannot subscribe to {filters:?}: {e}")))
+/// Filter bytes per SUBSCRIBE: brokers configured by `provision broker` refuse packets over
+/// 2 KiB (the device's buffer), so many filters go in several packets.
+const SUBSCRIBE_BYTES: usize = 1500;
+
+/// Subscribes to `filters` in packets under [`SUBSCRIBE_BYTES`]; returns how many it sent.
+fn subscribe(client: &rumqttc::Client, filters: &[String]) -> Result<usize> {
+    let mut packets = 0;
+    let mut group: Vec<&String> = Vec::new();
+    let mut bytes = 0;
+    let mut send = |group: &mut Vec<&String>| -> Result<()> {
+        if group.is_empty() {
+            return Ok(());
+        }
+        let subs = group
+            .iter()
+            .map(|f| rumqttc::SubscribeFilter::new((*f).clone(), QoS::AtLeastOnce));
+        client
+            .try_subscribe_many(subs)
+            .map_err(|e| Error::InvalidInput(format!("cannot subscribe to {group:?}: {e}")))?;
+        packets += 1;
+        group.clear();
+        Ok(())
+    };
+    for f in filters {
+        // 2 bytes of length and 1 of QoS per filter.
+        if bytes + f.len() + 3 > SUBSCRIBE_BYTES {
+            send(&mut group)?;
+            bytes = 0;
+        }
+        bytes += f.len() + 3;
+        group.push(f);
+    }
+    send(&mut group)?;
+    Ok(packets)
 }
 
 /// The background half: polls the connection, forwards messages, reconnects after a failure

@@ -7,12 +7,13 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use wire_format::device_config::{self, DeviceConfig};
+use x509_parser::extensions::GeneralName;
 use x509_parser::pem::parse_x509_pem;
 
 use crate::device::validate_ids;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{Transaction, SECRET};
-use crate::registry::DeviceStatus;
+use crate::registry::{DeviceStatus, Registry};
 use crate::store::Store;
 
 /// Default telemetry period, seconds.
@@ -36,14 +37,17 @@ pub struct ConfigOptions {
 }
 
 /// What was written (no secrets).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ConfigReport {
+    pub id: String,
     pub output: PathBuf,
     pub bytes: usize,
     pub broker_host: String,
     pub broker_port: u16,
     pub ota_keys: usize,
     pub pinned: bool,
+    /// Things that work but are probably not what the user wants (no OTA keys, ...).
+    pub warnings: Vec<String>,
 }
 
 /// Reads the one PEM block of `label` in `path` as DER.
@@ -109,10 +113,130 @@ pub fn spki_pin(cert_der: &[u8], path: &Path) -> Result<[u8; 32]> {
 
 /// Builds and writes the blob for `opts.id`.
 pub fn write_config(dir: &Path, opts: &ConfigOptions) -> Result<ConfigReport> {
-    validate_ids(std::slice::from_ref(&opts.id))?;
+    let mut reports = write_configs(dir, std::slice::from_ref(opts))?;
+    Ok(reports.pop().expect("one blob for one device"))
+}
+
+/// Builds the blobs for several devices and writes them all or none (`device config
+/// --from-file`). Every blob is checked before the first one is written.
+pub fn write_configs(dir: &Path, all: &[ConfigOptions]) -> Result<Vec<ConfigReport>> {
+    if all.is_empty() {
+        return Err(Error::InvalidInput("no device ids given".into()));
+    }
+    let ids: Vec<String> = all.iter().map(|o| o.id.clone()).collect();
+    validate_ids(&ids)?;
+    let mut outputs = std::collections::BTreeSet::new();
+    for o in all {
+        if !outputs.insert(&o.output) {
+            return Err(Error::InvalidInput(format!(
+                "{} is the output of two devices",
+                o.output.display()
+            )));
+        }
+    }
     let store = Store::open_read(dir)?;
-    store.check_output(&opts.output)?;
+    for o in all {
+        store.check_output(&o.output)?;
+    }
     let registry = store.registry()?;
+    let sans = broker_names(&store, &registry)?;
+    let mut tx = Transaction::new();
+    let mut reports = Vec::new();
+    // Each password file is read once: `/dev/stdin` serves every device.
+    let mut passwords = std::collections::BTreeMap::new();
+    for opts in all {
+        let wifi_password = match &opts.wifi_password_file {
+            None => String::new(),
+            Some(f) => match passwords.get(f) {
+                Some(p) => String::clone(p),
+                None => {
+                    let p = read_first_line(f)?;
+                    passwords.insert(f.clone(), p.clone());
+                    p
+                }
+            },
+        };
+        let (blob, report) = build(dir, &store, &registry, sans.as_ref(), opts, &wifi_password)?;
+        tx.stage(&opts.output, &blob, SECRET)?;
+        reports.push(report);
+    }
+    tx.commit()?;
+    Ok(reports)
+}
+
+/// The names and addresses in the broker certificate (`<dir>/broker/server.crt`, else what the
+/// registry recorded for it); `None` when no broker is configured here.
+fn broker_names(store: &Store, registry: &Registry) -> Result<Option<BrokerNames>> {
+    let Some(b) = &registry.broker else {
+        return Ok(None);
+    };
+    let path = store.layout.broker_file("server.crt");
+    if !path.exists() {
+        return Ok(Some(BrokerNames {
+            dns: b.hosts.clone(),
+            ips: b.ips.clone(),
+        }));
+    }
+    let der = pem_der(&path, "CERTIFICATE")?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| Error::Corrupt {
+        path: path.clone(),
+        reason: format!("not an X.509 certificate ({e})"),
+    })?;
+    let mut names = BrokerNames {
+        dns: Vec::new(),
+        ips: Vec::new(),
+    };
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for n in &san.value.general_names {
+            match n {
+                GeneralName::DNSName(d) => names.dns.push(d.to_string()),
+                GeneralName::IPAddress(b) => match b.len() {
+                    4 => names
+                        .ips
+                        .push(IpAddr::from(<[u8; 4]>::try_from(*b).unwrap())),
+                    16 => names
+                        .ips
+                        .push(IpAddr::from(<[u8; 16]>::try_from(*b).unwrap())),
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+    }
+    Ok(Some(names))
+}
+
+struct BrokerNames {
+    dns: Vec<String>,
+    ips: Vec<IpAddr>,
+}
+
+impl BrokerNames {
+    fn matches(&self, host: &str) -> bool {
+        match host.parse::<IpAddr>() {
+            Ok(ip) => self.ips.contains(&ip),
+            Err(_) => self.dns.iter().any(|d| d.eq_ignore_ascii_case(host)),
+        }
+    }
+
+    fn list(&self) -> String {
+        self.dns
+            .iter()
+            .cloned()
+            .chain(self.ips.iter().map(IpAddr::to_string))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn build(
+    dir: &Path,
+    store: &Store,
+    registry: &Registry,
+    sans: Option<&BrokerNames>,
+    opts: &ConfigOptions,
+    wifi_password: &str,
+) -> Result<(Vec<u8>, ConfigReport)> {
     let layout = &store.layout;
     let device = registry
         .devices
@@ -134,12 +258,18 @@ pub fn write_config(dir: &Path, opts: &ConfigOptions) -> Result<ConfigReport> {
             "broker host {broker_host:?} is not a DNS name or an IP address"
         )));
     }
+    // Likewise a name the broker certificate does not carry: the device would refuse the broker.
+    if let Some(names) = sans {
+        if !names.matches(&broker_host) {
+            return Err(Error::InvalidInput(format!(
+                "--broker-host {broker_host} is not in the broker certificate (it names: {}); \
+                 the device would refuse the broker. Use one of those, or add it with \
+                 `provision broker --host/--ip`",
+                names.list()
+            )));
+        }
+    }
     let broker_port = opts.broker_port.or(broker.map(|b| b.port)).unwrap_or(8883);
-
-    let wifi_password = match &opts.wifi_password_file {
-        None => String::new(),
-        Some(f) => read_first_line(f)?,
-    };
     let ca = pem_der(&layout.ca_cert(), "CERTIFICATE")?;
     let cert = pem_der(&layout.device_cert(&opts.id), "CERTIFICATE")?;
     let key = pem_der(&layout.device_key(&opts.id), "PRIVATE KEY")?;
@@ -169,7 +299,7 @@ pub fn write_config(dir: &Path, opts: &ConfigOptions) -> Result<ConfigReport> {
     let cfg = DeviceConfig {
         device_id: &opts.id,
         wifi_ssid: &opts.wifi_ssid,
-        wifi_password: &wifi_password,
+        wifi_password,
         broker_host: &broker_host,
         broker_port,
         telemetry_period_s: opts.telemetry_period_s,
@@ -187,15 +317,23 @@ pub fn write_config(dir: &Path, opts: &ConfigOptions) -> Result<ConfigReport> {
     // Self-check: what we wrote is what the device will read.
     DeviceConfig::parse(&blob).map_err(|e| Error::InvalidInput(e.to_string()))?;
 
-    let mut tx = Transaction::new();
-    tx.stage(&opts.output, &blob, SECRET)?;
-    tx.commit()?;
-    Ok(ConfigReport {
+    let mut warnings = Vec::new();
+    if ota.is_empty() {
+        warnings.push(format!(
+            "{}: the blob carries no OTA keys, so the device will refuse every firmware update; \
+             run `provision ota keygen` and write the config again",
+            opts.id
+        ));
+    }
+    let report = ConfigReport {
+        id: opts.id.clone(),
         output: opts.output.clone(),
         bytes: n,
         broker_host,
         broker_port,
         ota_keys: ota.len(),
         pinned: pin.is_some(),
-    })
+        warnings,
+    };
+    Ok((blob, report))
 }

@@ -61,6 +61,7 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<InitReport> {
         format: FORMAT,
         ca: new.record,
         operator: operator.record.clone(),
+        operators: Default::default(),
         crl_number: 1,
         broker: None,
         devices: Default::default(),

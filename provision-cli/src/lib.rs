@@ -11,9 +11,12 @@ pub mod crl;
 pub mod device;
 pub mod device_config;
 pub mod error;
+pub mod export;
 pub mod fsutil;
 pub mod init;
 pub mod layout;
+pub mod mosquitto_conf;
+pub mod operator;
 pub mod ota;
 pub mod ota_push;
 pub mod ota_status;
@@ -27,3 +30,13 @@ pub mod topics;
 pub mod watch;
 
 pub use error::{Error, Result};
+
+/// `s` as one POSIX shell word, so a printed command can be pasted (paths with spaces).
+pub fn shell_word(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "._-/+=:,@%".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}

@@ -148,12 +148,35 @@ impl BrokerRenewArgs {
 
 #[derive(Subcommand)]
 pub enum OperatorCommand {
+    /// A new operator identity (its own certificate, key and ACL block): one per tool or person
+    #[command(after_help = "\
+The name is the certificate CN and MQTT user name: `_` then lower-case letters, digits and `-`.
+The broker ties the MQTT client id to it, so two tools using one identity at once close each
+other's session: give each its own and pass it as --operator NAME.
+
+Examples:
+  provision operator add _ops-laptop
+  provision operator add _ci --days 90 --json
+  provision watch --operator _ops-laptop")]
+    Add(OperatorAddArgs),
     /// A new key and certificate for an operator identity; the previous one is revoked
     #[command(after_help = "\
 Examples:
   provision operator renew
   provision operator renew _operator --days 365 --json")]
     Renew(OperatorRenewArgs),
+}
+
+#[derive(Args)]
+pub struct OperatorAddArgs {
+    /// Operator name, e.g. _ops-laptop
+    name: String,
+    /// Certificate lifetime in days
+    #[arg(long, default_value_t = provision::operator::DEFAULT_OPERATOR_DAYS)]
+    days: u32,
+    /// Machine-readable output
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -172,6 +195,35 @@ pub struct OperatorRenewArgs {
 impl OperatorCommand {
     pub fn run(self, dir: &Path) -> Result<(), Error> {
         match self {
+            OperatorCommand::Add(a) => {
+                let r = provision::operator::add(dir, &a.name, a.days)?;
+                if a.json {
+                    print_json(&r);
+                } else {
+                    println!(
+                        "added operator {} (serial {}, valid until {})",
+                        r.name,
+                        r.serial,
+                        r.not_after.date()
+                    );
+                    println!("certificate: {}", r.cert.display());
+                    println!("key:         {} (mode 0600)", r.key.display());
+                }
+                let hint = if r.broker_updated {
+                    format!(
+                        "its ACL block is in {}: copy it to the broker and reload it \
+                         (kill -HUP $(pidof mosquitto), or systemctl reload mosquitto)",
+                        dir.join("broker/acl").display()
+                    )
+                } else {
+                    "no broker folder here yet: `provision broker` writes its ACL block".into()
+                };
+                if a.json {
+                    eprintln!("{hint}");
+                } else {
+                    println!("{hint}");
+                }
+            }
             OperatorCommand::Renew(a) => {
                 let r = renew::operator(dir, &a.name, a.days)?;
                 if a.json {

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use provision::{broker, device, device_config, init, reload, Error};
+use provision::{broker, device, init, reload, Error};
 
+mod device_cli;
 mod lifecycle_cli;
 mod ota_cli;
 mod ota_push_cli;
@@ -154,11 +155,42 @@ struct BrokerArgs {
     /// Server certificate lifetime in days
     #[arg(long, default_value_t = 825)]
     days: u32,
+    /// The broker's system: the config's shape and the install steps printed
+    #[arg(long, value_enum, default_value_t = PlatformArg::Plain)]
+    platform: PlatformArg,
+    /// Largest MQTT packet the broker accepts (default and minimum: the device's 2048-byte
+    /// receive buffer); raise it only for other clients of a shared broker
+    #[arg(long)]
+    max_packet_size: Option<u32>,
+    /// The broker's existing main config to check our drop-in against (default with
+    /// --platform debian: /etc/mosquitto/mosquitto.conf when it exists here)
+    #[arg(long)]
+    existing_config: Option<PathBuf>,
     /// Machine-readable output
     #[arg(long)]
     json: bool,
     #[command(subcommand)]
     action: Option<BrokerAction>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PlatformArg {
+    /// A standalone mosquitto.conf
+    Plain,
+    /// OpenWRT 23.05 with mosquitto-ssl (procd, syslog, sysupgrade, firewall)
+    Openwrt,
+    /// A conf.d drop-in for Debian 12 that leaves other listeners their settings
+    Debian,
+}
+
+impl From<PlatformArg> for provision::registry::Platform {
+    fn from(p: PlatformArg) -> Self {
+        match p {
+            PlatformArg::Plain => Self::Plain,
+            PlatformArg::Openwrt => Self::Openwrt,
+            PlatformArg::Debian => Self::Debian,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -258,31 +290,23 @@ that flashes it: docs/device-config.md.
 Examples:
   provision device config kitchen-sensor-1 --wifi-ssid home --wifi-password-file wifi.txt -o kitchen.bin
   provision device config porch-1 --wifi-ssid home --broker-host mqtt.home.lan --broker-port 8883 --pin-broker -o porch.bin
-  esptool --chip esp8266 write-flash 0x3F9000 kitchen.bin      # 4 MiB flash")]
-    Config {
-        id: String,
-        /// WiFi network name
-        #[arg(long)]
-        wifi_ssid: String,
-        /// File whose first line is the WiFi password (omit for an open network)
-        #[arg(long)]
-        wifi_password_file: Option<PathBuf>,
-        /// Broker name the device connects to (default: the first --host of `provision broker`)
-        #[arg(long)]
-        broker_host: Option<String>,
-        /// Broker TLS port (default: the port of `provision broker`)
-        #[arg(long)]
-        broker_port: Option<u16>,
-        /// Seconds between telemetry samples
-        #[arg(long, default_value_t = device_config::DEFAULT_PERIOD_S)]
-        telemetry_period: u32,
-        /// Also pin the broker's public key (from <dir>/broker/server.crt)
-        #[arg(long)]
-        pin_broker: bool,
-        /// Output file
-        #[arg(short, long)]
-        output: PathBuf,
-    },
+  provision device config --from-file ids.txt --out-dir blobs/ --wifi-ssid home   # many at once
+  esptool --chip esp8266 write-flash 0x3F9000 kitchen.bin      # 4 MiB flash
+
+--broker-host must be a name or address the broker certificate carries. A warning says when
+the blob carries no OTA keys (`provision ota keygen` first).")]
+    Config(device_cli::ConfigArgs),
+    /// Export a device's identity for other firmwares, or the broker's fingerprints
+    #[command(after_help = "\
+Examples:
+  provision device export kitchen-1 --format pem -o kitchen-1/          # ca.crt kitchen-1.crt kitchen-1.key
+  provision device export kitchen-1 --format der -o kitchen-1/          # ca.der kitchen-1.der kitchen-1.key.der
+  provision device export kitchen-1 --format arduino -o provision_identity.h
+  provision device export kitchen-1 --format fingerprint                # broker SHA-1/SHA-256, SPKI SHA-256
+
+Private keys are written 0600 and never printed unless -o - --key-to-stdout asks for it.
+How Tasmota, ESPHome and Arduino sketches use them: docs/other-firmwares.md.")]
+    Export(device_cli::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -336,7 +360,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             ..
         }) => a.run(&dir)?,
         Command::Broker(a) => {
-            let b = broker::configure(
+            let report = broker::configure(
                 &dir,
                 &broker::BrokerOptions {
                     hosts: a.hosts,
@@ -345,10 +369,17 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                     bind: a.bind,
                     install_dir: a.install_dir,
                     days: a.days,
+                    platform: a.platform.into(),
+                    max_packet_size: a.max_packet_size,
+                    existing_config: a.existing_config,
                 },
             )?;
+            let b = &report.record;
             if a.json {
-                lifecycle_cli::print_json(&b);
+                for w in &report.warnings {
+                    eprintln!("warning: {w}");
+                }
+                lifecycle_cli::print_json(b);
                 return Ok(ExitCode::SUCCESS);
             }
             let folder = dir.join("broker");
@@ -359,13 +390,27 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 b.cert.not_after.date()
             );
             println!(
-                "wrote {}/{{mosquitto.conf,acl,ca.crt,server.crt,server.key,crl.pem}}",
-                folder.display()
+                "wrote {}/{{mosquitto.conf,acl,ca.crt,server.crt,server.key,crl.pem}} for {}",
+                folder.display(),
+                b.platform
             );
-            println!(
-                "start it: mosquitto -c {}",
-                b.install_dir.join("mosquitto.conf").display()
-            );
+            if let Some(checked) = &report.checked {
+                if report.warnings.is_empty() {
+                    println!(
+                        "checked {}: our drop-in leaves its other settings as they are",
+                        checked.display()
+                    );
+                }
+                for w in &report.warnings {
+                    eprintln!("warning: {w}");
+                }
+            } else if b.platform == provision::registry::Platform::Debian {
+                eprintln!(
+                    "note: no existing Mosquitto config here to check; on the broker run this with \
+                     --existing-config /etc/mosquitto/mosquitto.conf, or see docs/broker-setup.md"
+                );
+            }
+            print!("{}", broker::install_steps(b, &folder));
         }
         Command::Device(cmd) => run_device(&dir, cmd)?,
         Command::Ota(cmd) => ota_cli::run(&dir, cmd)?,
@@ -499,62 +544,20 @@ fn run_device(dir: &std::path::Path, cmd: DeviceCommand) -> Result<(), Error> {
                         // The revocation is written either way: say how to finish it by hand.
                         eprintln!(
                             "the revocation of {id} is recorded, but the broker was not reloaded.\n{}",
-                            reload::MANUAL_RELOAD_HINT
+                            reload::manual_reload_hint_for(dir)
                         );
                         return Err(e);
                     }
                     say("broker reloaded: the CRL refuses new connections and the ACL denies it every topic");
                     say("note: an already-open connection stays up until the broker restarts");
                 }
-                None => say(reload::MANUAL_RELOAD_HINT),
+                None => say(&reload::manual_reload_hint_for(dir)),
             }
         }
-        DeviceCommand::Config {
-            id,
-            wifi_ssid,
-            wifi_password_file,
-            broker_host,
-            broker_port,
-            telemetry_period,
-            pin_broker,
-            output,
-        } => {
-            let r = device_config::write_config(
-                dir,
-                &device_config::ConfigOptions {
-                    id: id.clone(),
-                    wifi_ssid,
-                    wifi_password_file,
-                    broker_host,
-                    broker_port,
-                    telemetry_period_s: telemetry_period,
-                    pin_broker,
-                    output,
-                },
-            )?;
-            println!(
-                "wrote {} ({} bytes, mode 0600: it holds the device key): device {id}, broker {}:{}, {} OTA key(s){}",
-                r.output.display(),
-                r.bytes,
-                r.broker_host,
-                r.broker_port,
-                r.ota_keys,
-                if r.pinned { ", broker key pinned" } else { "" }
-            );
-            println!("flash it: esptool --chip esp8266 write-flash 0x3F9000 {}   (4 MiB flash; see docs/device-config.md)", shell_word(&r.output.display().to_string()));
-        }
+        DeviceCommand::Config(a) => a.run(dir)?,
+        DeviceCommand::Export(a) => a.run(dir)?,
     }
     Ok(())
-}
-
-/// `s` as one POSIX shell word, so a printed command can be pasted (paths with spaces).
-fn shell_word(s: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "._-/+=:,@%".contains(c);
-    if !s.is_empty() && s.chars().all(plain) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
 }
 
 fn rfc3339(t: time::OffsetDateTime) -> String {

@@ -161,7 +161,11 @@ pub struct DeviceResult {
     pub bundle_version: String,
     /// Image bytes this push sent to the device (chunks, repeats included).
     pub bytes_sent: u64,
+    /// From the first offer to the device's final status.
     pub seconds: f64,
+    /// From the first offer to the device's report that it holds the whole image (`verifying`
+    /// or later): the transfer alone, without install and reboot.
+    pub transfer_seconds: Option<f64>,
 }
 
 /// What push reports while it runs.
@@ -208,6 +212,7 @@ struct Dev {
     bytes_sent: u64,
     highest: u32,
     online: Option<bool>,
+    transferred: Option<Duration>,
 }
 
 /// Pushes `opts.bundle` to every device; returns one result per device, in the given order.
@@ -226,16 +231,12 @@ pub fn push(opts: &PushOptions, mut on_event: impl FnMut(PushEvent)) -> Result<V
     if opts.parallel == 0 {
         return Err(Error::InvalidInput("--parallel must be at least 1".into()));
     }
+    crate::client::check_devices(&opts.connect.dir, &opts.devices, false)?;
     let bundle = load_bundle(
         &opts.bundle,
         opts.verify.then_some(opts.connect.dir.as_path()),
     )?;
-    let mut filters = Vec::new();
-    for id in &opts.devices {
-        filters.push(topics::topic(Some(id), TOPIC_REQUEST));
-        filters.push(topics::topic(Some(id), TOPIC_STATUS));
-        filters.push(topics::topic(Some(id), "status"));
-    }
+    let filters = topics::filters(&opts.devices, &[TOPIC_REQUEST, TOPIC_STATUS, "status"]);
     let client = Client::connect(&opts.connect, &filters)?;
     on_event(PushEvent::Connected {
         broker: client.addr().to_string(),
@@ -263,6 +264,7 @@ pub fn push(opts: &PushOptions, mut on_event: impl FnMut(PushEvent)) -> Result<V
                 bytes_sent: 0,
                 highest: 0,
                 online: None,
+                transferred: None,
             },
         );
     }
@@ -473,6 +475,9 @@ impl Push<'_> {
                     }),
                     Phase::Verifying | Phase::PendingReboot | Phase::Trial if ours => {
                         d.stage = Stage::Installing;
+                        if d.transferred.is_none() {
+                            d.transferred = d.started.map(|s| s.elapsed());
+                        }
                     }
                     Phase::Confirmed if ours => {
                         self.finish(&id, Outcome::Confirmed, None, on_event)
@@ -542,6 +547,7 @@ impl Push<'_> {
             bundle_version: self.bundle.header.version.to_string(),
             bytes_sent: d.bytes_sent,
             seconds: d.started.map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0),
+            transfer_seconds: d.transferred.map(|t| t.as_secs_f64()),
         };
         self.results.insert(id.to_string(), r.clone());
         on_event(PushEvent::Done(r));
@@ -567,9 +573,7 @@ pub fn status(
     ids: &[String],
     settle: Duration,
 ) -> Result<Vec<DeviceOtaStatus>> {
-    for id in ids {
-        topics::check_id(id)?;
-    }
+    crate::client::check_devices(&connect.dir, ids, true)?;
     let one = |id: Option<&str>| vec![topics::topic(id, TOPIC_STATUS), topics::topic(id, "status")];
     let filters: Vec<String> = if ids.is_empty() {
         one(None)
@@ -599,7 +603,7 @@ pub fn status(
         let Some((id, kind)) = topics::parse(&m.topic) else {
             continue;
         };
-        if m.payload.is_empty() {
+        if m.payload.is_empty() || (!ids.is_empty() && !ids.iter().any(|i| i == id)) {
             continue;
         }
         let entry = found

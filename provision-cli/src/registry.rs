@@ -25,6 +25,10 @@ pub struct Registry {
     pub format: u32,
     pub ca: CaRecord,
     pub operator: CertRecord,
+    /// Further operator identities (`provision operator add`), by name (= certificate CN and
+    /// MQTT user name, e.g. `_ops-laptop`); each has its own ACL block.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub operators: BTreeMap<String, CertRecord>,
     /// Number of the CRL currently in `crl.pem`; strictly increases with every re-signing.
     pub crl_number: u64,
     pub broker: Option<BrokerRecord>,
@@ -96,8 +100,43 @@ pub struct BrokerRecord {
     pub bind: Option<String>,
     /// Where the config says the files are (the user copies `<dir>/broker/*` there).
     pub install_dir: PathBuf,
+    /// The system the config is written for (old registries: `plain`).
+    #[serde(default)]
+    pub platform: Platform,
+    /// `max_packet_size` in the config (old registries: the device's receive buffer).
+    #[serde(default = "default_max_packet_size")]
+    pub max_packet_size: u32,
     #[serde(flatten)]
     pub cert: CertRecord,
+}
+
+fn default_max_packet_size() -> u32 {
+    2048
+}
+
+/// The system the broker runs on: it decides the config's shape and the install steps.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// A standalone `mosquitto.conf` (`mosquitto -c mosquitto.conf`).
+    #[default]
+    Plain,
+    /// OpenWRT's `mosquitto-ssl` under procd: replaces `/etc/mosquitto/mosquitto.conf`, logs to
+    /// syslog (`logread`).
+    Openwrt,
+    /// A drop-in for Debian's `/etc/mosquitto/conf.d/`, scoped to our listener so that other
+    /// listeners keep their own settings.
+    Debian,
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Platform::Plain => "plain",
+            Platform::Openwrt => "openwrt",
+            Platform::Debian => "debian",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -158,6 +197,7 @@ impl Registry {
         let mut serials = std::collections::HashSet::new();
         let certs = std::iter::once(&self.ca.cert)
             .chain(std::iter::once(&self.operator))
+            .chain(self.operators.values())
             .chain(self.broker.iter().map(|b| &b.cert))
             .chain(self.devices.values().map(|d| &d.cert))
             .chain(self.retired.iter().map(|r| &r.cert));
@@ -171,6 +211,12 @@ impl Registry {
             if !serials.insert(cert.serial.to_ascii_uppercase()) {
                 return Err(format!("serial {} appears twice", cert.serial));
             }
+        }
+        for name in self.operators.keys() {
+            if name == crate::pki::OPERATOR_CN {
+                return Err(format!("operator {name:?} is listed twice"));
+            }
+            crate::layout::check_operator_name(name).map_err(|e| e.to_string())?;
         }
         for (id, dev) in &self.devices {
             wire_format::device_id::validate(id)
@@ -199,6 +245,11 @@ impl Registry {
         format!(
             "# provision registry: every certificate this CA issued. Edit with `provision`, not by hand.\n{body}"
         )
+    }
+
+    /// Every operator identity's name: `_operator` first, then those added.
+    pub fn operator_names(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(crate::pki::OPERATOR_CN).chain(self.operators.keys().map(String::as_str))
     }
 
     pub fn revoked(&self) -> impl Iterator<Item = (&String, &DeviceRecord)> {

@@ -5,6 +5,7 @@
 //! reloaded ACL, where a revoked device is denied everything. A restart drops the connection too.
 
 use crate::error::{Error, Result};
+use crate::registry::Platform;
 
 /// How to make the broker reload.
 pub enum Reload {
@@ -14,15 +15,48 @@ pub enum Reload {
     Command(String),
 }
 
-/// What to print when the user gave neither: the exact commands for the common setups.
-pub const MANUAL_RELOAD_HINT: &str = "\
-The broker must reload its CRL and ACL now. Run one of:
-  kill -HUP $(pidof mosquitto)            # any system
-  systemctl reload mosquitto              # Debian, Ubuntu
-  /etc/init.d/mosquitto reload            # OpenWRT
+/// What to print when the user gave neither: the exact commands for the platform the broker
+/// config was written for (`provision broker --platform`), or for every platform when unknown.
+pub fn manual_reload_hint(platform: Option<Platform>) -> String {
+    let how = match platform {
+        Some(Platform::Openwrt) => {
+            "\
+  kill -HUP $(pidof mosquitto)            # on the router; or /etc/init.d/mosquitto restart
+(OpenWRT's `/etc/init.d/mosquitto reload` does nothing when only crl.pem and acl changed.)"
+        }
+        Some(Platform::Debian) => {
+            "\
+  systemctl reload mosquitto              # sends SIGHUP"
+        }
+        Some(Platform::Plain) => {
+            "\
+  kill -HUP $(pidof mosquitto)"
+        }
+        None => {
+            "\
+  kill -HUP $(pidof mosquitto)            # any system, OpenWRT too
+  systemctl reload mosquitto              # Debian, Ubuntu"
+        }
+    };
+    format!(
+        "\
+The broker must reload its CRL and ACL now (copy <dir>/broker/crl.pem and acl to it first if it
+runs elsewhere). Run:
+{how}
 or pass --reload-pid PID / --reload-cmd CMD next time.
 A client that was connected when revoked stays connected until the broker restarts, but after
-the reload the ACL denies it every topic.";
+the reload the ACL denies it every topic."
+    )
+}
+
+/// [`manual_reload_hint`] for the broker recorded in the provisioning directory `dir`.
+pub fn manual_reload_hint_for(dir: &std::path::Path) -> String {
+    let platform = crate::registry::Registry::load(&crate::layout::Layout::new(dir).registry())
+        .ok()
+        .flatten()
+        .and_then(|r| r.broker.map(|b| b.platform));
+    manual_reload_hint(platform)
+}
 
 pub fn reload(how: &Reload) -> Result<()> {
     match how {

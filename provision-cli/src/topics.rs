@@ -65,6 +65,22 @@ pub fn topic(id: Option<&str>, suffix: &str) -> String {
     format!("devices/{}/{suffix}", id.unwrap_or("+"))
 }
 
+/// Above this many devices, a command subscribes with `+` for every device and drops the
+/// others' messages itself (fewer, smaller SUBSCRIBE packets).
+pub const WILDCARD_ABOVE: usize = 16;
+
+/// The filters for `suffixes` of each of `ids` (every device when `ids` is empty or longer than
+/// [`WILDCARD_ABOVE`]).
+pub fn filters(ids: &[String], suffixes: &[&str]) -> Vec<String> {
+    if ids.is_empty() || ids.len() > WILDCARD_ABOVE {
+        suffixes.iter().map(|s| topic(None, s)).collect()
+    } else {
+        ids.iter()
+            .flat_map(|id| suffixes.iter().map(move |s| topic(Some(id), s)))
+            .collect()
+    }
+}
+
 /// Checks a device id given on the command line (it becomes a topic level: no wildcards).
 pub fn check_id(id: &str) -> Result<()> {
     device_id::validate(id).map_err(|source| Error::InvalidDeviceId {
@@ -95,5 +111,8 @@ mod tests {
         assert_eq!(parse("devices/a"), None);
         assert_eq!(topic(None, "status"), "devices/+/status");
         assert_eq!(topic(Some("x"), "status"), "devices/x/status");
+        let many: Vec<String> = (0..=WILDCARD_ABOVE).map(|i| format!("d{i}")).collect();
+        assert_eq!(filters(&many, &["status"]), ["devices/+/status"]);
+        assert_eq!(filters(&many[..2], &["status"]).len(), 2);
     }
 }

@@ -75,22 +75,13 @@ impl Payload {
 
 /// The topics `watch` subscribes to.
 pub fn filters(ids: &[String]) -> Vec<String> {
-    const WATCHED: [&str; 4] = ["telemetry", "status", "reply/#", "ota/up/status"];
-    if ids.is_empty() {
-        WATCHED.iter().map(|s| topics::topic(None, s)).collect()
-    } else {
-        ids.iter()
-            .flat_map(|id| WATCHED.iter().map(move |s| topics::topic(Some(id), s)))
-            .collect()
-    }
+    topics::filters(ids, &["telemetry", "status", "reply/#", "ota/up/status"])
 }
 
 /// Follows the devices until `on_event` returns `false`, `count` messages were seen, or the
 /// client fails. Reconnects by itself after a dropped connection.
 pub fn watch(opts: &WatchOptions, mut on_event: impl FnMut(WatchEvent) -> bool) -> Result<()> {
-    for id in &opts.ids {
-        topics::check_id(id)?;
-    }
+    crate::client::check_devices(&opts.connect.dir, &opts.ids, true)?;
     let client = Client::connect(&opts.connect, &filters(&opts.ids))?;
     if !on_event(WatchEvent::Connected {
         broker: client.addr().to_string(),
@@ -112,6 +103,9 @@ pub fn watch(opts: &WatchOptions, mut on_event: impl FnMut(WatchEvent) -> bool) 
                 let Some((id, kind)) = topics::parse(&m.topic) else {
                     continue;
                 };
+                if !opts.ids.is_empty() && !opts.ids.iter().any(|i| i == id) {
+                    continue;
+                }
                 // An empty retained message is a deletion of the retained status, not a status.
                 if m.payload.is_empty() && kind == Kind::Status {
                     continue;

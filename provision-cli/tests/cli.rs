@@ -95,6 +95,7 @@ fn help_lists_commands_and_examples() {
         &["device", "revoke", "--help"],
         &["device", "config", "--help"],
         &["device", "renew", "--help"],
+        &["device", "export", "--help"],
         &["broker", "renew", "--help"],
         &["operator", "--help"],
         &["operator", "renew", "--help"],

@@ -112,7 +112,7 @@ fn pins_the_broker_and_carries_ota_keys() {
             "--wifi-ssid",
             "home",
             "--broker-host",
-            "10.0.0.2",
+            "127.0.0.1",
         ])
         .args(["--broker-port", "1883", "--pin-broker", "-o"])
         .arg(&out)
@@ -122,7 +122,7 @@ fn pins_the_broker_and_carries_ota_keys() {
         .stdout(contains("1 OTA key(s)"));
     let blob = std::fs::read(&out).unwrap();
     let cfg = DeviceConfig::parse(&blob).unwrap();
-    assert_eq!((cfg.broker_host, cfg.broker_port), ("10.0.0.2", 1883));
+    assert_eq!((cfg.broker_host, cfg.broker_port), ("127.0.0.1", 1883));
     let server = der_of_pem(&dir.join("broker/server.crt"));
     let (_, cert) = x509_parser::parse_x509_certificate(&server).unwrap();
     let want = wire_format::ota::sha256(cert.tbs_certificate.subject_pki.raw);

@@ -503,3 +503,135 @@ fn json_output_is_the_only_thing_on_stdout() {
     assert_eq!(b["port"], 8884);
     assert_eq!(b["hosts"][0], "mqtt.test");
 }
+
+#[test]
+fn device_config_refuses_broker_names_the_certificate_does_not_carry() {
+    let dir = provisioned(&["kitchen-1"]);
+    let d = dir.path();
+    let out = d.join("k.bin");
+    let config = |host: &str| {
+        let mut c = provision(d);
+        c.args(["device", "config", "kitchen-1", "--wifi-ssid", "lab"])
+            .args(["--broker-host", host, "-o"])
+            .arg(&out);
+        c
+    };
+    for bad in ["other.lan", "10.0.0.2", "::1", "mqtt"] {
+        config(bad)
+            .assert()
+            .code(3)
+            .stderr(predicate::str::contains("is not in the broker certificate"))
+            .stderr(predicate::str::contains("mqtt.test, 127.0.0.1"));
+        assert!(!out.exists());
+    }
+    // DNS names compare case-insensitively, as TLS clients do.
+    for good in ["mqtt.test", "MQTT.Test", "127.0.0.1"] {
+        config(good).assert().success();
+    }
+    // After `provision broker` names another host, that one is accepted.
+    ok(d, &["broker", "--host", "mqtt.test", "--host", "other.lan"]);
+    config("other.lan").assert().success();
+    config("127.0.0.1").assert().code(3);
+}
+
+#[test]
+fn device_config_warns_when_the_blob_carries_no_ota_keys() {
+    let dir = provisioned(&["kitchen-1"]);
+    let d = dir.path();
+    let out = d.join("k.bin");
+    let config = || {
+        let mut c = provision(d);
+        c.args(["device", "config", "kitchen-1", "--wifi-ssid", "lab", "-o"])
+            .arg(&out);
+        c
+    };
+    config().assert().success().stderr(predicate::str::contains(
+        "warning: kitchen-1: the blob carries no OTA keys",
+    ));
+    ok(d, &["ota", "keygen"]);
+    config()
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("OTA").not());
+}
+
+#[test]
+fn device_config_from_file_writes_every_blob_or_none() {
+    use wire_format::device_config::DeviceConfig;
+    let dir = provisioned(&["a-1", "b-2", "c-3"]);
+    let d = dir.path();
+    ok(d, &["ota", "keygen"]);
+    let ids = d.join("ids.txt");
+    fs::write(&ids, "# the porch\na-1\nb-2  # second\n\nc-3\n").unwrap();
+    // Outside the provisioning directory: provision refuses to write into its own folders.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let blobs = elsewhere.path().join("blobs");
+    fs::create_dir(&blobs).unwrap();
+    // The password comes from stdin once and serves every device.
+    let out = provision(d)
+        .args(["device", "config", "--from-file"])
+        .arg(&ids)
+        .arg("--out-dir")
+        .arg(&blobs)
+        .args([
+            "--wifi-ssid",
+            "lab",
+            "--wifi-password-file",
+            "/dev/stdin",
+            "--json",
+        ])
+        .write_stdin("pass word\n")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reports.as_array().unwrap().len(), 3);
+    for id in ["a-1", "b-2", "c-3"] {
+        let path = blobs.join(format!("{id}.bin"));
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let blob = fs::read(&path).unwrap();
+        let cfg = DeviceConfig::parse(&blob).unwrap();
+        assert_eq!(cfg.device_id, id);
+        assert_eq!(cfg.wifi_password, "pass word");
+        let cert = fs::read(d.join(format!("devices/{id}/device.crt"))).unwrap();
+        let der = x509_parser::pem::parse_x509_pem(&cert).unwrap().1.contents;
+        assert_eq!(cfg.client_cert_der, &der[..]);
+    }
+
+    // One unknown id: nothing is written.
+    let fresh = elsewhere.path().join("fresh");
+    fs::create_dir(&fresh).unwrap();
+    fs::write(&ids, "a-1\nnobody\n").unwrap();
+    provision(d)
+        .args(["device", "config", "--from-file"])
+        .arg(&ids)
+        .arg("--out-dir")
+        .arg(&fresh)
+        .args(["--wifi-ssid", "lab"])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("unknown device \"nobody\""));
+    assert_eq!(fs::read_dir(&fresh).unwrap().count(), 0);
+    // --from-file needs --out-dir, and excludes a single id.
+    provision(d)
+        .args(["device", "config", "--from-file"])
+        .arg(&ids)
+        .args(["--wifi-ssid", "lab"])
+        .assert()
+        .code(2);
+    provision(d)
+        .args(["device", "config", "a-1", "--from-file"])
+        .arg(&ids)
+        .arg("--out-dir")
+        .arg(&fresh)
+        .args(["--wifi-ssid", "lab"])
+        .assert()
+        .code(2);
+}

@@ -260,6 +260,18 @@ fn cmd_to_a_silent_device_times_out_with_a_hint() {
         "{err}"
     );
     assert!(err.contains("never reported a status"), "{err}");
+
+    // A revoked device cannot connect: cmd says so at once; watch may still follow its status.
+    provision::device::revoke(pki.path(), "dev-2").unwrap();
+    let out = run(&pki, &["cmd", "dev-2", "reboot"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("\"dev-2\" is revoked"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&pki, &["watch", "dev-2", "--count", "0"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
 #[test]
@@ -294,6 +306,8 @@ fn connection_failures_are_typed() {
         (vec!["cmd", "dev-1", "set-pin", "pin"], 3),
         (vec!["cmd", "dev-1", "set-pin", "req=1"], 3),
         (vec!["cmd", "+", "reboot"], 3),
+        (vec!["cmd", "nobody", "reboot"], 4),
+        (vec!["watch", "dev-1", "nobody"], 4),
     ] {
         let out = run(&pki, &args);
         assert_eq!(
@@ -390,4 +404,59 @@ fn exit_codes_in_help_and_readme_agree() {
             "{code} missing: {help}"
         );
     }
+}
+
+/// Many devices: the filters go out in several SUBSCRIBE packets (the broker refuses packets
+/// over 2 KiB), or with `+` above 16 devices; either way only the named devices are shown.
+#[test]
+fn watch_follows_many_devices_through_a_broker_with_small_packets() {
+    let ids: Vec<String> = (0..20)
+        .map(|i| format!("{i:02}-{}", "long-device-name-".repeat(3)))
+        .collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let pki = Pki::new(&refs);
+    let broker = Broker::start(&pki);
+    let publish = |id: &str, msg: &str| {
+        let out = Command::new("mosquitto_pub")
+            .args(broker_testkit::mosquitto_client_args(
+                &pki,
+                &broker,
+                Some(&pki.device(id)),
+            ))
+            .args([
+                "-q",
+                "1",
+                "-t",
+                &format!("devices/{id}/telemetry"),
+                "-m",
+                msg,
+            ])
+            .output()
+            .expect("mosquitto_pub");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    // 16 named devices: 64 filters of ~70 bytes, more than one packet can carry.
+    let mut args: Vec<&str> = refs[..16].to_vec();
+    args.push("--json");
+    let watch = Watch::start(&pki, &args);
+    publish(refs[17], r#"{"seq":99}"#);
+    publish(refs[15], r#"{"seq":15}"#);
+    let line = watch.expect(&["\"seq\":"]);
+    assert!(
+        line.contains(refs[15]) && line.contains("\"seq\":15"),
+        "{line}"
+    );
+    drop(watch);
+
+    // 18 named devices: one `+` filter per topic, the others' messages dropped here.
+    let mut args: Vec<&str> = refs[..18].to_vec();
+    args.push("--json");
+    let watch = Watch::start(&pki, &args);
+    publish(refs[19], r#"{"seq":19}"#);
+    publish(refs[17], r#"{"seq":17}"#);
+    let line = watch.expect(&["\"seq\":"]);
+    assert!(
+        line.contains(refs[17]) && line.contains("\"seq\":17"),
+        "{line}"
+    );
 }

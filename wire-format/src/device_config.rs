@@ -235,6 +235,90 @@ impl DeviceConfig<'_> {
     }
 }
 
+/// Where each field of a checked blob lies, found once by [`Layout::of`]. [`Layout::view`] then
+/// rebuilds the [`DeviceConfig`] from the same bytes without checking the CRC or the fields
+/// again: a device that keeps its config sector in RAM reads it in constant time per use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Layout {
+    device_id: Span,
+    wifi_ssid: Span,
+    wifi_password: Span,
+    broker_host: Span,
+    broker_port: u16,
+    telemetry_period_s: u32,
+    ca_cert_der: Span,
+    client_cert_der: Span,
+    client_key_der: Span,
+    broker_pin: Option<Span>,
+    ota_keys: Span,
+}
+
+/// `start..start + len` in the blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Span {
+    start: u16,
+    len: u16,
+}
+
+impl Span {
+    fn of(blob: &[u8], field: &[u8]) -> Span {
+        // `field` is a sub-slice of `blob` (parse borrows from it); blobs are at most 4 KiB.
+        let start = field.as_ptr() as usize - blob.as_ptr() as usize;
+        Span {
+            start: start as u16,
+            len: field.len() as u16,
+        }
+    }
+    fn get<'a>(&self, blob: &'a [u8]) -> &'a [u8] {
+        let start = usize::from(self.start);
+        blob.get(start..start + usize::from(self.len))
+            .unwrap_or(&[])
+    }
+    fn text<'a>(&self, blob: &'a [u8]) -> &'a str {
+        core::str::from_utf8(self.get(blob)).unwrap_or("")
+    }
+}
+
+impl Layout {
+    /// Parses and checks `blob` (as [`DeviceConfig::parse`]) and remembers where the fields are.
+    pub fn of(blob: &[u8]) -> Result<Layout, ConfigError> {
+        let c = DeviceConfig::parse(blob)?;
+        Ok(Layout {
+            device_id: Span::of(blob, c.device_id.as_bytes()),
+            wifi_ssid: Span::of(blob, c.wifi_ssid.as_bytes()),
+            wifi_password: Span::of(blob, c.wifi_password.as_bytes()),
+            broker_host: Span::of(blob, c.broker_host.as_bytes()),
+            broker_port: c.broker_port,
+            telemetry_period_s: c.telemetry_period_s,
+            ca_cert_der: Span::of(blob, c.ca_cert_der),
+            client_cert_der: Span::of(blob, c.client_cert_der),
+            client_key_der: Span::of(blob, c.client_key_der),
+            broker_pin: c.broker_pin.map(|p| Span::of(blob, p)),
+            ota_keys: Span::of(blob, c.ota_keys.as_flattened()),
+        })
+    }
+
+    /// The config in `blob`, which must be the bytes `of` checked (unchanged). Different bytes
+    /// give garbage fields (empty where out of range), never a panic.
+    pub fn view<'a>(&self, blob: &'a [u8]) -> DeviceConfig<'a> {
+        DeviceConfig {
+            device_id: self.device_id.text(blob),
+            wifi_ssid: self.wifi_ssid.text(blob),
+            wifi_password: self.wifi_password.text(blob),
+            broker_host: self.broker_host.text(blob),
+            broker_port: self.broker_port,
+            telemetry_period_s: self.telemetry_period_s,
+            ca_cert_der: self.ca_cert_der.get(blob),
+            client_cert_der: self.client_cert_der.get(blob),
+            client_key_der: self.client_key_der.get(blob),
+            broker_pin: self
+                .broker_pin
+                .and_then(|p| <&[u8; PIN_LEN]>::try_from(p.get(blob)).ok()),
+            ota_keys: self.ota_keys.get(blob).as_chunks::<OTA_KEY_ENTRY>().0,
+        }
+    }
+}
+
 /// Checked reader over the body.
 struct Cursor<'a> {
     buf: &'a [u8],
@@ -524,6 +608,34 @@ impl<'a> DeviceConfig<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_layout_views_the_same_config_as_parse() {
+        for pin in [None, Some(&[7u8; PIN_LEN])] {
+            let keys = [ota_key_entry(3, &[9; OTA_KEY_LEN])];
+            let cfg = DeviceConfig {
+                device_id: "dev-1",
+                wifi_ssid: "home",
+                wifi_password: "pw",
+                broker_host: "broker.local",
+                broker_port: 8883,
+                telemetry_period_s: 30,
+                ca_cert_der: b"\x30\x03ca!",
+                client_cert_der: b"\x30\x03crt",
+                client_key_der: b"\x30\x03key",
+                broker_pin: pin,
+                ota_keys: &keys,
+            };
+            let mut sector = [0xFFu8; MAX_LEN];
+            cfg.emit(&mut sector).unwrap();
+            let layout = Layout::of(&sector).unwrap();
+            assert_eq!(layout.view(&sector), cfg);
+            assert_eq!(layout.view(&sector), DeviceConfig::parse(&sector).unwrap());
+            // Other bytes: garbage maybe, but no panic.
+            let _ = layout.view(&sector[..10]);
+        }
+        assert_eq!(Layout::of(&[0xFF; 64]), Err(ConfigError::Erased));
+    }
     extern crate std;
     use std::string::ToString;
 

@@ -122,7 +122,7 @@ impl<A: AvrLink> Board for HostBoard<A> {
             } => self
                 .tls
                 .last_error
-                .take()
+                .as_ref()
                 .map(|d| format!(": {d}"))
                 .unwrap_or_default(),
             _ => String::new(),

@@ -134,6 +134,9 @@ impl Broker {
                     bind: Some("127.0.0.1".into()),
                     install_dir: None,
                     days: 30,
+                    platform: provision::registry::Platform::Plain,
+                    max_packet_size: None,
+                    existing_config: None,
                 },
             )
             .expect("provision broker");
@@ -150,6 +153,20 @@ impl Broker {
             }
         }
         panic!("mosquitto found no free port:\n{last_log}");
+    }
+
+    /// Starts Mosquitto from any config file `conf` that listens on `port` (e.g. a Debian-style
+    /// main config that includes the drop-in `provision broker` wrote), logging to `log`.
+    /// Returns the log when it does not start.
+    pub fn start_config(conf: PathBuf, port: u16, log: PathBuf) -> Result<Broker, String> {
+        let mut b = Broker {
+            child: None,
+            port,
+            conf,
+            log,
+        };
+        b.spawn()?;
+        Ok(b)
     }
 
     fn spawn(&mut self) -> Result<(), String> {
@@ -327,4 +344,92 @@ pub fn mosquitto_client_args(
         ]);
     }
     args
+}
+
+/// A `mosquitto_sub` (a client no one here wrote) whose output lines arrive on a channel.
+pub struct MosquittoSub {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl MosquittoSub {
+    /// Runs `mosquitto_sub -d -v` with `args` (connection arguments first, e.g. from
+    /// [`mosquitto_client_args`], then `-t TOPIC`, `-q 1`, ...) and returns once the broker
+    /// acknowledged the subscription.
+    pub fn start(args: &[String], broker_log: impl Fn() -> String) -> MosquittoSub {
+        use std::io::BufRead;
+        // stdbuf: mosquitto_sub block-buffers stdout into a pipe; we need each line as it comes.
+        let mut child = Command::new("stdbuf")
+            .args(["-oL", "mosquitto_sub", "-d", "-v"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto_sub (apt-get install mosquitto-clients)");
+        let (tx, lines) = std::sync::mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let sub = MosquittoSub { child, lines };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match sub.lines.recv_timeout(left) {
+                Ok(l) if l.contains("received SUBACK") => return sub,
+                Ok(_) => {}
+                Err(_) => panic!("mosquitto_sub never got its SUBACK:\n{}", broker_log()),
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops (SIGSTOP) or resumes (SIGCONT) the subscriber: a paused operator is a slow one.
+    pub fn pause(&self, paused: bool) {
+        signal(
+            self.child.id(),
+            if paused { libc::SIGSTOP } else { libc::SIGCONT },
+        );
+    }
+
+    /// Message lines ("topic payload") received within `wait` (the debug lines are skipped).
+    pub fn messages(&self, wait: Duration) -> Vec<String> {
+        self.messages_until(wait, usize::MAX)
+    }
+
+    /// Like [`MosquittoSub::messages`], but returns as soon as `count` messages arrived.
+    pub fn messages_until(&self, wait: Duration, count: usize) -> Vec<String> {
+        let deadline = Instant::now() + wait;
+        let mut got = Vec::new();
+        while got.len() < count {
+            match self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => {
+                    if !line.starts_with("Client ") && !line.starts_with("Subscribed") {
+                        got.push(line);
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        got
+    }
+}
+
+impl Drop for MosquittoSub {
+    fn drop(&mut self) {
+        signal(self.child.id(), libc::SIGCONT);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -64,3 +64,34 @@ _Static_assert(PERIPHS_IO_MUX_FUNC == 0x13 && PERIPHS_IO_MUX_FUNC_S == 4, "IO_MU
 _Static_assert(PERIPHS_GPIO_BASEADDR + GPIO_OUT_W1TS_ADDRESS == 0x60000304, "GPIO_OUT_W1TS");
 _Static_assert(PERIPHS_GPIO_BASEADDR + GPIO_OUT_W1TC_ADDRESS == 0x60000308, "GPIO_OUT_W1TC");
 _Static_assert(PERIPHS_GPIO_BASEADDR + GPIO_ENABLE_W1TS_ADDRESS == 0x60000310, "GPIO_ENABLE_W1TS");
+
+/* Every function src/sdk.rs declares has the prototype the Rust declaration assumes. */
+#include "sntp.h"
+#include "mem.h"
+#define PROTO(f, t) _Static_assert(__builtin_types_compatible_p(__typeof__(&f), t), "prototype of " #f)
+PROTO(system_get_time, uint32 (*)(void));
+PROTO(system_restart, void (*)(void));
+PROTO(system_soft_wdt_feed, void (*)(void));
+PROTO(system_get_free_heap_size, uint32 (*)(void));
+PROTO(system_partition_table_regist, bool (*)(const partition_item_t *, uint32_t, uint32_t));
+PROTO(system_rtc_mem_read, bool (*)(uint8, void *, uint16));
+PROTO(wifi_set_opmode, bool (*)(uint8));
+PROTO(wifi_station_set_config_current, bool (*)(struct station_config *));
+PROTO(wifi_station_set_auto_connect, bool (*)(uint8));
+PROTO(wifi_station_set_reconnect_policy, bool (*)(bool));
+PROTO(wifi_station_connect, bool (*)(void));
+PROTO(wifi_station_get_connect_status, uint8 (*)(void));
+PROTO(sntp_setservername, void (*)(unsigned char, char *));
+PROTO(sntp_set_timezone, bool (*)(sint8));
+PROTO(sntp_init, void (*)(void));
+PROTO(sntp_get_current_timestamp, uint32 (*)());
+PROTO(spi_flash_read, SpiFlashOpResult (*)(uint32, uint32 *, uint32));
+PROTO(spi_flash_write, SpiFlashOpResult (*)(uint32, uint32 *, uint32));
+PROTO(spi_flash_erase_sector, SpiFlashOpResult (*)(uint16));
+PROTO(ets_timer_setfn, void (*)(ETSTimer *, ETSTimerFunc *, void *));
+PROTO(ets_timer_arm_new, void (*)(ETSTimer *, uint32_t, bool, bool));
+PROTO(ets_timer_disarm, void (*)(ETSTimer *));
+PROTO(os_random, unsigned long (*)(void));
+PROTO(os_printf_plus, int (*)(const char *, ...));
+PROTO(pvPortZalloc, void *(*)(size_t, const char *, unsigned));
+PROTO(vPortFree, void (*)(void *, const char *, unsigned));

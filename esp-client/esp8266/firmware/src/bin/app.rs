@@ -12,7 +12,10 @@ use core::mem::MaybeUninit;
 use esp8266_board::chip::{log_line, EspBoard};
 use esp8266_board::layout;
 use esp8266_board::sdk;
-use esp8266_board::transport::Unlinked;
+#[cfg(feature = "tls")]
+use esp8266_board::transport::tls::EspTls as Net;
+#[cfg(not(feature = "tls"))]
+use esp8266_board::transport::Unlinked as Net;
 use esp_client::machine::Device;
 use esp_client::settings::Settings;
 
@@ -31,7 +34,7 @@ impl<T> Global<T> {
     }
 }
 
-type Board = EspBoard<Unlinked>;
+type Board = EspBoard<Net>;
 
 static DEVICE: Global<Device> = Global::new();
 static BOARD: Global<Board> = Global::new();
@@ -111,7 +114,7 @@ pub extern "C" fn user_init() {
     // stack is too small for a Device on it).
     unsafe {
         DEVICE.ptr().write(Device::new(settings));
-        BOARD.ptr().write(EspBoard::new(Unlinked));
+        BOARD.ptr().write(EspBoard::new(Net::new()));
         TIMER.ptr().write(sdk::EtsTimer::new());
         sdk::ets_timer_setfn(TIMER.ptr(), poll, core::ptr::null_mut());
         sdk::ets_timer_arm_new(TIMER.ptr(), 1, false, true);

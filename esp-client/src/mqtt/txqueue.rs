@@ -2,9 +2,7 @@
 //! and the queue is offered to the transport whenever it says it can take bytes. A packet is
 //! either queued whole or not at all, so a partial write never cuts one in the middle.
 
-use embedded_io::{Error as _, ErrorKind, Write, WriteReady};
-
-use crate::mqtt::EncodeError;
+use super::codec::EncodeError;
 
 /// A byte queue of `N` bytes: `buf[start..end]` waits to be written.
 pub struct TxQueue<const N: usize> {
@@ -12,10 +10,6 @@ pub struct TxQueue<const N: usize> {
     start: usize,
     end: usize,
 }
-
-/// The transport failed while writing (any error but `Interrupted`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WriteFailed(pub ErrorKind);
 
 impl<const N: usize> Default for TxQueue<N> {
     fn default() -> Self {
@@ -91,31 +85,17 @@ impl<const N: usize> TxQueue<N> {
         true
     }
 
-    /// Offers the waiting bytes to `w` for as long as it takes them without blocking. Returns
-    /// how many it took.
-    pub fn write_to<W: Write + WriteReady>(&mut self, w: &mut W) -> Result<usize, WriteFailed> {
-        let mut total = 0;
-        while !self.is_empty() {
-            match w.write_ready() {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => return Err(WriteFailed(e.kind())),
-            }
-            match w.write(&self.buf[self.start..self.end]) {
-                Ok(0) => break,
-                Ok(n) => {
-                    let n = n.min(self.len());
-                    self.start += n;
-                    total += n;
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => break,
-                Err(e) => return Err(WriteFailed(e.kind())),
-            }
-        }
+    /// The bytes waiting, oldest first.
+    pub fn pending(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// The first `n` waiting bytes went out.
+    pub fn consume(&mut self, n: usize) {
+        self.start += n.min(self.len());
         if self.is_empty() {
             self.clear();
         }
-        Ok(total)
     }
 }
 
@@ -124,54 +104,28 @@ mod tests {
     use super::*;
     use std::vec::Vec;
 
-    /// Takes at most `chunk` bytes per write, and only every other time it is asked.
-    struct Slow {
-        out: Vec<u8>,
-        chunk: usize,
-        ready: bool,
-    }
-    impl embedded_io::ErrorType for Slow {
-        type Error = ErrorKind;
-    }
-    impl WriteReady for Slow {
-        fn write_ready(&mut self) -> Result<bool, ErrorKind> {
-            self.ready = !self.ready;
-            Ok(self.ready)
-        }
-    }
-    impl Write for Slow {
-        fn write(&mut self, b: &[u8]) -> Result<usize, ErrorKind> {
-            let n = b.len().min(self.chunk);
-            self.out.extend_from_slice(&b[..n]);
-            Ok(n)
-        }
-        fn flush(&mut self) -> Result<(), ErrorKind> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn whole_packets_in_order_through_a_slow_writer() {
         let mut q = TxQueue::<16>::new();
-        let mut w = Slow {
-            out: Vec::new(),
-            chunk: 3,
-            ready: false,
-        };
-        let mut want = Vec::new();
+        let (mut out, mut want) = (Vec::new(), Vec::new());
         let mut next = 0u8;
-        for _ in 0..200 {
+        for round in 0..200 {
             let pkt = [next; 5];
             if q.push(&pkt) {
                 want.extend_from_slice(&pkt);
                 next = next.wrapping_add(1);
             }
-            q.write_to(&mut w).unwrap();
+            // A writer that takes 3 bytes every other round.
+            if round % 2 == 0 {
+                let n = q.pending().len().min(3);
+                out.extend_from_slice(&q.pending()[..n]);
+                q.consume(n);
+            }
         }
-        while !q.is_empty() {
-            q.write_to(&mut w).unwrap();
-        }
-        assert_eq!(w.out, want);
+        out.extend_from_slice(q.pending());
+        q.consume(q.len());
+        assert!(q.is_empty());
+        assert_eq!(out, want);
         assert!(next > 50, "{next}");
     }
 
