@@ -216,6 +216,8 @@ pub struct Device {
     telemetry: Telemetry,
     commands: Commands,
     backoff: Backoff,
+    /// Online since; the backoff resets once this is `stable_after_ms` ago.
+    online_since: Option<u64>,
     time: TimeFloor,
     persisted_time: Option<u64>,
     stats: Stats,
@@ -240,6 +242,7 @@ impl Device {
             telemetry: Telemetry::new(settings.adc_channels),
             commands: Commands::new(settings.reboot_grace_ms),
             backoff: Backoff::new(settings.backoff),
+            online_since: None,
             time: TimeFloor::new(settings.build_time_unix, None, 0),
             persisted_time: None,
             stats: Stats::default(),
@@ -274,6 +277,7 @@ impl Device {
     /// A connected step failed: drop the connection and wait.
     fn fail<B: Board>(&mut self, board: &mut B, now: u64, cause: Failure) {
         board.transport().close();
+        self.online_since = None;
         let delay = self.backoff.next_delay_ms(board.random_u32());
         self.go(
             board,
@@ -656,7 +660,7 @@ impl Device {
 
     fn enter_online<B: Board>(&mut self, board: &mut B, now: u64) {
         self.go(board, now, State::Online);
-        self.backoff.reset();
+        self.online_since = Some(now);
         // Unacknowledged publishes from the last connection go out again (as DUP), first.
         self.session.resume(now);
         self.telemetry.on_online(now);
@@ -678,6 +682,15 @@ impl Device {
     /// One poll while online: the session's timers, then each application's.
     fn online<B: Board>(&mut self, board: &mut B, now: u64) -> Result<u64, Failure> {
         let mut next = self.session.poll(now)?;
+        if let Some(since) = self.online_since {
+            let stable = since + self.settings.stable_after_ms;
+            if now >= stable {
+                self.backoff.reset();
+                self.online_since = None;
+            } else {
+                next = next.min(stable);
+            }
+        }
         if self
             .commands
             .reboot_due(now, self.session.sender().all_acked())

@@ -109,6 +109,8 @@ struct BrokerScript {
     write_chunk: usize,
     /// `write_ready` says "would block".
     write_blocked: bool,
+    /// Close the connection right after sending SUBACK (a broker that breaks every session).
+    break_after_suback: bool,
 }
 
 /// The broker side of the connection, speaking through rumqttc's codec.
@@ -295,6 +297,26 @@ impl FakeNet {
                         .map(|f| r::SubscribeReasonCode::Success(f.qos))
                         .collect();
                     self.send(r::Packet::SubAck(r::SubAck::new(s.pkid, codes)));
+                    // Retained messages matching the filter follow, with RETAIN set.
+                    for f in &s.filters {
+                        let prefix = f.path.trim_end_matches('#');
+                        let matching: Vec<_> = self
+                            .retained
+                            .iter()
+                            .filter(|(t, _)| t.starts_with(prefix))
+                            .cloned()
+                            .collect();
+                        for (topic, payload) in matching {
+                            let mut p = r::Publish::new(topic, RQoS::AtLeastOnce, payload);
+                            p.retain = true;
+                            p.pkid = 88;
+                            self.send(r::Packet::Publish(p));
+                        }
+                    }
+                    if self.script.break_after_suback {
+                        self.conn.as_mut().unwrap().closed_by_broker = true;
+                        self.fire_will();
+                    }
                 }
                 r::Packet::Publish(p) => {
                     if p.retain {
@@ -462,6 +484,7 @@ fn board() -> FakeBoard {
                 handshake_hangs: false,
                 write_chunk: usize::MAX,
                 write_blocked: false,
+                break_after_suback: false,
             },
             conn: None,
             received: Vec::new(),
@@ -1057,4 +1080,93 @@ fn a_transport_that_stops_taking_bytes_is_dropped() {
 fn log_time(b: &FakeBoard, what: &str) -> Option<u64> {
     let line = b.log.iter().find(|l| l.contains(what))?;
     line.strip_prefix('[')?.split(' ').next()?.parse().ok()
+}
+
+#[test]
+fn a_retained_command_is_not_run() {
+    // One `mosquitto_pub -r` by the operator: the broker hands it to every new subscription.
+    let mut b = board();
+    let topic = format!("devices/{ID}/cmd/reboot");
+    b.net.retained.push((topic, b"req=loop".to_vec()));
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 60_000);
+    assert_eq!(b.resets, 0, "no reboot loop");
+    assert_eq!(b.transcript, boot_to_online());
+    let replies = b.net.publishes("reply/reboot");
+    assert_eq!(replies.len(), 1);
+    assert_eq!(
+        std::str::from_utf8(&replies[0].payload).unwrap(),
+        r#"{"req":"loop","ok":false,"error":"a retained command is not run (clear it: publish an empty retained message to its topic)"}"#
+    );
+    // The same command sent live still works.
+    b.net.command("reboot", "");
+    run(&mut dev, &mut b, &mut now, 61_000);
+    assert_eq!(b.resets, 1);
+}
+
+#[test]
+fn a_broker_that_breaks_every_session_after_suback_meets_a_growing_backoff() {
+    let mut b = board();
+    b.net.script.break_after_suback = true;
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 60_000);
+    // Each session reaches Online and is cut at once: that is no healthy connection, so the
+    // backoff keeps growing (1, 2, 4, 8, 16 s ceilings) instead of a flat 1 s storm.
+    assert!(
+        b.causes.iter().all(|c| *c == Failure::Closed),
+        "{:?}",
+        b.causes
+    );
+    let n = b.backoff_delays.len();
+    assert!(
+        (5..=7).contains(&n),
+        "{n} reconnects in 60 s: {:?}",
+        b.backoff_delays
+    );
+    for (i, d) in b.backoff_delays.iter().enumerate() {
+        let ceiling = (1000u64 << i).min(60_000);
+        assert!((ceiling / 2..=ceiling).contains(d), "delay {i} = {d}");
+    }
+    // A connection that stays up for `stable_after_ms` resets it: the next failure waits
+    // from the first ceiling again.
+    b.net.script.break_after_suback = false;
+    let before = b.backoff_delays.len();
+    run(&mut dev, &mut b, &mut now, 200_000);
+    assert_eq!(b.backoff_delays.len(), before);
+    assert_eq!(*b.transcript.last().unwrap(), Online);
+    b.net.crash();
+    b.net.script.up = true;
+    run(&mut dev, &mut b, &mut now, 210_000);
+    let d = b.backoff_delays[before];
+    assert!((500..=1000).contains(&d), "{d}");
+}
+
+#[test]
+fn the_backoff_delay_counts_from_the_failure() {
+    let mut b = board();
+    b.net.script.handshake_hangs = true;
+    let mut dev = Device::new(Settings {
+        connect_timeout_ms: 3_000,
+        ..settings()
+    });
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 6_000);
+    let started = log_time(&b, "=> TlsConnect").unwrap();
+    let failed = log_time(&b, "=> Backoff").unwrap();
+    let retried = log_time(&b, "=> NetworkUp").map(|_| ());
+    assert_eq!(failed, started + 3_000);
+    let again = b
+        .log
+        .iter()
+        .filter(|l| l.contains("=> NetworkUp"))
+        .nth(1)
+        .and_then(|l| l.strip_prefix('[')?.split(' ').next()?.parse::<u64>().ok())
+        .unwrap();
+    assert!(retried.is_some());
+    assert!(
+        (failed + 500..=failed + 1_000).contains(&again),
+        "retry at {again}, failure at {failed}"
+    );
 }
