@@ -141,7 +141,7 @@ session(void *arg)
 }
 
 int
-lx106_sim_main(void)
+replay_main(void)
 {
 	struct run r;
 	size_t i;
