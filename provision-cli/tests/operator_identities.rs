@@ -155,3 +155,55 @@ fn an_added_operator_follows_the_fleet_next_to_the_first_one() {
     assert_eq!(second.messages(wait), vec!["devices/dev-a/telemetry t=1"]);
     assert_eq!(dev_cmd.messages(wait), vec!["devices/dev-a/cmd/led on"]);
 }
+
+/// A device's session belongs to its certificate: another identity (a neighbour, an operator,
+/// any other certificate of our CA) that connects with the device's client id gets its own
+/// session instead of closing the device's and taking its queued messages.
+#[test]
+fn another_identity_cannot_take_over_a_devices_session() {
+    let pki = Pki::new(&["dev-a", "dev-b"]);
+    provision::operator::add(pki.path(), "_ops-ci", 30).unwrap();
+    let broker = Broker::start(&pki);
+    let conf = fs::read_to_string(pki.path().join("broker/mosquitto.conf")).unwrap();
+    assert!(conf.contains("\nuse_username_as_clientid true\n"), "{conf}");
+
+    // dev-a: a persistent QoS 1 session, as the firmware keeps it.
+    let dev_a = sub(
+        &pki,
+        &broker,
+        &pki.device("dev-a"),
+        &["-c", "-i", "dev-a", "-q", "1", "-t", "devices/dev-a/cmd/#"],
+    );
+    // Others connect claiming dev-a's client id, persistent too.
+    let intruders = [pki.device("dev-b"), identity(&pki, "_ops-ci")];
+    let _held: Vec<MosquittoSub> = intruders
+        .iter()
+        .map(|who| {
+            sub(
+                &pki,
+                &broker,
+                who,
+                &["-c", "-i", "dev-a", "-q", "1", "-t", "devices/dev-a/cmd/#"],
+            )
+        })
+        .collect();
+    let out = publish(
+        &pki,
+        &broker,
+        &pki.operator(),
+        &["-t", "devices/dev-a/cmd/led", "-m", "on"],
+    );
+    assert!(out.status.success());
+    assert_eq!(
+        dev_a.messages(Duration::from_secs(2)),
+        vec!["devices/dev-a/cmd/led on"],
+        "{}",
+        broker.log()
+    );
+    let log = broker.log();
+    assert!(!log.contains("already connected"), "{log}");
+    assert!(
+        log.contains("as dev-b (") && log.contains("as _ops-ci ("),
+        "the broker did not give the intruders their own ids:\n{log}"
+    );
+}
