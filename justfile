@@ -20,6 +20,12 @@ home host="localhost":
     cargo run --release -q -p provision-cli -- --dir certs device show kitchen-sensor-1 >/dev/null 2>&1 || cargo run --release -q -p provision-cli -- --dir certs device add kitchen-sensor-1
     cargo run --release -q -p provision-cli -- --dir certs device list
 
+# Man pages for provision and every subcommand into target/man/man1 (read one with
+# `man -l target/man/man1/provision-status.1`, or add target/man to MANPATH)
+# Man pages of provision
+man:
+    cargo run -q -p provision-cli -- man --out-dir target/man/man1
+
 # Unit, CLI and integration tests of every crate (real Mosquitto, the AVR firmware built for both
 # chips and run in simavr), the no_std builds for the chips, the demo (`just demo`), lints.
 # Every test

@@ -100,6 +100,38 @@ fn read_first_line(path: &Path) -> Result<String> {
     })
 }
 
+/// Refuses WiFi credentials no access point would accept: an SSID is 1–32 bytes (802.11) and a
+/// control character in it is a paste error; a WPA2 passphrase is 8–63 printable ASCII characters
+/// or a 64-digit hex PSK (802.11i). An empty password means an open network.
+pub fn check_wifi(ssid: &str, password: &str) -> Result<()> {
+    if ssid.is_empty() || ssid.len() > 32 {
+        return Err(Error::InvalidInput(format!(
+            "WiFi SSID is {} bytes long ({ssid:?}); an SSID is 1 to 32 bytes",
+            ssid.len()
+        )));
+    }
+    if ssid.chars().any(char::is_control) {
+        return Err(Error::InvalidInput(format!(
+            "WiFi SSID {ssid:?} contains a control character (a line break or tab from a paste?)"
+        )));
+    }
+    if password.is_empty() {
+        return Ok(());
+    }
+    let hex_psk = password.len() == 64 && password.bytes().all(|b| b.is_ascii_hexdigit());
+    let passphrase =
+        (8..=63).contains(&password.len()) && password.bytes().all(|b| (0x20..=0x7e).contains(&b));
+    if !hex_psk && !passphrase {
+        // Never echo the password itself.
+        return Err(Error::InvalidInput(format!(
+            "the WiFi password ({} bytes) cannot work: a WPA2 passphrase is 8 to 63 printable \
+             ASCII characters, or exactly 64 hex digits",
+            password.len()
+        )));
+    }
+    Ok(())
+}
+
 /// SHA-256 of the SubjectPublicKeyInfo of a DER certificate.
 pub fn spki_pin(cert_der: &[u8], path: &Path) -> Result<[u8; 32]> {
     let (_, cert) = x509_parser::parse_x509_certificate(cert_der).map_err(|e| Error::Corrupt {
@@ -237,6 +269,7 @@ fn build(
     opts: &ConfigOptions,
     wifi_password: &str,
 ) -> Result<(Vec<u8>, ConfigReport)> {
+    check_wifi(&opts.wifi_ssid, wifi_password)?;
     let layout = &store.layout;
     let device = registry
         .devices

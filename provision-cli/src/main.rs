@@ -4,13 +4,14 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use provision::{broker, device, init, reload, Error};
 
 mod device_cli;
 mod lifecycle_cli;
 mod ota_cli;
 mod ota_push_cli;
+mod shell_cli;
 mod talk_cli;
 
 #[derive(Parser)]
@@ -133,6 +134,19 @@ expired), others as for every command. Revoked devices are listed but never coun
     /// Operator identities (the certificate `provision` itself uses on MQTT)
     #[command(subcommand, after_help = "Examples:\n  provision operator renew")]
     Operator(lifecycle_cli::OperatorCommand),
+    /// Print a shell completion script
+    #[command(after_help = "\
+Examples:
+  provision completions bash > ~/.local/share/bash-completion/completions/provision
+  provision completions zsh > ~/.zfunc/_provision      # with fpath+=~/.zfunc before compinit
+  provision completions fish > ~/.config/fish/completions/provision.fish")]
+    Completions(shell_cli::CompletionsArgs),
+    /// Write the man pages (provision.1 and one per subcommand)
+    #[command(after_help = "\
+Examples:
+  provision man --out-dir ~/.local/share/man/man1 && man provision-device-renew
+  provision man | man -l -")]
+    Man(shell_cli::ManArgs),
 }
 
 #[derive(Args)]
@@ -310,7 +324,10 @@ How Tasmota, ESPHome and Arduino sketches use them: docs/other-firmwares.md.")]
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => shell_cli::safe_suggestions(e, &Cli::command()).exit(),
+    };
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -418,6 +435,8 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Cmd(args) => talk_cli::run_cmd(&dir, args)?,
         Command::Status(a) => return a.run(&dir),
         Command::Operator(cmd) => cmd.run(&dir)?,
+        Command::Completions(a) => a.run(Cli::command())?,
+        Command::Man(a) => a.run(Cli::command())?,
     }
     Ok(ExitCode::SUCCESS)
 }

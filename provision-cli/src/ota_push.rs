@@ -161,7 +161,11 @@ pub struct DeviceResult {
     pub bundle_version: String,
     /// Image bytes this push sent to the device (chunks, repeats included).
     pub bytes_sent: u64,
+    /// From the first offer to the device's final status.
     pub seconds: f64,
+    /// From the first offer to the device's report that it holds the whole image (`verifying`
+    /// or later): the transfer alone, without install and reboot.
+    pub transfer_seconds: Option<f64>,
 }
 
 /// What push reports while it runs.
@@ -208,6 +212,7 @@ struct Dev {
     bytes_sent: u64,
     highest: u32,
     online: Option<bool>,
+    transferred: Option<Duration>,
 }
 
 /// Pushes `opts.bundle` to every device; returns one result per device, in the given order.
@@ -259,6 +264,7 @@ pub fn push(opts: &PushOptions, mut on_event: impl FnMut(PushEvent)) -> Result<V
                 bytes_sent: 0,
                 highest: 0,
                 online: None,
+                transferred: None,
             },
         );
     }
@@ -469,6 +475,9 @@ impl Push<'_> {
                     }),
                     Phase::Verifying | Phase::PendingReboot | Phase::Trial if ours => {
                         d.stage = Stage::Installing;
+                        if d.transferred.is_none() {
+                            d.transferred = d.started.map(|s| s.elapsed());
+                        }
                     }
                     Phase::Confirmed if ours => {
                         self.finish(&id, Outcome::Confirmed, None, on_event)
@@ -538,6 +547,7 @@ impl Push<'_> {
             bundle_version: self.bundle.header.version.to_string(),
             bytes_sent: d.bytes_sent,
             seconds: d.started.map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0),
+            transfer_seconds: d.transferred.map(|t| t.as_secs_f64()),
         };
         self.results.insert(id.to_string(), r.clone());
         on_event(PushEvent::Done(r));

@@ -404,3 +404,51 @@ fn read_only_commands_work_on_a_read_only_directory() {
         .arg(&dir)
         .status();
 }
+
+#[test]
+fn wifi_credentials_that_cannot_work_are_refused() {
+    let (tmp, dir) = setup();
+    let out = tmp.path().join("d1.bin");
+    let pw = tmp.path().join("pw");
+    let with = |ssid: &str, password: Option<&str>| {
+        let mut c = provision(&dir);
+        c.args(["device", "config", "d1", "--wifi-ssid", ssid, "-o"])
+            .arg(&out);
+        if let Some(p) = password {
+            fs::write(&pw, format!("{p}\n")).unwrap();
+            c.arg("--wifi-password-file").arg(&pw);
+        }
+        c
+    };
+    let long_ssid = "s".repeat(33);
+    let hex64 = "0123456789abcdef".repeat(4);
+    let not_hex64 = "z".repeat(64);
+    let pass63 = "p".repeat(63);
+    for (ssid, password, message) in [
+        ("", None, "1 to 32 bytes"),
+        (long_ssid.as_str(), None, "1 to 32 bytes"),
+        ("home\twifi", None, "control character"),
+        ("home", Some("short"), "8 to 63 printable"),
+        ("home", Some(not_hex64.as_str()), "64 hex digits"),
+        ("home", Some("pässwörd-ü"), "8 to 63 printable"),
+    ] {
+        let assert = with(ssid, password)
+            .assert()
+            .code(3)
+            .stderr(predicate::str::contains(message));
+        // The password itself is never echoed.
+        if let Some(p) = password {
+            let err = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+            assert!(!err.contains(p), "{err}");
+        }
+        assert!(!out.exists(), "{ssid:?}");
+    }
+    for (ssid, password) in [
+        ("s", None),
+        ("home", Some("eight ch")),
+        ("home", Some(pass63.as_str())),
+        ("home", Some(hex64.as_str())),
+    ] {
+        with(ssid, password).assert().success();
+    }
+}

@@ -100,6 +100,8 @@ fn help_lists_commands_and_examples() {
         &["operator", "--help"],
         &["operator", "renew", "--help"],
         &["status", "--help"],
+        &["completions", "--help"],
+        &["man", "--help"],
         &["ota", "--help"],
         &["ota", "keygen", "--help"],
         &["ota", "build", "--help"],

@@ -1,6 +1,6 @@
 //! Crash safety of the provisioning directory, tested the way it failed: the real binary is cut
-//! at every file-system step of `device add`, `device revoke`, `init --force`, `broker` and
-//! `ota keygen` (`PROVISION_FAULT_AT=N` aborts at step N, like `kill -9`: no destructors, no
+//! at every file-system step of `device add`, `device revoke`, `init --force`, `broker`,
+//! `operator add` and `ota keygen` (`PROVISION_FAULT_AT=N` aborts at step N, like `kill -9`: no destructors, no
 //! cleanup), and killed with a real SIGKILL at a sample of moments of a bulk add. After each cut
 //! the next command must find a consistent directory: the registry parses, every certificate that
 //! chains to the CA is in the registry, the CRL and ACL agree with it, the CA key matches its
@@ -114,6 +114,7 @@ fn check_consistent(dir: &Path, context: &str) -> Registry {
     // Every certificate on disk (outside backups) that this CA issued is in the registry.
     let mut known: BTreeSet<String> = [reg.ca.cert.serial.clone(), reg.operator.serial.clone()]
         .into_iter()
+        .chain(reg.operators.values().map(|c| c.serial.clone()))
         .chain(reg.broker.iter().map(|b| b.cert.serial.clone()))
         .chain(reg.devices.values().map(|d| d.cert.serial.clone()))
         .chain(reg.retired.iter().map(|r| r.cert.serial.clone()))
@@ -287,6 +288,13 @@ fn scenarios() -> Vec<Scenario> {
             setup: BASE,
             args: &["broker", "--host", "mqtt.example", "--ip", "127.0.0.2"],
             happened: |_, a, _| a.broker.as_ref().unwrap().hosts == ["mqtt.example"],
+            unchanged: |b, a, _| a == b,
+        },
+        Scenario {
+            name: "operator add",
+            setup: BASE,
+            args: &["operator", "add", "_ops-laptop"],
+            happened: |_, a, _| a.operators.contains_key("_ops-laptop"),
             unchanged: |b, a, _| a == b,
         },
         Scenario {

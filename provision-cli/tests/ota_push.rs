@@ -441,6 +441,11 @@ fn push_updates_two_devices_in_parallel_and_status_shows_it() {
         assert_eq!(r["running_version"], "2.0.0", "{r}");
         assert_eq!(r["bundle_version"], "2.0.0");
         assert_eq!(r["bytes_sent"], 40 * 1024 + 17, "{r}");
+        let (transfer, total) = (r["transfer_seconds"].as_f64(), r["seconds"].as_f64());
+        assert!(
+            transfer.is_some_and(|t| t > 0.0 && t <= total.unwrap()),
+            "{r}"
+        );
     }
     // Not a terminal: plain progress lines on stderr.
     assert!(err.contains("dev-a: offered"), "{err}");

@@ -167,14 +167,13 @@ fn keys(v: &serde_json::Value) -> Vec<String> {
 #[test]
 fn watch_follows_and_cmd_runs_every_documented_command() {
     let pki = Pki::new(&["dev-1"]);
-    // The broker makes the client id the certificate's name: tools connected at the same time
-    // each have their own operator identity.
-    for name in ["_ops-json", "_ops-cmd"] {
-        provision::operator::add(pki.path(), name, 30).expect("operator add");
+    // One identity per tool running at the same time: the broker ties the client id to it.
+    for name in ["_watch", "_watch-json"] {
+        provision::operator::add(pki.path(), name, 30).unwrap();
     }
     let broker = Broker::start(&pki);
-    let watch = Watch::start(&pki, &["dev-1"]);
-    let json_watch = Watch::start(&pki, &["--json", "--operator", "_ops-json"]);
+    let watch = Watch::start(&pki, &["dev-1", "--operator", "_watch"]);
+    let json_watch = Watch::start(&pki, &["--json", "--operator", "_watch-json"]);
     let _dev = HostDevice::start(&device_flash(&pki, "dev-1"));
 
     watch.expect(&["dev-1 status online"]);
@@ -196,7 +195,7 @@ fn watch_follows_and_cmd_runs_every_documented_command() {
     for (name, args, documented) in &commands {
         let mut argv = vec!["cmd", "dev-1", name.as_str()];
         argv.extend(args.iter().map(String::as_str));
-        argv.extend(["--json", "--operator", "_ops-cmd"]);
+        argv.push("--json");
         let out = run(&pki, &argv);
         assert!(out.status.success(), "{argv:?}: {}", text(&out.stderr));
         let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -212,24 +211,13 @@ fn watch_follows_and_cmd_runs_every_documented_command() {
     watch.expect(&["dev-1 status online"]);
 
     // Readable output, and the pin really changed on the AVR (telemetry shows PC1 high).
-    let out = run(
-        &pki,
-        &[
-            "cmd",
-            "dev-1",
-            "set-pin",
-            "pin=9",
-            "level=1",
-            "--operator",
-            "_ops-cmd",
-        ],
-    );
+    let out = run(&pki, &["cmd", "dev-1", "set-pin", "pin=9", "level=1"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "dev-1 set-pin: ok pin=9 level=1\n");
     watch.expect(&["dev-1 telemetry", "ports.c=2"]);
 
     // Refusals: exit 14, the device's reason on stderr, the reply on stdout with --json.
-    let out = run(&pki, &["cmd", "dev-1", "dance", "--operator", "_ops-cmd"]);
+    let out = run(&pki, &["cmd", "dev-1", "dance"]);
     assert_eq!(out.status.code(), Some(15), "{}", text(&out.stderr));
     let err = text(&out.stderr);
     assert!(
@@ -238,33 +226,13 @@ fn watch_follows_and_cmd_runs_every_documented_command() {
     );
     let out = run(
         &pki,
-        &[
-            "cmd",
-            "dev-1",
-            "set-pin",
-            "pin=300",
-            "level=1",
-            "--json",
-            "--operator",
-            "_ops-cmd",
-        ],
+        &["cmd", "dev-1", "set-pin", "pin=300", "level=1", "--json"],
     );
     assert_eq!(out.status.code(), Some(15));
     let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(reply["ok"], false);
     assert_eq!(reply["error"], "bad value for pin=");
-    let out = run(
-        &pki,
-        &[
-            "cmd",
-            "dev-1",
-            "set-pin",
-            "pin=2",
-            "level=1",
-            "--operator",
-            "_ops-cmd",
-        ],
-    );
+    let out = run(&pki, &["cmd", "dev-1", "set-pin", "pin=2", "level=1"]);
     assert_eq!(out.status.code(), Some(15));
     assert!(
         text(&out.stderr).contains("the pin is not free"),
@@ -276,16 +244,7 @@ fn watch_follows_and_cmd_runs_every_documented_command() {
     let addr = format!("127.0.0.1:{}", broker.port());
     let out = run(
         &pki,
-        &[
-            "cmd",
-            "dev-1",
-            "read-adc",
-            "channel=1",
-            "--broker",
-            &addr,
-            "--operator",
-            "_ops-cmd",
-        ],
+        &["cmd", "dev-1", "read-adc", "channel=1", "--broker", &addr],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).starts_with("dev-1 read-adc: ok channel=1 value="));

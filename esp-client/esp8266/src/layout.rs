@@ -14,15 +14,18 @@ pub const IROM_MAP: u32 = 0x4020_0000;
 pub const LOADER: u32 = 0x0000_0000;
 /// The loader's image must end before this.
 pub const LOADER_MAX: u32 = 0x2000;
+/// The OTA flash layout (esp-client `ota::layout`, docs/flash-layout.md): slots, trailers and
+/// the boot state copies.
+pub const OTA: esp_client::ota::Layout = esp_client::ota::Layout::ESP8266_4M;
 /// Slot A: the application image, at the same offset in window 0 as slot B in window 1, so one
 /// build (irom0 linked at one address) runs from either.
-pub const SLOT_A: u32 = 0x0000_2000;
+pub const SLOT_A: u32 = OTA.slots[0].image;
 /// Slot B.
-pub const SLOT_B: u32 = 0x0010_2000;
+pub const SLOT_B: u32 = OTA.slots[1].image;
 /// Bytes a slot's image may take (the last sector of the window is the slot's trailer).
-pub const SLOT_SIZE: u32 = 0xFD000;
+pub const SLOT_SIZE: u32 = OTA.slots[0].image_max;
 /// The two copies of the boot state, in the gap at the start of window 1.
-pub const BOOT_STATE: [u32; 2] = [0x10_0000, 0x10_1000];
+pub const BOOT_STATE: [u32; 2] = OTA.state;
 
 /// The v2 image's first header (8 bytes) and the irom0 segment header (8 bytes) come before
 /// the irom0 code, so the application's irom0 starts here once its slot is mapped.
@@ -67,4 +70,7 @@ const _: () = {
     assert!(BOOT_STATE[1] + SECTOR <= SLOT_B);
     assert!(SLOT_B + SLOT_SIZE + SECTOR <= 2 * WINDOW);
     assert!(APP_IROM0 == 0x4020_2010);
+    assert!(OTA.slots[1].image_max == SLOT_SIZE);
+    assert!(SLOT_A + SLOT_SIZE <= OTA.slots[0].trailer);
+    assert!(SLOT_B + SLOT_SIZE <= OTA.slots[1].trailer);
 };

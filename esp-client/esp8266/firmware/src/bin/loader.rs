@@ -1,7 +1,9 @@
 //! The second-stage loader at flash 0x0: the ROM loads it into the top of IRAM (0x4010C000,
 //! clear of where an application loads) and DRAM above the application's, and jumps here.
-//! It picks a slot, checks the image there (esp8266_board::image: headers, bounds, CRC-32),
-//! copies its IRAM/DRAM segments with the ROM's SPIRead, checks their XOR checksum, leaves the
+//! It runs the OTA boot decision (esp-client `ota::boot`: a pending image gets its trial boots,
+//! counted in flash before the jump, then a rollback), checks the image in the chosen slot
+//! (esp8266_board::image: headers, bounds, CRC-32), copies its IRAM/DRAM segments with the
+//! ROM's SPIRead, checks their XOR checksum, leaves the
 //! slot in RTC memory for the application's Cache_Read_Enable_New (which maps that slot's
 //! 1 MiB window when the SDK starts) and jumps to the image's entry. No statics, no .bss: it
 //! only uses the stack the ROM left it.
@@ -12,6 +14,7 @@ use embedded_storage::nor_flash::ReadNorFlash;
 use esp8266_board::image::{self, AppImage, ImageError};
 use esp8266_board::layout;
 use esp8266_board::rom::{self, say, say_hex, RomFlash};
+use esp_client::ota::{BootKind, Slot};
 
 const SLOTS: [u32; 2] = [layout::SLOT_A, layout::SLOT_B];
 const NAMES: [&[u8]; 2] = [b"A", b"B"];
@@ -80,8 +83,22 @@ fn load(i: usize, img: &AppImage) -> Result<(), ImageError> {
 #[no_mangle]
 pub extern "C" fn loader_main() -> ! {
     say(b"\r\nloader: esp-client second stage\r\n");
-    // Slot A first, B if A holds no valid image.
-    for i in [0usize, 1] {
+    let decision = esp_client::ota::boot(&mut RomFlash, &layout::OTA);
+    say(b"loader: boot state: slot ");
+    say(NAMES[decision.slot.index()]);
+    match decision.kind {
+        BootKind::Normal => say(b" (confirmed)\r\n"),
+        BootKind::Trial { attempt } => {
+            say(b" on trial, boot ");
+            say(&[b'0' + attempt]);
+            say(b" of 3\r\n");
+        }
+        BootKind::RolledBack => say(b" (update rolled back)\r\n"),
+    }
+    // The chosen slot; if its image is unusable, the other one (a pending image that does not
+    // check out has used up a trial boot already, and the confirmed one is still there).
+    let first = decision.slot;
+    for i in [first.index(), Slot::other(first).index()] {
         say(b"loader: slot ");
         say(NAMES[i]);
         say(b" at ");
