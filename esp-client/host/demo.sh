@@ -44,9 +44,6 @@ provision operator add _demo-watch >/dev/null   # its own identity: watch and cm
 provision broker --host localhost --ip 127.0.0.1 --port "$PORT" --bind 127.0.0.1 >/dev/null
 echo "broker config: $DIR/pki/broker/mosquitto.conf (127.0.0.1:$PORT, mTLS, ACL, CRL)"
 provision device add "$ID"
-# The broker ties each connection to its certificate: `watch` and `cmd` run at the same time, so
-# the commands get their own operator identity.
-provision operator add _demo-cmd >/dev/null
 provision device config "$ID" --wifi-ssid demo-wifi --telemetry-period 2 -o "$DIR/$ID.flash"
 
 PIDS=()
@@ -83,10 +80,10 @@ grep -q '=> Online' "$DIR/device.log" || die "the device did not come online (se
 
 sleep 3
 say "provision cmd $ID set-pin pin=9 level=1   (PC1 high on the AVR)"
-provision cmd --operator _demo-cmd "$ID" set-pin pin=9 level=1
+provision cmd "$ID" set-pin pin=9 level=1
 sleep 3
 say "provision cmd $ID read-adc channel=2"
-provision cmd --operator _demo-cmd "$ID" read-adc channel=2
+provision cmd "$ID" read-adc channel=2
 
 if [ -n "${DEMO_SECONDS:-}" ]; then
     sleep "$DEMO_SECONDS"
