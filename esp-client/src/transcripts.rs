@@ -1242,3 +1242,58 @@ fn a_source_time_is_persisted_only_after_a_handshake_validated_at_it() {
     let p = rec(&b).unwrap();
     assert!((SOURCE_TIME..SOURCE_TIME + 60).contains(&p), "{p}");
 }
+
+#[test]
+fn the_state_table_and_diagram_in_the_docs_name_every_state() {
+    const ALL: [StateKind; 10] = [
+        Boot,
+        LoadConfig,
+        ConfigInvalid,
+        NetworkUp,
+        TimeSync,
+        TlsConnect,
+        MqttConnect,
+        Subscribe,
+        Online,
+        Backoff,
+    ];
+    // A new state fails to compile here until it is added above (and to the docs).
+    for k in ALL {
+        match k {
+            Boot | LoadConfig | ConfigInvalid | NetworkUp | TimeSync | TlsConnect | MqttConnect
+            | Subscribe | Online | Backoff => {}
+        }
+    }
+    let doc = include_str!("../../docs/esp-client.md");
+    let table: Vec<&str> = doc.lines().filter_map(|l| l.strip_prefix("| `")).collect();
+    let diagram = &doc[doc.find("stateDiagram-v2").expect("the state diagram")..];
+    let diagram = &diagram[..diagram.find("```").unwrap()];
+    for k in ALL {
+        let name = k.to_string();
+        assert!(
+            table.iter().any(|row| row.starts_with(&name)
+                && !row[name.len()..].starts_with(|c: char| c.is_alphanumeric())),
+            "docs/esp-client.md: no table row for {name}"
+        );
+        assert!(
+            diagram.contains(&format!("{name} -->")) || diagram.contains(&format!("--> {name}")),
+            "docs/esp-client.md: {name} is not in the diagram"
+        );
+    }
+    // Every row of the state table names a state.
+    let start = doc.find("| state | does |").unwrap();
+    let rows = doc[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'));
+    for row in rows {
+        let name: String = row[3..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric())
+            .collect();
+        assert!(
+            ALL.iter().any(|k| k.to_string() == name),
+            "docs/esp-client.md names a state the code lacks: {row}"
+        );
+    }
+}
