@@ -40,6 +40,7 @@ provision() { "$BIN/provision" --dir "$DIR/pki" "$@"; }
 
 say "provisioning into $DIR/pki"
 provision init --ca-name "demo CA"
+provision operator add _demo-watch >/dev/null   # its own identity: watch and cmd run at once
 provision broker --host localhost --ip 127.0.0.1 --port "$PORT" --bind 127.0.0.1 >/dev/null
 echo "broker config: $DIR/pki/broker/mosquitto.conf (127.0.0.1:$PORT, mTLS, ACL, CRL)"
 provision device add "$ID"
@@ -63,8 +64,8 @@ BROKER=$!
 for _ in $(seq 100); do grep -q ' running' "$DIR/mosquitto.log" && break; sleep 0.1; done
 grep -q ' running' "$DIR/mosquitto.log" || { cat "$DIR/mosquitto.log"; die "mosquitto did not start"; }
 
-say "operator: provision watch $ID (lines marked [operator])"
-setsid "$BIN/provision" --dir "$DIR/pki" watch "$ID" 2>&1 > >(trap '' INT; exec sed -u 's/^/[operator] /') &
+say "operator: provision watch $ID --operator _demo-watch (lines marked [operator])"
+setsid "$BIN/provision" --dir "$DIR/pki" watch "$ID" --operator _demo-watch 2>&1 > >(trap '' INT; exec sed -u 's/^/[operator] /') &
 SUB=$!
 sleep 1  # let the subscription land before the device says anything
 

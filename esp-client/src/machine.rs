@@ -148,6 +148,8 @@ impl core::fmt::Display for Failure {
 pub struct Stats {
     pub connects: u32,
     pub telemetry_sent: u32,
+    /// Telemetry samples the broker acknowledged.
+    pub telemetry_acked: u32,
     /// Telemetry skipped because every in-flight slot was busy.
     pub telemetry_dropped: u32,
     pub retransmits: u32,
@@ -216,8 +218,12 @@ pub struct Device {
     telemetry: Telemetry,
     commands: Commands,
     backoff: Backoff,
+    /// Online since; the backoff resets once this is `stable_after_ms` ago.
+    online_since: Option<u64>,
     time: TimeFloor,
     persisted_time: Option<u64>,
+    /// The floor the current connection attempt is validated at, and when it was taken.
+    connect_floor: (u64, u64),
     stats: Stats,
 }
 
@@ -240,8 +246,10 @@ impl Device {
             telemetry: Telemetry::new(settings.adc_channels),
             commands: Commands::new(settings.reboot_grace_ms),
             backoff: Backoff::new(settings.backoff),
+            online_since: None,
             time: TimeFloor::new(settings.build_time_unix, None, 0),
             persisted_time: None,
+            connect_floor: (0, 0),
             stats: Stats::default(),
         }
     }
@@ -274,6 +282,7 @@ impl Device {
     /// A connected step failed: drop the connection and wait.
     fn fail<B: Board>(&mut self, board: &mut B, now: u64, cause: Failure) {
         board.transport().close();
+        self.online_since = None;
         let delay = self.backoff.next_delay_ms(board.random_u32());
         self.go(
             board,
@@ -290,6 +299,7 @@ impl Device {
         self.stats.retransmits = s.retransmits;
         self.stats.oversized = s.oversized;
         self.stats.telemetry_sent = self.telemetry.sent;
+        self.stats.telemetry_acked = self.telemetry.acked;
         self.stats.telemetry_dropped = self.telemetry.dropped;
         self.stats.commands = self.commands.count;
     }
@@ -341,8 +351,8 @@ impl Device {
             }
             State::TimeSync { deadline } => {
                 if let Some(source) = board.time_source() {
+                    // Not persisted: only a handshake validated at it makes it trusted.
                     self.time.sync(source, now);
-                    self.persist_time(board, now);
                     self.start_connect(board, now);
                 } else if now >= deadline {
                     let floor = self.time.at(now);
@@ -418,10 +428,10 @@ impl Device {
         }
     }
 
-    /// Persists the floor if it moved far enough since the last record (flash wear).
+    /// Persists the trusted floor if it moved far enough since the last record (flash wear).
     fn persist_time<B: Board>(&mut self, board: &mut B, now: u64) {
         use embedded_storage::nor_flash::NorFlash;
-        let t = self.time.at(now);
+        let t = self.time.trusted(now);
         if self
             .persisted_time
             .is_some_and(|p| t < p + clock::record::MIN_STEP_S)
@@ -440,15 +450,15 @@ impl Device {
         }
     }
 
-    /// The server and TLS material from the config, with the floor at `now`.
-    fn endpoint(&self, now: u64) -> Result<(Server<'_>, TlsMaterial<'_>), Failure> {
+    /// The server and TLS material from the config, validated at `floor`.
+    fn endpoint(&self, floor: u64) -> Result<(Server<'_>, TlsMaterial<'_>), Failure> {
         let cfg = self.config.get().ok_or(Failure::NetworkFailed)?;
         let tls = TlsMaterial {
             ca_der: cfg.ca_cert_der,
             client_cert_der: cfg.client_cert_der,
             client_key_der: cfg.client_key_der,
             broker_pin: cfg.broker_pin,
-            time_floor_unix: self.time.at(now),
+            time_floor_unix: floor,
         };
         let server = Server {
             host: cfg.broker_host,
@@ -459,12 +469,15 @@ impl Device {
 
     /// Starts TCP + TLS and enters `TlsConnect` with the connect deadline.
     fn start_connect<B: Board>(&mut self, board: &mut B, now: u64) {
-        let started = self.endpoint(now).and_then(|(server, tls)| {
-            board
-                .transport()
-                .connect_start(server, &tls)
-                .map_err(Failure::Connect)
-        });
+        self.connect_floor = (self.time.at(now), now);
+        let started = self
+            .endpoint(self.connect_floor.0)
+            .and_then(|(server, tls)| {
+                board
+                    .transport()
+                    .connect_start(server, &tls)
+                    .map_err(Failure::Connect)
+            });
         match started {
             Ok(()) => {
                 let deadline = now + self.settings.connect_timeout_ms;
@@ -477,11 +490,27 @@ impl Device {
     /// Polls the handshake; once done, queues CONNECT with the retained Last Will and enters
     /// `MqttConnect`. `Ok(false)`: still in progress.
     fn poll_connect<B: Board>(&mut self, board: &mut B, now: u64) -> Result<bool, Failure> {
-        let (server, tls) = self.endpoint(now)?;
+        let (floor, at) = self.connect_floor;
+        let (server, tls) = self.endpoint(floor)?;
         match board.transport().poll_connect(server, &tls) {
             Poll::Pending => return Ok(false),
-            Poll::Ready(r) => r.map_err(Failure::Connect)?,
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(ConnectError::ServerCertificate)) if self.time.unconfirmed(at) => {
+                // Maybe the certificate is bad, maybe the unauthenticated time source lied
+                // (far future: everything looks expired). Do not trust that answer again.
+                let trusted = self.time.trusted(now);
+                board.log(format_args!(
+                    "broker certificate refused at the time source's {floor}: \
+                     not trusting that answer; validating at the floor {trusted} from now on"
+                ));
+                self.time.reject_source();
+                return Err(Failure::Connect(ConnectError::ServerCertificate));
+            }
+            Poll::Ready(Err(e)) => return Err(Failure::Connect(e)),
         }
+        // The broker's chain is valid at `floor`: that time is trusted now, and persisted.
+        self.time.confirm(floor, at);
+        self.persist_time(board, now);
         let cfg = self.config.get().ok_or(Failure::NetworkFailed)?;
         let mut will_topic = FmtBuf::<TOPIC_BUF>::new();
         write!(will_topic, "{}status", self.prefix.as_str())
@@ -656,7 +685,7 @@ impl Device {
 
     fn enter_online<B: Board>(&mut self, board: &mut B, now: u64) {
         self.go(board, now, State::Online);
-        self.backoff.reset();
+        self.online_since = Some(now);
         // Unacknowledged publishes from the last connection go out again (as DUP), first.
         self.session.resume(now);
         self.telemetry.on_online(now);
@@ -678,6 +707,15 @@ impl Device {
     /// One poll while online: the session's timers, then each application's.
     fn online<B: Board>(&mut self, board: &mut B, now: u64) -> Result<u64, Failure> {
         let mut next = self.session.poll(now)?;
+        if let Some(since) = self.online_since {
+            let stable = since + self.settings.stable_after_ms;
+            if now >= stable {
+                self.backoff.reset();
+                self.online_since = None;
+            } else {
+                next = next.min(stable);
+            }
+        }
         if self
             .commands
             .reboot_due(now, self.session.sender().all_acked())

@@ -109,6 +109,11 @@ struct BrokerScript {
     write_chunk: usize,
     /// `write_ready` says "would block".
     write_blocked: bool,
+    /// Close the connection right after sending SUBACK (a broker that breaks every session).
+    break_after_suback: bool,
+    /// The broker certificate's validity: a handshake at a time floor outside it fails as
+    /// the board's TLS would (expired or not yet valid).
+    cert_valid: (u64, u64),
 }
 
 /// The broker side of the connection, speaking through rumqttc's codec.
@@ -227,9 +232,13 @@ impl Transport for FakeNet {
         let seen = self
             .connects
             .last()
-            .expect("poll_connect before connect_start");
+            .expect("poll_connect before connect_start")
+            .clone();
         assert_eq!((seen.host.as_str(), seen.port), (server.host, server.port));
-        assert!(tls.time_floor_unix >= seen.time_floor);
+        assert_eq!(
+            tls.time_floor_unix, seen.time_floor,
+            "the same material every poll"
+        );
         let c = self.conn.as_mut().expect("poll_connect after close");
         assert!(!c.established, "poll_connect after the handshake");
         if self.script.handshake_hangs {
@@ -239,8 +248,11 @@ impl Transport for FakeNet {
             c.handshake_left -= 1;
             return Poll::Pending;
         }
+        let (from, until) = self.script.cert_valid;
         let r = if !self.script.up {
             Err(ConnectError::Tcp)
+        } else if !(from..=until).contains(&seen.time_floor) {
+            Err(ConnectError::ServerCertificate)
         } else {
             self.script.tls
         };
@@ -295,6 +307,26 @@ impl FakeNet {
                         .map(|f| r::SubscribeReasonCode::Success(f.qos))
                         .collect();
                     self.send(r::Packet::SubAck(r::SubAck::new(s.pkid, codes)));
+                    // Retained messages matching the filter follow, with RETAIN set.
+                    for f in &s.filters {
+                        let prefix = f.path.trim_end_matches('#');
+                        let matching: Vec<_> = self
+                            .retained
+                            .iter()
+                            .filter(|(t, _)| t.starts_with(prefix))
+                            .cloned()
+                            .collect();
+                        for (topic, payload) in matching {
+                            let mut p = r::Publish::new(topic, RQoS::AtLeastOnce, payload);
+                            p.retain = true;
+                            p.pkid = 88;
+                            self.send(r::Packet::Publish(p));
+                        }
+                    }
+                    if self.script.break_after_suback {
+                        self.conn.as_mut().unwrap().closed_by_broker = true;
+                        self.fire_will();
+                    }
                 }
                 r::Packet::Publish(p) => {
                     if p.retain {
@@ -462,6 +494,8 @@ fn board() -> FakeBoard {
                 handshake_hangs: false,
                 write_chunk: usize::MAX,
                 write_blocked: false,
+                break_after_suback: false,
+                cert_valid: (0, u64::MAX),
             },
             conn: None,
             received: Vec::new(),
@@ -584,6 +618,7 @@ fn happy_path() {
     );
     assert!(b.watchdog_feeds > 1000);
     assert_eq!(dev.stats().telemetry_sent, 4);
+    assert_eq!(dev.stats().telemetry_acked, 4);
 }
 
 #[test]
@@ -1057,4 +1092,209 @@ fn a_transport_that_stops_taking_bytes_is_dropped() {
 fn log_time(b: &FakeBoard, what: &str) -> Option<u64> {
     let line = b.log.iter().find(|l| l.contains(what))?;
     line.strip_prefix('[')?.split(' ').next()?.parse().ok()
+}
+
+#[test]
+fn a_retained_command_is_not_run() {
+    // One `mosquitto_pub -r` by the operator: the broker hands it to every new subscription.
+    let mut b = board();
+    let topic = format!("devices/{ID}/cmd/reboot");
+    b.net.retained.push((topic, b"req=loop".to_vec()));
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 60_000);
+    assert_eq!(b.resets, 0, "no reboot loop");
+    assert_eq!(b.transcript, boot_to_online());
+    let replies = b.net.publishes("reply/reboot");
+    assert_eq!(replies.len(), 1);
+    assert_eq!(
+        std::str::from_utf8(&replies[0].payload).unwrap(),
+        r#"{"req":"loop","ok":false,"error":"a retained command is not run (clear it: publish an empty retained message to its topic)"}"#
+    );
+    // The same command sent live still works.
+    b.net.command("reboot", "");
+    run(&mut dev, &mut b, &mut now, 61_000);
+    assert_eq!(b.resets, 1);
+}
+
+#[test]
+fn a_broker_that_breaks_every_session_after_suback_meets_a_growing_backoff() {
+    let mut b = board();
+    b.net.script.break_after_suback = true;
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 60_000);
+    // Each session reaches Online and is cut at once: that is no healthy connection, so the
+    // backoff keeps growing (1, 2, 4, 8, 16 s ceilings) instead of a flat 1 s storm.
+    assert!(
+        b.causes.iter().all(|c| *c == Failure::Closed),
+        "{:?}",
+        b.causes
+    );
+    let n = b.backoff_delays.len();
+    assert!(
+        (5..=7).contains(&n),
+        "{n} reconnects in 60 s: {:?}",
+        b.backoff_delays
+    );
+    for (i, d) in b.backoff_delays.iter().enumerate() {
+        let ceiling = (1000u64 << i).min(60_000);
+        assert!((ceiling / 2..=ceiling).contains(d), "delay {i} = {d}");
+    }
+    // A connection that stays up for `stable_after_ms` resets it: the next failure waits
+    // from the first ceiling again.
+    b.net.script.break_after_suback = false;
+    let before = b.backoff_delays.len();
+    run(&mut dev, &mut b, &mut now, 200_000);
+    assert_eq!(b.backoff_delays.len(), before);
+    assert_eq!(*b.transcript.last().unwrap(), Online);
+    b.net.crash();
+    b.net.script.up = true;
+    run(&mut dev, &mut b, &mut now, 210_000);
+    let d = b.backoff_delays[before];
+    assert!((500..=1000).contains(&d), "{d}");
+}
+
+#[test]
+fn the_backoff_delay_counts_from_the_failure() {
+    let mut b = board();
+    b.net.script.handshake_hangs = true;
+    let mut dev = Device::new(Settings {
+        connect_timeout_ms: 3_000,
+        ..settings()
+    });
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 6_000);
+    let started = log_time(&b, "=> TlsConnect").unwrap();
+    let failed = log_time(&b, "=> Backoff").unwrap();
+    let retried = log_time(&b, "=> NetworkUp").map(|_| ());
+    assert_eq!(failed, started + 3_000);
+    let again = b
+        .log
+        .iter()
+        .filter(|l| l.contains("=> NetworkUp"))
+        .nth(1)
+        .and_then(|l| l.strip_prefix('[')?.split(' ').next()?.parse::<u64>().ok())
+        .unwrap();
+    assert!(retried.is_some());
+    assert!(
+        (failed + 500..=failed + 1_000).contains(&again),
+        "retry at {again}, failure at {failed}"
+    );
+}
+
+#[test]
+fn a_spoofed_time_costs_one_connect_and_is_never_persisted() {
+    // An unauthenticated time source answers far in the future: the broker's certificate
+    // (valid from build time to the real time plus ten years) looks expired at that time.
+    let spoofed = 4_000_000_000;
+    let mut b = board();
+    b.time_source = Some(spoofed);
+    b.net.script.cert_valid = (BUILD_TIME - 86_400, SOURCE_TIME + 315_360_000);
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 10_000);
+    let rec = |b: &FakeBoard| crate::clock::parse_record(&b.flash.0[4096..]);
+    assert_eq!(b.net.connects[0].time_floor, spoofed);
+    assert_eq!(
+        b.causes,
+        [Failure::Connect(ConnectError::ServerCertificate)]
+    );
+    assert!(
+        b.log.iter().any(|l| l.contains("time source")),
+        "{:?}",
+        b.log
+    );
+    // The retry validates at the floor the device can vouch for, and gets through.
+    assert!(b.net.connects[1].time_floor < BUILD_TIME + 10);
+    assert_eq!(*b.transcript.last().unwrap(), Online);
+    run(&mut dev, &mut b, &mut now, 3_700_000);
+    let persisted = rec(&b).unwrap();
+    assert!(persisted < BUILD_TIME + 3_700, "{persisted}");
+
+    // After a reboot the spoofed time is gone: no lasting damage.
+    let mut dev = Device::new(settings());
+    b.time_source = None;
+    let mut now = 0;
+    let before = b.net.connects.len();
+    run(&mut dev, &mut b, &mut now, 20_000);
+    assert!(b.net.connects[before].time_floor < BUILD_TIME + 4_000);
+    assert_eq!(*b.transcript.last().unwrap(), Online);
+}
+
+#[test]
+fn a_source_time_is_persisted_only_after_a_handshake_validated_at_it() {
+    let mut b = board();
+    b.net.script.handshake_hangs = true;
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 5_000);
+    assert_eq!(b.net.connects[0].time_floor, SOURCE_TIME);
+    let rec = |b: &FakeBoard| crate::clock::parse_record(&b.flash.0[4096..]);
+    assert_eq!(
+        rec(&b),
+        None,
+        "nothing persisted before a handshake succeeded"
+    );
+    b.net.script.handshake_hangs = false;
+    run(&mut dev, &mut b, &mut now, 60_000);
+    assert_eq!(*b.transcript.last().unwrap(), Online);
+    // Confirmed by the handshake: persisted, as the floor the handshake was validated at.
+    let p = rec(&b).unwrap();
+    assert!((SOURCE_TIME..SOURCE_TIME + 60).contains(&p), "{p}");
+}
+
+#[test]
+fn the_state_table_and_diagram_in_the_docs_name_every_state() {
+    const ALL: [StateKind; 10] = [
+        Boot,
+        LoadConfig,
+        ConfigInvalid,
+        NetworkUp,
+        TimeSync,
+        TlsConnect,
+        MqttConnect,
+        Subscribe,
+        Online,
+        Backoff,
+    ];
+    // A new state fails to compile here until it is added above (and to the docs).
+    for k in ALL {
+        match k {
+            Boot | LoadConfig | ConfigInvalid | NetworkUp | TimeSync | TlsConnect | MqttConnect
+            | Subscribe | Online | Backoff => {}
+        }
+    }
+    let doc = include_str!("../../docs/esp-client.md");
+    let table: Vec<&str> = doc.lines().filter_map(|l| l.strip_prefix("| `")).collect();
+    let diagram = &doc[doc.find("stateDiagram-v2").expect("the state diagram")..];
+    let diagram = &diagram[..diagram.find("```").unwrap()];
+    for k in ALL {
+        let name = k.to_string();
+        assert!(
+            table.iter().any(|row| row.starts_with(&name)
+                && !row[name.len()..].starts_with(|c: char| c.is_alphanumeric())),
+            "docs/esp-client.md: no table row for {name}"
+        );
+        assert!(
+            diagram.contains(&format!("{name} -->")) || diagram.contains(&format!("--> {name}")),
+            "docs/esp-client.md: {name} is not in the diagram"
+        );
+    }
+    // Every row of the state table names a state.
+    let start = doc.find("| state | does |").unwrap();
+    let rows = doc[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'));
+    for row in rows {
+        let name: String = row[3..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric())
+            .collect();
+        assert!(
+            ALL.iter().any(|k| k.to_string() == name),
+            "docs/esp-client.md names a state the code lacks: {row}"
+        );
+    }
 }

@@ -29,6 +29,9 @@ use crate::store::Store;
 /// The operator identity used when none is named (`provision init` creates it).
 pub const DEFAULT_OPERATOR: &str = OPERATOR_CN;
 
+/// A connection that stayed up this long was healthy: after it drops, reconnect quickly.
+const STABLE: Duration = Duration::from_secs(10);
+
 /// Largest message accepted from the broker. Anything bigger drops the connection (rumqttc
 /// cannot skip a packet), so it is far above what devices send.
 pub const MAX_INCOMING: usize = 256 * 1024;
@@ -340,7 +343,8 @@ impl Client {
         }
         let resub = client.clone();
         let filters = filters.to_vec();
-        std::thread::spawn(move || drive(conn, resub, filters, tx));
+        let operator = identity.name.clone();
+        std::thread::spawn(move || drive(conn, resub, filters, operator, tx));
         Ok(Client {
             client,
             events,
@@ -466,9 +470,11 @@ fn drive(
     mut conn: rumqttc::Connection,
     client: rumqttc::Client,
     filters: Vec<String>,
+    operator: String,
     tx: mpsc::Sender<Event>,
 ) {
     let mut backoff = Duration::from_millis(250);
+    let mut connected_at = Some(Instant::now());
     for event in conn.iter() {
         let out = match event {
             Ok(RawEvent::Incoming(Packet::Publish(p))) => Some(Event::Message(Message {
@@ -477,7 +483,7 @@ fn drive(
                 retained: p.retain,
             })),
             Ok(RawEvent::Incoming(Packet::ConnAck(_))) => {
-                backoff = Duration::from_millis(250);
+                connected_at = Some(Instant::now());
                 if !filters.is_empty() && subscribe(&client, &filters).is_err() {
                     return;
                 }
@@ -486,7 +492,20 @@ fn drive(
             Ok(RawEvent::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
             Ok(_) => None,
             Err(e) => {
-                let msg = e.to_string();
+                let mut msg = e.to_string();
+                match connected_at.take() {
+                    // A connection that lasted: try again soon.
+                    Some(t) if t.elapsed() >= STABLE => backoff = Duration::from_millis(250),
+                    // Closed soon after it opened: the broker may tie the client id to the
+                    // identity, and another tool using it took the session over.
+                    Some(_) => msg.push_str(&format!(
+                        "; if another tool is connected as {operator}, the broker closes one of \
+                         the two: give each tool its own identity (`provision operator add`, \
+                         --operator)"
+                    )),
+                    None => {}
+                }
+                // Growing pauses also keep two tools sharing an identity from a takeover storm.
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 Some(Event::Disconnected(msg))

@@ -137,6 +137,18 @@ pub fn send(opts: &CmdOptions) -> Result<Reply> {
                     break json;
                 }
             }
+            // Not retried: the command may have run already, and the reply would go to the
+            // closed session.
+            Some(Event::Disconnected(why)) => {
+                return Err(Error::BrokerUnreachable {
+                    addr: client.addr().to_string(),
+                    reason: format!(
+                        "the connection closed before the reply to cmd/{} came ({why}); the \
+                         command may have run",
+                        opts.name
+                    ),
+                })
+            }
             _ => {}
         }
     };

@@ -20,6 +20,9 @@ Writes <dir>/ota/key-<id>.pem (private, 0600) and key-<id>.pub.pem; never overwr
         /// Key id written into bundle headers (default: next free id)
         #[arg(long)]
         key_id: Option<u32>,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
     },
     /// Build a signed bundle (format v1) from a firmware image
     #[command(after_help = "\
@@ -57,6 +60,9 @@ The build time is SOURCE_DATE_EPOCH when set (reproducible builds), else now.")]
         /// Output bundle
         #[arg(short, long)]
         out: PathBuf,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
     },
     /// Check a bundle exactly as a device does; exit 0 only when it is valid
     #[command(after_help = "\
@@ -78,6 +84,9 @@ Exit codes: 0 valid, 9 rejected (the message names the failed check), others as 
         /// The device's chip (default: the target the bundle names)
         #[arg(long, value_parser = parse_target)]
         target: Option<Target>,
+        /// Machine-readable output (on success; a rejection is exit 9 with the reason on stderr)
+        #[arg(long)]
+        json: bool,
     },
     /// Show every header field (does not verify)
     #[command(
@@ -108,6 +117,9 @@ The signature is 64 raw bytes. The output is written only if the bundle then ver
         /// Output bundle
         #[arg(short, long)]
         out: PathBuf,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
     },
     /// Send a signed bundle to devices over MQTT and wait until each confirms, rolls back or
     /// refuses it
@@ -130,6 +142,18 @@ Examples:
     Status(crate::ota_push_cli::StatusArgs),
 }
 
+/// What `build`, `verify` and `attach-signature --json` print about a bundle.
+fn header_json(bundle: &Path, h: &wire_format::ota::Header) -> serde_json::Value {
+    serde_json::json!({
+        "bundle": bundle,
+        "version": h.version.to_string(),
+        "target": h.target.to_string(),
+        "security_counter": h.security_counter,
+        "image_len": h.image_len,
+        "key_id": h.key_id,
+    })
+}
+
 fn parse_target(s: &str) -> Result<Target, String> {
     Target::from_name(s).ok_or_else(|| {
         let names: Vec<_> = Target::ALL.iter().map(|t| t.name()).collect();
@@ -144,8 +168,12 @@ pub fn run(dir: &Path, cmd: OtaCommand) -> Result<(), Error> {
     match cmd {
         OtaCommand::Push(args) => crate::ota_push_cli::run_push(dir, args)?,
         OtaCommand::Status(args) => crate::ota_push_cli::run_status(dir, args)?,
-        OtaCommand::Keygen { key_id } => {
+        OtaCommand::Keygen { key_id, json } => {
             let k = ota::keygen(dir, key_id)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&k).expect("serializes"));
+                return Ok(());
+            }
             println!("OTA signing key {} created", k.key_id);
             println!(
                 "private key: {} (0600; keep it offline)",
@@ -164,6 +192,7 @@ pub fn run(dir: &Path, cmd: OtaCommand) -> Result<(), Error> {
             to_sign,
             build_time,
             out,
+            json,
         } => {
             let r = ota::build(
                 dir,
@@ -180,6 +209,14 @@ pub fn run(dir: &Path, cmd: OtaCommand) -> Result<(), Error> {
                 },
             )?;
             let h = &r.header;
+            if json {
+                let mut v = header_json(&r.bundle, h);
+                v["signed"] = (!unsigned).into();
+                v["bundle_len"] = r.bundle_len.into();
+                v["to_sign"] = serde_json::json!(r.to_sign);
+                println!("{}", serde_json::to_string_pretty(&v).expect("serializes"));
+                return Ok(());
+            }
             println!(
                 "{} {} ({} bytes): version {} for {}, security counter {}, key id {}",
                 if unsigned {
@@ -211,6 +248,7 @@ pub fn run(dir: &Path, cmd: OtaCommand) -> Result<(), Error> {
             pubkeys,
             min_counter,
             target,
+            json,
         } => {
             let h = ota::verify(
                 dir,
@@ -221,6 +259,12 @@ pub fn run(dir: &Path, cmd: OtaCommand) -> Result<(), Error> {
                     target,
                 },
             )?;
+            if json {
+                let mut v = header_json(&bundle, &h);
+                v["valid"] = true.into();
+                println!("{}", serde_json::to_string_pretty(&v).expect("serializes"));
+                return Ok(());
+            }
             println!(
                 "{}: valid: version {} for {}, security counter {}, {} image bytes, key id {}",
                 bundle.display(),
@@ -244,8 +288,16 @@ pub fn run(dir: &Path, cmd: OtaCommand) -> Result<(), Error> {
             signature,
             pubkeys,
             out,
+            json,
         } => {
             let h = ota::attach_signature(dir, &bundle, &signature, &out, &pubkeys)?;
+            if json {
+                let mut v = header_json(&out, &h);
+                v["signed"] = true.into();
+                v["verified"] = true.into();
+                println!("{}", serde_json::to_string_pretty(&v).expect("serializes"));
+                return Ok(());
+            }
             println!(
                 "signed bundle {}: version {} for {}, key id {} (verified)",
                 out.display(),

@@ -476,13 +476,38 @@ fn operator_renew_revokes_the_previous_operator_certificate() {
         0o600
     );
     provision(d)
-        .args(["operator", "renew", "someone"])
+        .args(["operator", "renew", "_someone"])
         .assert()
-        .code(3);
+        .code(3)
+        .stderr(predicate::str::contains("unknown operator"));
+
+    // An operator added later renews the same way, and `status` lists it.
+    ok(d, &["operator", "add", "_ops-laptop", "--days", "10"]);
+    let laptop = d.join("operator/_ops-laptop.crt");
+    let old_laptop = d.join("old-laptop.crt");
+    fs::copy(&laptop, &old_laptop).unwrap();
+    provision(d)
+        .args(["status", "--json"])
+        .assert()
+        .code(10)
+        .stdout(predicate::str::contains("_ops-laptop"));
+    let r = json(d, &["operator", "renew", "_ops-laptop", "--json"]);
+    assert_eq!(r["cert"].as_str().unwrap(), laptop.to_str().unwrap());
+    let (valid, text) = verify(d, &old_laptop);
+    assert!(!valid && text.contains("certificate revoked"), "{text}");
+    let (valid, text) = verify(d, &laptop);
+    assert!(valid, "{text}");
+    assert!(!expires_within(&laptop, 30));
+    provision(d).arg("status").assert().success();
 }
 
 #[test]
 fn json_output_is_the_only_thing_on_stdout() {
+    let fresh = tempfile::tempdir().unwrap();
+    let init = json(&fresh.path().join("pki"), &["init", "--json"]);
+    assert_eq!(init["operator"]["serial"].as_str().unwrap().len(), 32);
+    assert!(init["ca"]["name"].is_string() && init["backup"].is_null());
+    assert!(Path::new(init["dir"].as_str().unwrap()).is_absolute());
     let dir = provisioned(&[]);
     let d = dir.path();
     let added = json(d, &["device", "add", "a-1", "--json"]);

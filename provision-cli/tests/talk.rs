@@ -167,9 +167,13 @@ fn keys(v: &serde_json::Value) -> Vec<String> {
 #[test]
 fn watch_follows_and_cmd_runs_every_documented_command() {
     let pki = Pki::new(&["dev-1"]);
+    // One identity per tool running at the same time: the broker ties the client id to it.
+    for name in ["_watch", "_watch-json"] {
+        provision::operator::add(pki.path(), name, 30).unwrap();
+    }
     let broker = Broker::start(&pki);
-    let watch = Watch::start(&pki, &["dev-1"]);
-    let json_watch = Watch::start(&pki, &["--json"]);
+    let watch = Watch::start(&pki, &["dev-1", "--operator", "_watch"]);
+    let json_watch = Watch::start(&pki, &["--json", "--operator", "_watch-json"]);
     let _dev = HostDevice::start(&device_flash(&pki, "dev-1"));
 
     watch.expect(&["dev-1 status online"]);

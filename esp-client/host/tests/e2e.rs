@@ -375,3 +375,38 @@ fn a_pinned_broker_key_is_checked() {
         "{log}"
     );
 }
+
+#[test]
+fn a_retained_reboot_from_mosquitto_pub_does_not_loop_the_device() {
+    let pki = Pki::new(&[ID]);
+    // A second operator identity: the broker allows one connection per certificate.
+    let mistaken = pki.add_operator("_ops-pub");
+    let broker = Broker::start(&pki);
+    let op = Operator::connect(&pki, &broker);
+    // The operator's mistake, with a client no one here wrote: `-r` on a command.
+    let out = Command::new("mosquitto_pub")
+        .args(broker_testkit::mosquitto_client_args(
+            &pki,
+            &broker,
+            Some(&mistaken),
+        ))
+        .args(["-q", "1", "-r", "-t", &format!("devices/{ID}/cmd/reboot")])
+        .args(["-m", "req=oops"])
+        .output()
+        .expect("mosquitto_pub");
+    assert!(out.status.success(), "{out:?}");
+    let dev = DeviceProc::start(&config(&pki, ID, None, None), &[]);
+    dev.expect("Subscribe => Online", T);
+    let reply = op
+        .wait_for(&format!("devices/{ID}/reply/reboot"), "oops", T)
+        .unwrap_or_else(|| panic!("no reply; device log:\n{}", dev.log()));
+    assert!(
+        reply.contains(r#""ok":false"#) && reply.contains("retained"),
+        "{reply}"
+    );
+    // A few seconds later: still the one connection, no reboot.
+    std::thread::sleep(Duration::from_secs(3));
+    let log = dev.log();
+    assert_eq!(log.matches("=> Online").count(), 1, "{log}");
+    assert!(!log.contains("rebooting"), "{log}");
+}

@@ -1,7 +1,8 @@
 //! The connect deadline is the core's, and the host transport never blocks the superloop while
 //! a connection is being opened: against a server that accepts and then dribbles bytes, every
 //! `Device::poll` returns at once, the handshake is cut at `connect_timeout_ms` however short
-//! each single read is, and the log says where it stood.
+//! each single read is, the log says where it stood, and the retry waits its backoff from the
+//! failure.
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -82,5 +83,24 @@ fn a_dribbling_server_cannot_stretch_the_handshake_or_block_a_poll() {
             "TLS handshake with 127.0.0.1:{port}: not done after"
         )),
         "{why}"
+    );
+
+    // The backoff delay counts from the failure, not from before the connect: the next
+    // attempt starts at least half the first delay (500 ms) after the give-up.
+    assert!(matches!(device.state(), State::Backoff { .. }));
+    let failed_at = start.elapsed();
+    loop {
+        let now = start.elapsed().as_millis() as u64;
+        device.poll(now, &mut board);
+        if matches!(device.state(), State::TlsConnect { .. }) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "never retried");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let gap = start.elapsed() - failed_at;
+    assert!(
+        gap >= Duration::from_millis(490),
+        "retried {gap:?} after the failure"
     );
 }

@@ -33,6 +33,41 @@ impl Commands {
         self.reboot_at.is_some_and(|at| all_acked || now >= at)
     }
 
+    /// Answers a command that is not run with `error`.
+    fn refuse<B: Board>(
+        &mut self,
+        ctx: &mut Ctx<'_, B>,
+        name: &str,
+        payload: &[u8],
+        error: &str,
+    ) -> Result<(), Failure> {
+        let mut reply = FmtBuf::<PAYLOAD_BUF>::new();
+        let _ = reply.write_str("{");
+        if let Some(req) = command::request_id(&payload[..payload.len().min(CMD_PAYLOAD_BUF)]) {
+            let _ = write!(reply, "\"req\":\"{req}\",");
+        }
+        let _ = write!(reply, "\"ok\":false,\"error\":{}}}", Json(error));
+        self.reply(ctx, name, &reply)
+    }
+
+    fn reply<B: Board>(
+        &mut self,
+        ctx: &mut Ctx<'_, B>,
+        name: &str,
+        reply: &FmtBuf<PAYLOAD_BUF>,
+    ) -> Result<(), Failure> {
+        ctx.board
+            .log(format_args!("cmd/{name} -> {}", reply.as_str()));
+        let mut suffix = FmtBuf::<{ 6 + CMD_NAME_BUF }>::new();
+        let _ = write!(suffix, "reply/{name}");
+        if ctx.publish(suffix.as_str(), reply.as_bytes(), QoS::AtLeastOnce, false)? == Sent::Busy {
+            ctx.board.log(format_args!(
+                "reply to cmd/{name} dropped: every in-flight slot is busy"
+            ));
+        }
+        Ok(())
+    }
+
     /// Runs one command and publishes its reply on `reply/<name>`.
     fn run<B: Board>(
         &mut self,
@@ -82,18 +117,13 @@ impl Commands {
             let _ = write!(reply, "\"ok\":false,\"error\":{}", Json(msg.as_str()));
         }
         let _ = reply.write_str("}");
-        ctx.board
-            .log(format_args!("cmd/{name} -> {}", reply.as_str()));
-        let mut suffix = FmtBuf::<{ 6 + CMD_NAME_BUF }>::new();
-        let _ = write!(suffix, "reply/{name}");
-        if ctx.publish(suffix.as_str(), reply.as_bytes(), QoS::AtLeastOnce, false)? == Sent::Busy {
-            ctx.board.log(format_args!(
-                "reply to cmd/{name} dropped: every in-flight slot is busy"
-            ));
-        }
-        Ok(())
+        self.reply(ctx, name, &reply)
     }
 }
+
+/// The error a retained command is answered with.
+pub const RETAINED: &str =
+    "a retained command is not run (clear it: publish an empty retained message to its topic)";
 
 impl App for Commands {
     const FILTER: Option<&'static str> = Some("cmd/#");
@@ -109,6 +139,12 @@ impl App for Commands {
             return Ok(());
         }
         self.count += 1;
+        if msg.retain {
+            // The broker keeps a retained command and hands it to every new subscription: run,
+            // it would run again after every reconnect (a retained `reboot` is a reboot loop).
+            // Live commands arrive with RETAIN clear, even when published with it.
+            return self.refuse(ctx, name, msg.payload, RETAINED);
+        }
         self.run(ctx, name, msg.payload)
     }
 }

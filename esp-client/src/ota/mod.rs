@@ -6,11 +6,15 @@ pub mod boot;
 pub mod layout;
 pub mod state;
 pub mod trailer;
+pub mod update;
 
 pub use boot::{boot, choose_slot, decide, Boot, BootKind};
 pub use layout::{Layout, Slot, SlotRegion, SECTOR};
 pub use state::{BootState, Outcome, MAX_TRIAL_BOOTS};
+pub use update::{Action, OtaSettings, Out, Running, Updater};
 
+#[cfg(test)]
+mod powercut;
 #[cfg(test)]
 pub(crate) mod sim;
 #[cfg(test)]

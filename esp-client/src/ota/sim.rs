@@ -69,10 +69,9 @@ impl SimFlash {
         self.cut = Some((op, how));
     }
 
-    /// Power back on; no cut scheduled.
+    /// Power back on (a cut scheduled for later stays scheduled).
     pub fn power_on(&mut self) {
         self.dead = false;
-        self.cut = None;
     }
 
     /// Whether operation `self.ops` is the one to cut; advances the counter.
@@ -85,6 +84,7 @@ impl SimFlash {
         match self.cut {
             Some((k, how)) if k == n => {
                 self.dead = true;
+                self.cut = None;
                 Ok(Some(how))
             }
             _ => Ok(None),
