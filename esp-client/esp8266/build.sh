@@ -118,8 +118,16 @@ xtensa-lx106-elf-gcc -nostdlib -T "$FW/ld/app.ld" -L "$SDK/ld" -L "$OBJ/sdk" -L 
 
 # --- the second-stage loader ---
 rust_object loader
+c_object "$FW/c/loader_rt.c" loader_rt.o
 xtensa-lx106-elf-gcc -nostdlib -T "$FW/ld/loader.ld" -L "$SDK/ld" -Wl,--gc-sections \
-  -Wl,--no-warn-execstack -o "$OUT/loader.elf" "$OBJ/loader.o" -lgcc
+  -Wl,--no-warn-execstack -o "$OUT/loader.elf" "$OBJ/loader.o" "$OBJ/loader_rt.o" -lgcc
+# The same loader object on the LX106 in QEMU: the ROM's flash and UART functions played by
+# c/qemu_loader.c over a flash image in RAM (tests/firmware.rs boots it through every case).
+c_object "$FW/c/qemu_loader.c" qemu_loader.o
+xtensa-lx106-elf-gcc -nostdlib -T "$FW/ld/loader.ld" -L "$SDK/ld" -Wl,--gc-sections \
+  -Wl,--no-warn-execstack -Wl,-e,_start -Wl,--defsym=_stack_top=0x3FFFFFF0 \
+  -Wl,--defsym=_bss_start=0 -Wl,--defsym=_bss_end=0 -o "$OUT/loader-sim.elf" \
+  "$OBJ/loader.o" "$OBJ/qemu_loader.o" "$OBJ/qemu_rt.o" "$PICOLIBC/lib/libc.a" -lgcc
 
 # --- images: what esptool writes as they are (docs/esp8266.md, "Flashing") ---
 # The loader: a plain (v1) image the ROM boots. Its header tells the SDK the flash size and

@@ -37,12 +37,23 @@ pub fn parse_record(r: &[u8]) -> Option<u64> {
 }
 
 /// Wall-clock floor, anchored to the monotonic clock.
+///
+/// Two parts: the *trusted* floor (build time, the persisted record, or a time a TLS handshake
+/// was validated at and succeeded) and an *unconfirmed* answer of the time source, which is not
+/// authenticated (SNTP). Certificates are validated at the higher of the two ([`TimeFloor::at`]),
+/// but only the trusted floor is ever persisted ([`TimeFloor::trusted`]): a source answer
+/// becomes trusted when a handshake validated at it succeeds ([`TimeFloor::confirm`]), and is
+/// dropped when the broker's certificate fails at it ([`TimeFloor::reject_source`]). A spoofed
+/// answer costs one failed connect, never a persisted floor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeFloor {
-    /// Floor (unix seconds) at `anchor_ms`.
+    /// Trusted floor (unix seconds) at `anchor_ms`.
     floor_s: u64,
     anchor_ms: u64,
-    /// Whether a time source contributed (as opposed to build time / flash only).
+    /// The source's answer (unix seconds at a monotonic time), while above the trusted floor
+    /// and not yet confirmed.
+    source: Option<(u64, u64)>,
+    /// Whether the time source was asked (and answered) since boot.
     synced: bool,
 }
 
@@ -52,26 +63,57 @@ impl TimeFloor {
         TimeFloor {
             floor_s: build_unix.max(persisted.unwrap_or(0)),
             anchor_ms: now_ms,
+            source: None,
             synced: false,
         }
     }
 
-    /// A time source answered: raise the floor (never lower it: a lying source cannot roll the
-    /// device back to accept expired certificates).
+    /// A time source answered. An answer above the trusted floor is used for validation but
+    /// stays unconfirmed; one below it changes nothing (a lying source cannot roll the device
+    /// back to accept expired certificates).
     pub fn sync(&mut self, source_unix: u64, now_ms: u64) {
-        let current = self.at(now_ms);
-        self.floor_s = current.max(source_unix);
-        self.anchor_ms = now_ms;
         self.synced = true;
+        if source_unix > self.trusted(now_ms) {
+            self.source = Some((source_unix, now_ms));
+        }
     }
 
     pub fn synced(&self) -> bool {
         self.synced
     }
 
-    /// The floor at `now_ms`.
+    /// The floor certificates are validated at, at `now_ms`.
     pub fn at(&self, now_ms: u64) -> u64 {
+        let trusted = self.trusted(now_ms);
+        match self.source {
+            Some((s, anchor)) => trusted.max(s + now_ms.saturating_sub(anchor) / 1000),
+            None => trusted,
+        }
+    }
+
+    /// The trusted floor at `now_ms`: the only one that may be persisted.
+    pub fn trusted(&self, now_ms: u64) -> u64 {
         self.floor_s + now_ms.saturating_sub(self.anchor_ms) / 1000
+    }
+
+    /// Whether the floor at `now_ms` rests on an unconfirmed source answer.
+    pub fn unconfirmed(&self, now_ms: u64) -> bool {
+        self.at(now_ms) > self.trusted(now_ms)
+    }
+
+    /// A TLS handshake validated at `floor_s` (taken at `at_ms`) succeeded: the broker's
+    /// certificate chain is valid then, so that time is trusted from now on.
+    pub fn confirm(&mut self, floor_s: u64, at_ms: u64) {
+        if floor_s > self.trusted(at_ms) {
+            self.floor_s = floor_s;
+            self.anchor_ms = at_ms;
+        }
+        self.source = None;
+    }
+
+    /// The broker's certificate failed at the source's time: forget that answer.
+    pub fn reject_source(&mut self) {
+        self.source = None;
     }
 }
 
@@ -91,6 +133,28 @@ mod tests {
         assert_eq!(t.at(2_000), build + 101);
         t.sync(build + 10_000, 3_000);
         assert_eq!((t.at(4_000), t.synced()), (build + 10_001, true));
+    }
+
+    #[test]
+    fn a_source_answer_is_trusted_only_once_confirmed() {
+        let build = 1_760_000_000;
+        let mut t = TimeFloor::new(build, None, 0);
+        t.sync(build + 10_000, 1_000);
+        assert_eq!((t.at(2_000), t.trusted(2_000)), (build + 10_001, build + 2));
+        assert!(t.unconfirmed(2_000));
+        // Rejected: back to the trusted floor, which kept running.
+        let mut r = t;
+        r.reject_source();
+        assert_eq!((r.at(5_000), r.unconfirmed(5_000)), (build + 5, false));
+        // Confirmed at the floor a handshake used: trusted from then on.
+        t.confirm(t.at(2_000), 2_000);
+        assert_eq!(
+            (t.trusted(3_000), t.unconfirmed(3_000)),
+            (build + 10_002, false)
+        );
+        // A later, lower answer changes nothing.
+        t.sync(build, 4_000);
+        assert_eq!(t.at(4_000), build + 10_003);
     }
 
     #[test]

@@ -149,6 +149,8 @@ impl core::fmt::Display for Failure {
 pub struct Stats {
     pub connects: u32,
     pub telemetry_sent: u32,
+    /// Telemetry samples the broker acknowledged.
+    pub telemetry_acked: u32,
     /// Telemetry skipped because every in-flight slot was busy.
     pub telemetry_dropped: u32,
     pub retransmits: u32,
@@ -223,6 +225,8 @@ pub struct Device {
     online_since: Option<u64>,
     time: TimeFloor,
     persisted_time: Option<u64>,
+    /// The floor the current connection attempt is validated at, and when it was taken.
+    connect_floor: (u64, u64),
     stats: Stats,
 }
 
@@ -249,6 +253,7 @@ impl Device {
             online_since: None,
             time: TimeFloor::new(settings.build_time_unix, None, 0),
             persisted_time: None,
+            connect_floor: (0, 0),
             stats: Stats::default(),
         }
     }
@@ -303,6 +308,7 @@ impl Device {
         self.stats.retransmits = s.retransmits;
         self.stats.oversized = s.oversized;
         self.stats.telemetry_sent = self.telemetry.sent;
+        self.stats.telemetry_acked = self.telemetry.acked;
         self.stats.telemetry_dropped = self.telemetry.dropped;
         self.stats.commands = self.commands.count;
     }
@@ -362,8 +368,8 @@ impl Device {
             }
             State::TimeSync { deadline } => {
                 if let Some(source) = board.time_source() {
+                    // Not persisted: only a handshake validated at it makes it trusted.
                     self.time.sync(source, now);
-                    self.persist_time(board, now);
                     self.start_connect(board, now);
                 } else if now >= deadline {
                     let floor = self.time.at(now);
@@ -440,10 +446,10 @@ impl Device {
         }
     }
 
-    /// Persists the floor if it moved far enough since the last record (flash wear).
+    /// Persists the trusted floor if it moved far enough since the last record (flash wear).
     fn persist_time<B: Board>(&mut self, board: &mut B, now: u64) {
         use embedded_storage::nor_flash::NorFlash;
-        let t = self.time.at(now);
+        let t = self.time.trusted(now);
         if self
             .persisted_time
             .is_some_and(|p| t < p + clock::record::MIN_STEP_S)
@@ -462,15 +468,15 @@ impl Device {
         }
     }
 
-    /// The server and TLS material from the config, with the floor at `now`.
-    fn endpoint(&self, now: u64) -> Result<(Server<'_>, TlsMaterial<'_>), Failure> {
+    /// The server and TLS material from the config, validated at `floor`.
+    fn endpoint(&self, floor: u64) -> Result<(Server<'_>, TlsMaterial<'_>), Failure> {
         let cfg = self.config.get().ok_or(Failure::NetworkFailed)?;
         let tls = TlsMaterial {
             ca_der: cfg.ca_cert_der,
             client_cert_der: cfg.client_cert_der,
             client_key_der: cfg.client_key_der,
             broker_pin: cfg.broker_pin,
-            time_floor_unix: self.time.at(now),
+            time_floor_unix: floor,
         };
         let server = Server {
             host: cfg.broker_host,
@@ -481,12 +487,15 @@ impl Device {
 
     /// Starts TCP + TLS and enters `TlsConnect` with the connect deadline.
     fn start_connect<B: Board>(&mut self, board: &mut B, now: u64) {
-        let started = self.endpoint(now).and_then(|(server, tls)| {
-            board
-                .transport()
-                .connect_start(server, &tls)
-                .map_err(Failure::Connect)
-        });
+        self.connect_floor = (self.time.at(now), now);
+        let started = self
+            .endpoint(self.connect_floor.0)
+            .and_then(|(server, tls)| {
+                board
+                    .transport()
+                    .connect_start(server, &tls)
+                    .map_err(Failure::Connect)
+            });
         match started {
             Ok(()) => {
                 let deadline = now + self.settings.connect_timeout_ms;
@@ -499,11 +508,27 @@ impl Device {
     /// Polls the handshake; once done, queues CONNECT with the retained Last Will and enters
     /// `MqttConnect`. `Ok(false)`: still in progress.
     fn poll_connect<B: Board>(&mut self, board: &mut B, now: u64) -> Result<bool, Failure> {
-        let (server, tls) = self.endpoint(now)?;
+        let (floor, at) = self.connect_floor;
+        let (server, tls) = self.endpoint(floor)?;
         match board.transport().poll_connect(server, &tls) {
             Poll::Pending => return Ok(false),
-            Poll::Ready(r) => r.map_err(Failure::Connect)?,
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(ConnectError::ServerCertificate)) if self.time.unconfirmed(at) => {
+                // Maybe the certificate is bad, maybe the unauthenticated time source lied
+                // (far future: everything looks expired). Do not trust that answer again.
+                let trusted = self.time.trusted(now);
+                board.log(format_args!(
+                    "broker certificate refused at the time source's {floor}: \
+                     not trusting that answer; validating at the floor {trusted} from now on"
+                ));
+                self.time.reject_source();
+                return Err(Failure::Connect(ConnectError::ServerCertificate));
+            }
+            Poll::Ready(Err(e)) => return Err(Failure::Connect(e)),
         }
+        // The broker's chain is valid at `floor`: that time is trusted now, and persisted.
+        self.time.confirm(floor, at);
+        self.persist_time(board, now);
         let cfg = self.config.get().ok_or(Failure::NetworkFailed)?;
         let mut will_topic = FmtBuf::<TOPIC_BUF>::new();
         write!(will_topic, "{}status", self.prefix.as_str())

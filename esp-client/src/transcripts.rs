@@ -111,6 +111,9 @@ struct BrokerScript {
     write_blocked: bool,
     /// Close the connection right after sending SUBACK (a broker that breaks every session).
     break_after_suback: bool,
+    /// The broker certificate's validity: a handshake at a time floor outside it fails as
+    /// the board's TLS would (expired or not yet valid).
+    cert_valid: (u64, u64),
 }
 
 /// The broker side of the connection, speaking through rumqttc's codec.
@@ -229,9 +232,13 @@ impl Transport for FakeNet {
         let seen = self
             .connects
             .last()
-            .expect("poll_connect before connect_start");
+            .expect("poll_connect before connect_start")
+            .clone();
         assert_eq!((seen.host.as_str(), seen.port), (server.host, server.port));
-        assert!(tls.time_floor_unix >= seen.time_floor);
+        assert_eq!(
+            tls.time_floor_unix, seen.time_floor,
+            "the same material every poll"
+        );
         let c = self.conn.as_mut().expect("poll_connect after close");
         assert!(!c.established, "poll_connect after the handshake");
         if self.script.handshake_hangs {
@@ -241,8 +248,11 @@ impl Transport for FakeNet {
             c.handshake_left -= 1;
             return Poll::Pending;
         }
+        let (from, until) = self.script.cert_valid;
         let r = if !self.script.up {
             Err(ConnectError::Tcp)
+        } else if !(from..=until).contains(&seen.time_floor) {
+            Err(ConnectError::ServerCertificate)
         } else {
             self.script.tls
         };
@@ -485,6 +495,7 @@ fn board() -> FakeBoard {
                 write_chunk: usize::MAX,
                 write_blocked: false,
                 break_after_suback: false,
+                cert_valid: (0, u64::MAX),
             },
             conn: None,
             received: Vec::new(),
@@ -607,6 +618,7 @@ fn happy_path() {
     );
     assert!(b.watchdog_feeds > 1000);
     assert_eq!(dev.stats().telemetry_sent, 4);
+    assert_eq!(dev.stats().telemetry_acked, 4);
 }
 
 #[test]
@@ -1169,4 +1181,120 @@ fn the_backoff_delay_counts_from_the_failure() {
         (failed + 500..=failed + 1_000).contains(&again),
         "retry at {again}, failure at {failed}"
     );
+}
+
+#[test]
+fn a_spoofed_time_costs_one_connect_and_is_never_persisted() {
+    // An unauthenticated time source answers far in the future: the broker's certificate
+    // (valid from build time to the real time plus ten years) looks expired at that time.
+    let spoofed = 4_000_000_000;
+    let mut b = board();
+    b.time_source = Some(spoofed);
+    b.net.script.cert_valid = (BUILD_TIME - 86_400, SOURCE_TIME + 315_360_000);
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 10_000);
+    let rec = |b: &FakeBoard| crate::clock::parse_record(&b.flash.0[4096..]);
+    assert_eq!(b.net.connects[0].time_floor, spoofed);
+    assert_eq!(
+        b.causes,
+        [Failure::Connect(ConnectError::ServerCertificate)]
+    );
+    assert!(
+        b.log.iter().any(|l| l.contains("time source")),
+        "{:?}",
+        b.log
+    );
+    // The retry validates at the floor the device can vouch for, and gets through.
+    assert!(b.net.connects[1].time_floor < BUILD_TIME + 10);
+    assert_eq!(*b.transcript.last().unwrap(), Online);
+    run(&mut dev, &mut b, &mut now, 3_700_000);
+    let persisted = rec(&b).unwrap();
+    assert!(persisted < BUILD_TIME + 3_700, "{persisted}");
+
+    // After a reboot the spoofed time is gone: no lasting damage.
+    let mut dev = Device::new(settings());
+    b.time_source = None;
+    let mut now = 0;
+    let before = b.net.connects.len();
+    run(&mut dev, &mut b, &mut now, 20_000);
+    assert!(b.net.connects[before].time_floor < BUILD_TIME + 4_000);
+    assert_eq!(*b.transcript.last().unwrap(), Online);
+}
+
+#[test]
+fn a_source_time_is_persisted_only_after_a_handshake_validated_at_it() {
+    let mut b = board();
+    b.net.script.handshake_hangs = true;
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 5_000);
+    assert_eq!(b.net.connects[0].time_floor, SOURCE_TIME);
+    let rec = |b: &FakeBoard| crate::clock::parse_record(&b.flash.0[4096..]);
+    assert_eq!(
+        rec(&b),
+        None,
+        "nothing persisted before a handshake succeeded"
+    );
+    b.net.script.handshake_hangs = false;
+    run(&mut dev, &mut b, &mut now, 60_000);
+    assert_eq!(*b.transcript.last().unwrap(), Online);
+    // Confirmed by the handshake: persisted, as the floor the handshake was validated at.
+    let p = rec(&b).unwrap();
+    assert!((SOURCE_TIME..SOURCE_TIME + 60).contains(&p), "{p}");
+}
+
+#[test]
+fn the_state_table_and_diagram_in_the_docs_name_every_state() {
+    const ALL: [StateKind; 10] = [
+        Boot,
+        LoadConfig,
+        ConfigInvalid,
+        NetworkUp,
+        TimeSync,
+        TlsConnect,
+        MqttConnect,
+        Subscribe,
+        Online,
+        Backoff,
+    ];
+    // A new state fails to compile here until it is added above (and to the docs).
+    for k in ALL {
+        match k {
+            Boot | LoadConfig | ConfigInvalid | NetworkUp | TimeSync | TlsConnect | MqttConnect
+            | Subscribe | Online | Backoff => {}
+        }
+    }
+    let doc = include_str!("../../docs/esp-client.md");
+    let table: Vec<&str> = doc.lines().filter_map(|l| l.strip_prefix("| `")).collect();
+    let diagram = &doc[doc.find("stateDiagram-v2").expect("the state diagram")..];
+    let diagram = &diagram[..diagram.find("```").unwrap()];
+    for k in ALL {
+        let name = k.to_string();
+        assert!(
+            table.iter().any(|row| row.starts_with(&name)
+                && !row[name.len()..].starts_with(|c: char| c.is_alphanumeric())),
+            "docs/esp-client.md: no table row for {name}"
+        );
+        assert!(
+            diagram.contains(&format!("{name} -->")) || diagram.contains(&format!("--> {name}")),
+            "docs/esp-client.md: {name} is not in the diagram"
+        );
+    }
+    // Every row of the state table names a state.
+    let start = doc.find("| state | does |").unwrap();
+    let rows = doc[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'));
+    for row in rows {
+        let name: String = row[3..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric())
+            .collect();
+        assert!(
+            ALL.iter().any(|k| k.to_string() == name),
+            "docs/esp-client.md names a state the code lacks: {row}"
+        );
+    }
 }

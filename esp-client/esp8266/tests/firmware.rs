@@ -43,18 +43,30 @@ fn build() -> &'static Path {
 
 /// Runs an ELF on the LX106 core with semihosting; (exit code, stdout).
 fn qemu(elf: &Path) -> (i32, String) {
-    let child = Command::new("qemu-system-xtensa")
-        .args([
-            "-M",
-            "sim",
-            "-cpu",
-            "lx106",
-            "-nographic",
-            "-monitor",
-            "none",
-        ])
-        .args(["-semihosting", "-device"])
-        .arg(format!("loader,file={},cpu-num=0", elf.display()))
+    qemu_with(elf, None)
+}
+
+/// The same, with a raw `flash` image at 0x50000000 (RAM in QEMU's `sim` machine).
+fn qemu_with(elf: &Path, flash: Option<&Path>) -> (i32, String) {
+    let mut cmd = Command::new("qemu-system-xtensa");
+    cmd.args([
+        "-M",
+        "sim",
+        "-cpu",
+        "lx106",
+        "-nographic",
+        "-monitor",
+        "none",
+    ])
+    .args(["-semihosting", "-device"])
+    .arg(format!("loader,file={},cpu-num=0", elf.display()));
+    if let Some(f) = flash {
+        cmd.arg("-device").arg(format!(
+            "loader,file={},addr=0x50000000,force-raw=on",
+            f.display()
+        ));
+    }
+    let child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -184,4 +196,245 @@ fn the_images_pass_esptool_and_the_size_gates_printed_their_figures() {
             .len(),
         128
     );
+}
+
+/// The loader (the same object as loader.bin) on the LX106 in QEMU, over a 2 MiB flash image
+/// holding real application images: every boot decision, every refusal, what it writes.
+mod loader {
+    use super::*;
+    use esp8266_board::{image, layout};
+    use esp_client::ota::{BootState, Outcome, Slot};
+
+    struct Run {
+        code: i32,
+        out: String,
+    }
+
+    impl Run {
+        fn value(&self, key: &str) -> String {
+            self.out
+                .lines()
+                .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(' ')))
+                .unwrap_or_else(|| panic!("no `{key}` line in:\n{}", self.out))
+                .to_string()
+        }
+        fn word(&self, key: &str) -> u32 {
+            u32::from_str_radix(&self.value(key), 16).unwrap()
+        }
+        fn state(&self, copy: usize) -> Option<BootState> {
+            let hex = self.value(&format!("state{copy}"));
+            let bytes: Vec<u8> = (0..hex.len() / 2)
+                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+                .collect();
+            BootState::parse(&bytes)
+        }
+        fn has(&self, line: &str) -> bool {
+            self.out.lines().any(|l| l.trim_end() == line)
+        }
+    }
+
+    fn app() -> Vec<u8> {
+        std::fs::read(build().join("app.bin")).unwrap()
+    }
+
+    /// Boots a flash image with `a`/`b` in the slots and `state` in boot state copy 0.
+    fn boot(name: &str, a: Option<&[u8]>, b: Option<&[u8]>, state: Option<BootState>) -> Run {
+        let out = build();
+        let mut flash = vec![0xFFu8; 2 << 20];
+        for (img, at) in [(a, layout::SLOT_A), (b, layout::SLOT_B)] {
+            if let Some(img) = img {
+                flash[at as usize..at as usize + img.len()].copy_from_slice(img);
+            }
+        }
+        if let Some(s) = state {
+            let at = layout::BOOT_STATE[0] as usize;
+            flash[at..at + 32].copy_from_slice(&s.to_bytes());
+        }
+        let dir = out.join("loader-sim");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.flash"));
+        std::fs::write(&path, &flash).unwrap();
+        let (code, out) = qemu_with(&out.join("loader-sim.elf"), Some(&path));
+        Run { code, out }
+    }
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut c = 0xFFFF_FFFFu32;
+        for &b in data {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    }
+
+    /// What application IRAM and DRAM must hold once `app` is loaded into zeroed RAM.
+    fn expected_ram(app: &[u8]) -> (u32, u32, u32) {
+        let read = |o: u32, buf: &mut [u8]| -> Result<(), ()> {
+            buf.copy_from_slice(app.get(o as usize..o as usize + buf.len()).ok_or(())?);
+            Ok(())
+        };
+        let img = image::parse(
+            read,
+            layout::SLOT_SIZE,
+            &[layout::APP_IRAM, layout::APP_DRAM],
+        )
+        .unwrap();
+        let (mut iram, mut dram) = (vec![0u8; 0x8000], vec![0u8; 0x10000]);
+        for s in img.segments() {
+            let data = &app[s.offset as usize..(s.offset + s.len) as usize];
+            let (mem, base) = if layout::APP_IRAM.contains(&s.addr) {
+                (&mut iram, layout::APP_IRAM.start)
+            } else {
+                (&mut dram, layout::APP_DRAM.start)
+            };
+            let o = (s.addr - base) as usize;
+            mem[o..o + data.len()].copy_from_slice(data);
+        }
+        (img.entry, crc32(&iram), crc32(&dram))
+    }
+
+    fn assert_booted(r: &Run, slot: u32) {
+        assert_eq!(r.code, 0, "{}", r.out);
+        let (entry, iram, dram) = expected_ram(&app());
+        assert_eq!(r.word("jump"), entry, "{}", r.out);
+        assert_eq!(r.word("rtc_magic"), layout::BOOT_INFO_MAGIC);
+        assert_eq!(r.word("rtc_slot"), slot);
+        assert_eq!(
+            r.word("rtc_window"),
+            slot,
+            "slot A is in window 0, B in window 1"
+        );
+        assert_eq!(r.word("iram_crc"), iram, "IRAM as loaded\n{}", r.out);
+        assert_eq!(r.word("dram_crc"), dram, "DRAM as loaded\n{}", r.out);
+    }
+
+    #[test]
+    fn factory_flash_boots_slot_a_and_writes_nothing() {
+        let app = app();
+        let r = boot("factory", Some(&app), None, None);
+        assert!(r.has("loader: boot state: slot A (confirmed)"), "{}", r.out);
+        assert!(
+            r.out.contains("loader: slot A at 0x00002000: ok, entry 0x"),
+            "{}",
+            r.out
+        );
+        assert_booted(&r, 0);
+        assert_eq!((r.state(0), r.state(1)), (None, None), "nothing to persist");
+    }
+
+    #[test]
+    fn a_pending_update_gets_a_counted_trial_boot_in_slot_b() {
+        let app = app();
+        let pending = BootState {
+            seq: 7,
+            pending: Some(Slot::B),
+            pending_counter: 3,
+            ..BootState::FACTORY
+        };
+        let r = boot("trial", Some(&app), Some(&app), Some(pending));
+        assert!(
+            r.has("loader: boot state: slot B on trial, boot 1 of 3"),
+            "{}",
+            r.out
+        );
+        assert_booted(&r, 1);
+        // The count went to the other copy before the jump; the old record is untouched.
+        assert_eq!(r.state(0), Some(pending));
+        assert_eq!(
+            r.state(1),
+            Some(BootState {
+                seq: 8,
+                trial_boots: 1,
+                ..pending
+            })
+        );
+    }
+
+    #[test]
+    fn used_up_trials_roll_back_to_the_confirmed_slot() {
+        let app = app();
+        let spent = BootState {
+            seq: 9,
+            pending: Some(Slot::B),
+            trial_boots: 3,
+            pending_counter: 3,
+            outcome_bundle: 42,
+            ..BootState::FACTORY
+        };
+        let r = boot("rollback", Some(&app), Some(&app), Some(spent));
+        assert!(
+            r.has("loader: boot state: slot A (update rolled back)"),
+            "{}",
+            r.out
+        );
+        assert_booted(&r, 0);
+        let after = r.state(1).expect("the rollback was persisted");
+        assert_eq!(
+            (after.seq, after.pending, after.trial_boots, after.outcome),
+            (10, None, 0, Outcome::RolledBack)
+        );
+    }
+
+    #[test]
+    fn a_corrupt_image_is_refused_and_the_other_slot_boots() {
+        let app = app();
+        let mut bad = app.clone();
+        bad[app.len() / 2] ^= 0x40;
+        let r = boot("corrupt", Some(&bad), Some(&app), None);
+        assert!(
+            r.has("loader: slot A at 0x00002000: CRC-32 mismatch"),
+            "{}",
+            r.out
+        );
+        assert_booted(&r, 1);
+    }
+
+    #[test]
+    fn an_image_aimed_at_the_loaders_own_ram_is_refused() {
+        // Move the first RAM segment onto the loader's IRAM (0x4010C000); fix the CRC so only
+        // the bounds check can catch it.
+        let mut app = app();
+        let read = |o: u32, buf: &mut [u8]| -> Result<(), ()> {
+            buf.copy_from_slice(&app[o as usize..o as usize + buf.len()]);
+            Ok(())
+        };
+        let img = image::parse(
+            read,
+            layout::SLOT_SIZE,
+            &[layout::APP_IRAM, layout::APP_DRAM],
+        )
+        .unwrap();
+        let hdr = (img.segments()[0].offset - 8) as usize;
+        app[hdr..hdr + 4].copy_from_slice(&0x4010_C000u32.to_le_bytes());
+        let mut crc = image::Crc::new();
+        crc.update(&app[..img.crc_at as usize]);
+        let at = img.crc_at as usize;
+        app[at..at + 4].copy_from_slice(&crc.finish().to_le_bytes());
+        let r = boot("overlap", Some(&app), None, None);
+        assert!(
+            r.has("loader: slot A at 0x00002000: segment outside application RAM"),
+            "{}",
+            r.out
+        );
+        assert!(r.has("loader: no bootable image; flash one (docs/esp8266.md)"));
+        assert_eq!(r.code, 2, "halts");
+    }
+
+    #[test]
+    fn an_erased_flash_halts_with_a_message() {
+        let r = boot("erased", None, None, None);
+        assert!(
+            r.has("loader: slot A at 0x00002000: no image (erased or foreign)"),
+            "{}",
+            r.out
+        );
+        assert!(r.has("loader: slot B at 0x00102000: no image (erased or foreign)"));
+        assert_eq!(r.code, 2);
+    }
 }

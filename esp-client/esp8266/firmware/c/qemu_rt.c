@@ -1,12 +1,13 @@
-/* Runtime for the core's scenarios on the LX106 in `qemu-system-xtensa -M sim -cpu lx106`:
- * entry, stack, .bss, semihosting output and exit, and the integer helpers the ESP8266 has in
- * its mask ROM (Debian's lx106 libgcc leaves them out for that reason; QEMU has no ROM).
- * Only for the emulator run: the firmware images use the ROM's. */
+/* Runtime for the programs run on the LX106 in `qemu-system-xtensa -M sim -cpu lx106` (the
+ * core's scenarios, the loader): entry, stack, .bss, semihosting output and exit, and the
+ * integer helpers the ESP8266 has in its mask ROM (Debian's lx106 libgcc leaves them out for
+ * that reason; QEMU has no ROM). Only for the emulator runs: the images use the ROM's. */
 #include <stdint.h>
 #include <string.h>
 
 extern char _bss_start[], _bss_end[], _stack_top[];
-int lx106_sim_main(void);
+/* The program: lx106_sim_main (the core's scenarios) or the loader run (qemu_loader.c). */
+int qemu_main(void);
 
 /* Xtensa semihosting (QEMU's `simcall`): a2 = call number, a3.. = arguments. */
 static int simcall(int nr, int a, int b, int c)
@@ -46,7 +47,7 @@ void __attribute__((noreturn)) abort(void)
 void __attribute__((noreturn)) qemu_start(void)
 {
     memset(_bss_start, 0, (size_t)(_bss_end - _bss_start));
-    sim_exit(lx106_sim_main());
+    sim_exit(qemu_main());
 }
 
 /* Entry: the stack pointer first (QEMU starts with a1 = 0), then C. */

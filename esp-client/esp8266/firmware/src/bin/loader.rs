@@ -16,6 +16,14 @@ use esp8266_board::layout;
 use esp8266_board::rom::{self, say, say_hex, RomFlash};
 use esp_client::ota::{BootKind, Slot};
 
+extern "C" {
+    /// Calls the application's entry (c/loader_rt.c; in the QEMU run, c/qemu_loader.c reports
+    /// instead).
+    fn loader_jump(entry: u32) -> !;
+    /// Stops for good (the watchdog resets the chip; in QEMU: exit code 2).
+    fn loader_halt() -> !;
+}
+
 const SLOTS: [u32; 2] = [layout::SLOT_A, layout::SLOT_B];
 const NAMES: [&[u8]; 2] = [b"A", b"B"];
 
@@ -118,9 +126,7 @@ pub extern "C" fn loader_main() -> ! {
                     info.add(2).write_volatile(SLOTS[i] / layout::WINDOW);
                 }
                 // SAFETY: the entry of a checked image whose segments are loaded.
-                let entry: extern "C" fn() -> ! =
-                    unsafe { core::mem::transmute(img.entry as usize) };
-                entry();
+                unsafe { loader_jump(img.entry) }
             }
             Err(e) => {
                 say_error(e);
@@ -129,13 +135,13 @@ pub extern "C" fn loader_main() -> ! {
         }
     }
     say(b"loader: no bootable image; flash one (docs/esp8266.md)\r\n");
-    #[allow(clippy::empty_loop)]
-    loop {}
+    // SAFETY: stops.
+    unsafe { loader_halt() }
 }
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
     say(b"loader: panic\r\n");
-    #[allow(clippy::empty_loop)]
-    loop {}
+    // SAFETY: stops.
+    unsafe { loader_halt() }
 }

@@ -23,7 +23,7 @@ impl Write for Semihosting {
 
 /// Called by `qemu_start` (c/qemu_rt.c) once .bss is zeroed.
 #[no_mangle]
-pub extern "C" fn lx106_sim_main() -> i32 {
+pub extern "C" fn qemu_main() -> i32 {
     match esp8266_board::sim::run_all(&mut Semihosting) {
         Ok(()) => 0,
         Err(e) => {
