@@ -464,7 +464,10 @@ fn broker_renew_keeps_names_and_optionally_the_key() {
     // Configuring the broker again (say, for another name) revokes the certificate it replaces.
     let before = d.join("before-reconfigure.crt");
     fs::copy(&crt, &before).unwrap();
-    ok(d, &["broker", "--host", "mqtt.test", "--host", "mqtt2.test"]);
+    ok(
+        d,
+        &["broker", "--host", "mqtt.test", "--host", "mqtt2.test"],
+    );
     let (valid, text) = verify(d, &before);
     assert!(!valid && text.contains("certificate revoked"), "{text}");
     let (valid, text) = verify(d, &crt);
