@@ -20,6 +20,9 @@ Writes <dir>/ota/key-<id>.pem (private, 0600) and key-<id>.pub.pem; never overwr
         /// Key id written into bundle headers (default: next free id)
         #[arg(long)]
         key_id: Option<u32>,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
     },
     /// Build a signed bundle (format v1) from a firmware image
     #[command(after_help = "\
@@ -78,6 +81,9 @@ Exit codes: 0 valid, 9 rejected (the message names the failed check), others as 
         /// The device's chip (default: the target the bundle names)
         #[arg(long, value_parser = parse_target)]
         target: Option<Target>,
+        /// Machine-readable output (on success; a rejection is exit 9 with the reason on stderr)
+        #[arg(long)]
+        json: bool,
     },
     /// Show every header field (does not verify)
     #[command(
@@ -144,8 +150,12 @@ pub fn run(dir: &Path, cmd: OtaCommand) -> Result<(), Error> {
     match cmd {
         OtaCommand::Push(args) => crate::ota_push_cli::run_push(dir, args)?,
         OtaCommand::Status(args) => crate::ota_push_cli::run_status(dir, args)?,
-        OtaCommand::Keygen { key_id } => {
+        OtaCommand::Keygen { key_id, json } => {
             let k = ota::keygen(dir, key_id)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&k).expect("serializes"));
+                return Ok(());
+            }
             println!("OTA signing key {} created", k.key_id);
             println!(
                 "private key: {} (0600; keep it offline)",
@@ -211,6 +221,7 @@ pub fn run(dir: &Path, cmd: OtaCommand) -> Result<(), Error> {
             pubkeys,
             min_counter,
             target,
+            json,
         } => {
             let h = ota::verify(
                 dir,
@@ -221,6 +232,19 @@ pub fn run(dir: &Path, cmd: OtaCommand) -> Result<(), Error> {
                     target,
                 },
             )?;
+            if json {
+                let v = serde_json::json!({
+                    "bundle": bundle,
+                    "valid": true,
+                    "version": h.version.to_string(),
+                    "target": h.target.to_string(),
+                    "security_counter": h.security_counter,
+                    "image_len": h.image_len,
+                    "key_id": h.key_id,
+                });
+                println!("{}", serde_json::to_string_pretty(&v).expect("serializes"));
+                return Ok(());
+            }
             println!(
                 "{}: valid: version {} for {}, security counter {}, {} image bytes, key id {}",
                 bundle.display(),

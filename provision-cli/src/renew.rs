@@ -171,36 +171,44 @@ pub fn broker(dir: &Path, days: u32, keep_key: bool) -> Result<RenewReport> {
     })
 }
 
-/// A new key and certificate for the operator identity `_operator` (`<dir>/operator/`); the
-/// previous one is revoked.
+/// A new key and certificate for operator identity `name` (`_operator`, `<dir>/operator/`, or
+/// one added with `provision operator add`); the previous one is revoked.
 pub fn operator(dir: &Path, name: &str, days: u32) -> Result<RenewReport> {
-    if name != OPERATOR_CN {
-        return Err(Error::InvalidInput(format!(
-            "unknown operator {name:?}; this directory has {OPERATOR_CN:?}"
-        )));
-    }
     let store = Store::open(dir)?;
     let mut registry = store.registry()?;
     let layout = &store.layout;
+    if name != OPERATOR_CN && !registry.operators.contains_key(name) {
+        let known: Vec<&str> = registry.operator_names().collect();
+        return Err(Error::InvalidInput(format!(
+            "unknown operator {name:?}; this directory has {}",
+            known.join(", ")
+        )));
+    }
+    let (cert_path, key_path) = layout.operator_identity(name)?;
     let ca = store.ca(&registry)?;
-    let issued = ca.issue(Leaf::Client { cn: OPERATOR_CN }, days)?;
-    let old = std::mem::replace(&mut registry.operator, issued.record.clone());
+    let issued = ca.issue(Leaf::Client { cn: name }, days)?;
+    let slot = if name == OPERATOR_CN {
+        &mut registry.operator
+    } else {
+        registry.operators.get_mut(name).expect("checked above")
+    };
+    let old = std::mem::replace(slot, issued.record.clone());
     let previous_serial = old.serial.clone();
-    retire(&mut registry, OPERATOR_CN, old, true);
+    retire(&mut registry, name, old, true);
 
     let mut tx = store.transaction();
-    tx.stage(&layout.operator_key(), issued.key_pem.as_bytes(), SECRET)?;
-    tx.stage(&layout.operator_cert(), issued.cert_pem.as_bytes(), PUBLIC)?;
+    tx.stage(&key_path, issued.key_pem.as_bytes(), SECRET)?;
+    tx.stage(&cert_path, issued.cert_pem.as_bytes(), PUBLIC)?;
     let crl = crl::stage(&store, &mut registry, &ca, &mut tx)?;
     store.stage_registry(&mut tx, &registry)?;
     tx.commit()?;
     Ok(RenewReport {
-        subject: OPERATOR_CN.to_string(),
+        subject: name.to_string(),
         serial: issued.record.serial,
         not_before: issued.record.not_before,
         not_after: issued.record.not_after,
-        cert: layout.operator_cert(),
-        key: layout.operator_key(),
+        cert: cert_path,
+        key: key_path,
         previous_serial,
         previous_revoked: true,
         crl_number: Some(crl.number),

@@ -125,6 +125,9 @@ pub fn status_at(dir: &Path, warn_days: u32, now: OffsetDateTime) -> Result<Stat
         entries.push(rate(Kind::Broker, name, &b.cert, false));
     }
     entries.push(rate(Kind::Operator, OPERATOR_CN, &registry.operator, false));
+    for (name, cert) in &registry.operators {
+        entries.push(rate(Kind::Operator, name, cert, false));
+    }
     for (id, d) in &registry.devices {
         entries.push(rate(
             Kind::Device,
@@ -146,4 +149,55 @@ pub fn status_at(dir: &Path, warn_days: u32, now: OffsetDateTime) -> Result<Stat
         entries,
         attention,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The states over time for one directory: ok, expiring inside the window, expired after.
+    #[test]
+    fn states_follow_the_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::init::init(
+            dir.path(),
+            &crate::init::InitOptions {
+                ca_name: "t".into(),
+                days: 3650,
+                operator_days: 100,
+                force: false,
+            },
+        )
+        .unwrap();
+        crate::device::add(dir.path(), &["d-1".to_string()], 50).unwrap();
+        let now = pki::now();
+        let at = |days: i64| status_at(dir.path(), 30, now + time::Duration::days(days)).unwrap();
+        let state =
+            |r: &StatusReport, name: &str| r.entries.iter().find(|e| e.name == name).unwrap().state;
+        let r = at(0);
+        assert_eq!((state(&r, "d-1"), r.attention), (State::Ok, 0));
+        let r = at(25);
+        assert_eq!(state(&r, "d-1"), State::Expiring);
+        assert_eq!(state(&r, OPERATOR_CN), State::Ok);
+        assert_eq!(r.attention, 1);
+        let r = at(51);
+        assert_eq!(state(&r, "d-1"), State::Expired);
+        assert!(
+            r.entries
+                .iter()
+                .find(|e| e.name == "d-1")
+                .unwrap()
+                .days_left
+                < 0
+        );
+        assert_eq!(state(&r, OPERATOR_CN), State::Ok);
+        assert_eq!(r.attention, 1);
+        let r = at(75);
+        assert_eq!(state(&r, OPERATOR_CN), State::Expiring);
+        assert_eq!(r.attention, 2);
+        // A revoked device's expiry no longer counts.
+        crate::device::revoke(dir.path(), "d-1").unwrap();
+        let r = at(75);
+        assert_eq!((state(&r, "d-1"), r.attention), (State::Revoked, 1));
+    }
 }

@@ -476,9 +476,29 @@ fn operator_renew_revokes_the_previous_operator_certificate() {
         0o600
     );
     provision(d)
-        .args(["operator", "renew", "someone"])
+        .args(["operator", "renew", "_someone"])
         .assert()
-        .code(3);
+        .code(3)
+        .stderr(predicate::str::contains("unknown operator"));
+
+    // An operator added later renews the same way, and `status` lists it.
+    ok(d, &["operator", "add", "_ops-laptop", "--days", "10"]);
+    let laptop = d.join("operator/_ops-laptop.crt");
+    let old_laptop = d.join("old-laptop.crt");
+    fs::copy(&laptop, &old_laptop).unwrap();
+    provision(d)
+        .args(["status", "--json"])
+        .assert()
+        .code(10)
+        .stdout(predicate::str::contains("_ops-laptop"));
+    let r = json(d, &["operator", "renew", "_ops-laptop", "--json"]);
+    assert_eq!(r["cert"].as_str().unwrap(), laptop.to_str().unwrap());
+    let (valid, text) = verify(d, &old_laptop);
+    assert!(!valid && text.contains("certificate revoked"), "{text}");
+    let (valid, text) = verify(d, &laptop);
+    assert!(valid, "{text}");
+    assert!(!expires_within(&laptop, 30));
+    provision(d).arg("status").assert().success();
 }
 
 #[test]

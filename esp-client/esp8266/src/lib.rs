@@ -15,6 +15,8 @@ pub mod rom;
 pub mod sdk;
 pub mod sim;
 #[cfg(target_arch = "xtensa")]
+pub mod tls;
+#[cfg(target_arch = "xtensa")]
 pub mod transport;
 
 #[cfg(test)]

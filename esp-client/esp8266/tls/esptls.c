@@ -299,6 +299,15 @@ esptls_state(struct esptls *t)
 	return st;
 }
 
+/* BearSSL's internal "fail the engine" (src/inner.h), the only way to report a dead transport. */
+void br_ssl_engine_fail(br_ssl_engine_context *cc, int err);
+
+void
+esptls_fail_io(struct esptls *t)
+{
+	br_ssl_engine_fail(&t->cc.eng, BR_ERR_IO);
+}
+
 int
 esptls_established(const struct esptls *t)
 {

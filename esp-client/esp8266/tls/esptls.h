@@ -22,13 +22,16 @@
 #include "bearssl.h"
 
 /*
- * Record buffers. Output 1024 + 85: BearSSL then asks the broker for max_fragment_length 1024
- * (it negotiates the largest of 512..4096 that fits both buffers). Input 2082: with the
- * extension acknowledged every record is at most 1024 + 29 bytes; a broker that ignores it
- * sends one MQTT packet per record, and 2082 - 5 (header) - 8 (GCM nonce) - 16 (tag) = 2053
- * plaintext bytes is more than the core's 2048-byte MQTT receive buffer takes anyway.
+ * Record buffers (docs/esp8266-tls.md, "Record buffers").
+ * Output 512 + 85: BearSSL asks the broker for max_fragment_length 512 (the largest of
+ * 512..4096 that fits both buffers with its overheads, 85 out and 325 in); Mosquitto on
+ * OpenSSL >= 1.1.1 acknowledges it, and then no record in either direction carries more than
+ * 512 bytes of plaintext. Input 2048 + 5 + 29: a broker that ignores the extension sends one
+ * MQTT packet per record, and this buffer still takes a record of 2053 plaintext bytes (5-byte
+ * header, 8-byte GCM nonce, 16-byte tag), more than the core's 2048-byte MQTT receive buffer
+ * accepts anyway; the broker's max_packet_size bounds the rest.
  */
-#define ESPTLS_OBUF_LEN (1024 + 85)
+#define ESPTLS_OBUF_LEN (512 + 85)
 #define ESPTLS_IBUF_LEN (2048 + 5 + 29)
 
 /* Largest CA subject DN accepted (ours is a few dozen bytes). */
@@ -97,6 +100,10 @@ br_ssl_engine_context *esptls_engine(struct esptls *t);
  * the handshake completed (first time SENDAPP shows).
  */
 unsigned esptls_state(struct esptls *t);
+
+/* The transport failed (socket error, or TCP closed under the engine): the engine closes with
+ * BR_ERR_IO. */
+void esptls_fail_io(struct esptls *t);
 
 /* 1 once the handshake completed. */
 int esptls_established(const struct esptls *t);

@@ -20,7 +20,11 @@ fn main() {
     let vendor = tls.parent().unwrap().join("vendor/bearssl");
     let flags_file = tls.join("bearssl.flags");
     let flags = std::fs::read_to_string(&flags_file).expect("bearssl.flags");
-    let defines: Vec<&str> = flags.split_whitespace().collect();
+    let defines: Vec<&str> = flags
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
 
     let mut sources = Vec::new();
     c_files(&vendor.join("src"), &mut sources);

@@ -48,6 +48,7 @@ mod ffi {
         pub fn esptls_cipher_suite(t: *const esptls) -> c_uint;
         pub fn esptls_mfln_negotiated(t: *const esptls) -> c_int;
         pub fn esptls_wipe(t: *mut esptls);
+        pub fn esptls_fail_io(t: *mut esptls);
 
         pub fn br_ssl_engine_sendrec_buf(
             e: *const br_ssl_engine_context,
@@ -70,7 +71,6 @@ mod ffi {
         ) -> *mut c_uchar;
         pub fn br_ssl_engine_recvapp_ack(e: *mut br_ssl_engine_context, len: usize);
         pub fn br_ssl_engine_flush(e: *mut br_ssl_engine_context, force: c_int);
-        pub fn br_ssl_engine_fail(e: *mut br_ssl_engine_context, err: c_int);
 
         pub fn esptls_stack_paint(n: usize);
         pub fn esptls_stack_used(n: usize) -> usize;
@@ -83,8 +83,6 @@ const BR_SSL_SENDREC: c_uint = 0x0002;
 const BR_SSL_RECVREC: c_uint = 0x0004;
 const BR_SSL_SENDAPP: c_uint = 0x0008;
 const BR_SSL_RECVAPP: c_uint = 0x0010;
-/// `BR_ERR_IO`: the transport failed.
-const BR_ERR_IO: c_int = 31;
 
 /// The one cipher suite the device offers, ECDHE-ECDSA-AES128-GCM-SHA256.
 pub const SUITE_ECDHE_ECDSA_AES128_GCM_SHA256: u16 = 0xC02B;
@@ -122,6 +120,8 @@ pub struct Session {
     ctx: Box<[u64]>,
     sock: TcpStream,
     eof: bool,
+    /// Every byte received from / sent to the socket, when recording.
+    record: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Session {
@@ -144,7 +144,7 @@ impl Session {
         let words = Self::context_size().div_ceil(8);
         let mut ctx = vec![0u64; words].into_boxed_slice();
         let pin = tls.broker_pin.map_or(std::ptr::null(), |p| p.as_ptr());
-        let rc = unsafe {
+        let rc = c_call(|| unsafe {
             ffi::esptls_start(
                 ctx.as_mut_ptr().cast(),
                 host.as_ptr(),
@@ -158,12 +158,13 @@ impl Session {
                 tls.time_floor_unix,
                 seed.as_ptr(),
             )
-        };
+        });
         match rc {
             0 => Ok(Session {
                 ctx,
                 sock,
                 eof: false,
+                record: None,
             }),
             -1 => Err(StartError::Ca),
             -2 => Err(StartError::Identity),
@@ -171,6 +172,16 @@ impl Session {
             -4 => Err(StartError::Time),
             _ => Err(StartError::Engine),
         }
+    }
+
+    /// Starts recording the bytes on the wire (call right after [`Session::start`]).
+    pub fn record(&mut self) {
+        self.record = Some((Vec::new(), Vec::new()));
+    }
+
+    /// The recorded bytes: (received from the broker, sent to the broker).
+    pub fn recorded(&self) -> Option<(&[u8], &[u8])> {
+        self.record.as_ref().map(|(i, o)| (&i[..], &o[..]))
     }
 
     fn t(&mut self) -> *mut c_void {
@@ -209,13 +220,16 @@ impl Session {
                 let data = unsafe { std::slice::from_raw_parts(buf, len) };
                 match self.sock.write(data) {
                     Ok(n) if n > 0 => {
-                        unsafe { ffi::br_ssl_engine_sendrec_ack(eng, n) };
+                        if let Some((_, out)) = &mut self.record {
+                            out.extend_from_slice(&data[..n]);
+                        }
+                        c_call(|| unsafe { ffi::br_ssl_engine_sendrec_ack(eng, n) });
                         progress = true;
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => progress = true,
                     _ => {
-                        unsafe { ffi::br_ssl_engine_fail(eng, BR_ERR_IO) };
+                        unsafe { ffi::esptls_fail_io(self.t()) };
                         return;
                     }
                 }
@@ -229,17 +243,20 @@ impl Session {
                     Ok(0) => {
                         // The peer closed without close_notify (or after it).
                         self.eof = true;
-                        unsafe { ffi::br_ssl_engine_fail(eng, BR_ERR_IO) };
+                        unsafe { ffi::esptls_fail_io(self.t()) };
                         return;
                     }
                     Ok(n) => {
-                        unsafe { ffi::br_ssl_engine_recvrec_ack(eng, n) };
+                        if let Some((input, _)) = &mut self.record {
+                            input.extend_from_slice(&data[..n]);
+                        }
+                        c_call(|| unsafe { ffi::br_ssl_engine_recvrec_ack(eng, n) });
                         progress = true;
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => progress = true,
                     Err(_) => {
-                        unsafe { ffi::br_ssl_engine_fail(eng, BR_ERR_IO) };
+                        unsafe { ffi::esptls_fail_io(self.t()) };
                         return;
                     }
                 }
@@ -319,7 +336,7 @@ impl Session {
             let buf = unsafe { ffi::br_ssl_engine_recvapp_buf(eng, &mut len) };
             let n = len.min(out.len());
             out[..n].copy_from_slice(unsafe { std::slice::from_raw_parts(buf, n) });
-            unsafe { ffi::br_ssl_engine_recvapp_ack(eng, n) };
+            c_call(|| unsafe { ffi::br_ssl_engine_recvapp_ack(eng, n) });
             self.pump(tls);
             return Ok(n);
         }
@@ -351,10 +368,10 @@ impl Session {
         let buf = unsafe { ffi::br_ssl_engine_sendapp_buf(eng, &mut len) };
         let n = len.min(data.len());
         unsafe { std::slice::from_raw_parts_mut(buf, n) }.copy_from_slice(&data[..n]);
-        unsafe {
+        c_call(|| unsafe {
             ffi::br_ssl_engine_sendapp_ack(eng, n);
             ffi::br_ssl_engine_flush(eng, 0);
-        }
+        });
         self.pump(tls);
         Ok(n)
     }
@@ -366,13 +383,31 @@ impl Drop for Session {
     }
 }
 
-/// Paints `n` bytes of stack below the caller; [`stack_used`] called later from the same
-/// function says how deep the code in between went (an upper bound).
-pub fn stack_paint(n: usize) {
-    unsafe { ffi::esptls_stack_paint(n) }
+/// Bytes of stack painted below each call into the engine.
+const STACK_PAINT: usize = 16 * 1024;
+
+thread_local! {
+    static STACK_PEAK: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// See [`stack_paint`].
-pub fn stack_used(n: usize) -> usize {
-    unsafe { ffi::esptls_stack_used(n) }
+/// Runs one call into the TLS engine (the calls that do its work: start, record in/out, app
+/// data in/out) with the stack below it painted, and records how deep it went. The figure
+/// includes the closure's own frame, so it is an upper bound of the C code's use.
+#[inline(never)]
+fn c_call<R>(f: impl FnOnce() -> R) -> R {
+    unsafe { ffi::esptls_stack_paint(STACK_PAINT) };
+    let r = f();
+    let used = unsafe { ffi::esptls_stack_used(STACK_PAINT) };
+    STACK_PEAK.with(|p| p.set(p.get().max(used)));
+    r
+}
+
+/// The deepest stack any engine call on this thread used since the last reset (bytes).
+pub fn stack_peak() -> usize {
+    STACK_PEAK.with(|p| p.get())
+}
+
+/// Forgets the figure [`stack_peak`] reports.
+pub fn reset_stack_peak() {
+    STACK_PEAK.with(|p| p.set(0));
 }

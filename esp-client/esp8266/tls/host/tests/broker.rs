@@ -45,22 +45,42 @@ fn handshake_connect_publish_arrives_at_mosquitto_sub() {
 }
 
 #[test]
-fn large_broker_messages_arrive_in_fragments_the_small_buffer_takes() {
+fn the_largest_packet_the_broker_lets_through_arrives_in_fragments() {
     let setup = Setup::new();
+    // The broker's whole-packet limit `provision broker` writes must fit the input buffer even
+    // without max_fragment_length: 2,082 - 5 - 8 - 16 = 2,053 bytes of plaintext per record.
+    let conf = std::fs::read_to_string(setup.pki.path().join("broker/mosquitto.conf")).unwrap();
+    let limit: usize = conf
+        .lines()
+        .find_map(|l| l.strip_prefix("max_packet_size "))
+        .expect("provision broker sets max_packet_size")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        limit <= 2053,
+        "max_packet_size {limit} exceeds what the device's TLS input takes"
+    );
+
     let m = Material::of(&setup.pki, DEVICE);
     let mut s = handshake(setup.broker.port(), "localhost", &m).expect("handshake");
     assert_eq!(mqtt_connect(&mut s, &m, DEVICE), 0);
     mqtt_subscribe(&mut s, &m, "devices/dev1/cmd/#");
-    // 8 KiB: four times the input buffer. Arrives because the broker fragments to 1024.
-    let payload: Vec<u8> = (0..8192u32).map(|i| (i % 251) as u8).collect();
+    // A PUBLISH of exactly `limit` bytes: 1 + 2 (remaining length) + 2 + topic + 2 (packet id).
+    let topic = "devices/dev1/cmd/big";
+    let payload: Vec<u8> = (0..limit - 7 - topic.len())
+        .map(|i| (i % 251) as u8)
+        .collect();
     let file = setup.pki.path().join("big.bin");
     std::fs::write(&file, &payload).unwrap();
-    // The subscription is in place once SUBACK came back; publish now.
-    operator_publishes(&setup, "devices/dev1/cmd/big", &file);
+    // The subscription is in place once SUBACK came back; publish now. The broker sends it in
+    // records of at most 512 bytes (max_fragment_length, asserted in the first test).
+    operator_publishes(&setup, topic, &file);
     let p = read_packet(&mut s, &m, Duration::from_secs(10)).expect("PUBLISH to the device");
+    assert_eq!(p.len(), limit);
     match Packet::parse(&p).unwrap() {
         Packet::Publish(pubm) => {
-            assert_eq!(pubm.topic, "devices/dev1/cmd/big");
+            assert_eq!(pubm.topic, topic);
             assert_eq!(pubm.payload, &payload[..]);
         }
         other => panic!("expected PUBLISH, got {other:?}"),
