@@ -56,9 +56,39 @@ fn main() {
     }
     ours.compile("esptls");
 
+    // The chip's transport (espconn_tls.c, unchanged) over a simulation of the SDK's espconn
+    // on real sockets (sdk-sim/), for the espconn test. The sim's headers stand in for the
+    // SDK's, which do not compile for x86-64.
+    let mut glue = cc::Build::new();
+    glue.include(manifest.join("sdk-sim"))
+        .include(vendor.join("inc"))
+        .include(&tls)
+        .file(tls.join("espconn_tls.c"))
+        .file(manifest.join("sdk-sim/espconn_sim.c"))
+        .opt_level(2)
+        .flag("-Wall")
+        .flag("-Wextra")
+        .flag("-Werror");
+    for d in &defines {
+        glue.flag(d);
+    }
+    glue.compile("espconn_sim");
+
     println!("cargo:rerun-if-changed={}", flags_file.display());
     println!("cargo:rerun-if-changed={}", tls.join("esptls.c").display());
     println!("cargo:rerun-if-changed={}", tls.join("esptls.h").display());
     println!("cargo:rerun-if-changed={}", manifest.join("csrc").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest.join("sdk-sim").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        tls.join("espconn_tls.c").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        tls.join("espconn_tls.h").display()
+    );
     println!("cargo:rerun-if-changed={}", vendor.display());
 }
