@@ -148,6 +148,8 @@ impl core::fmt::Display for Failure {
 pub struct Stats {
     pub connects: u32,
     pub telemetry_sent: u32,
+    /// Telemetry samples the broker acknowledged.
+    pub telemetry_acked: u32,
     /// Telemetry skipped because every in-flight slot was busy.
     pub telemetry_dropped: u32,
     pub retransmits: u32,
@@ -297,6 +299,7 @@ impl Device {
         self.stats.retransmits = s.retransmits;
         self.stats.oversized = s.oversized;
         self.stats.telemetry_sent = self.telemetry.sent;
+        self.stats.telemetry_acked = self.telemetry.acked;
         self.stats.telemetry_dropped = self.telemetry.dropped;
         self.stats.commands = self.commands.count;
     }

@@ -618,6 +618,7 @@ fn happy_path() {
     );
     assert!(b.watchdog_feeds > 1000);
     assert_eq!(dev.stats().telemetry_sent, 4);
+    assert_eq!(dev.stats().telemetry_acked, 4);
 }
 
 #[test]

@@ -27,6 +27,10 @@ done
 [ -f "$PICOLIBC/picolibc.specs" ] || die "picolibc for the lx106 is missing: apt-get install picolibc-xtensa-lx106-elf"
 [ -f "$SDK/include/espconn.h" ] || die "the vendored NONOS SDK headers are missing ($SDK/include)"
 
+# bearssl.flags: one flag per line, no comments (the firmware's build.sh reads it too).
+# -fno-strict-aliasing: BearSSL's T0 interpreters reach their context through a second struct
+# type, and GCC 12 -Os dropped a store in br_x509_decoder_init on the LX106 under strict
+# aliasing (found by the QEMU replay, qemu/).
 mapfile -t DEFINES < <(grep -v -e '^\s*$' -e '^#' "$HERE/bearssl.flags")
 # The chip flags from docs/esp8266.md (SDK code model), PROGMEM on (the fork's ESP8266 path).
 CFLAGS=(--specs="$PICOLIBC/picolibc.specs" -Os -std=gnu99 -Wall -Wextra -Werror

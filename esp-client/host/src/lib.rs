@@ -5,6 +5,7 @@
 pub mod avr;
 pub mod board;
 pub mod flash;
+pub mod fleet;
 pub mod tls;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -8,7 +8,7 @@ use crate::board::{AvrError, AvrLink, Board};
 use crate::command::{FmtBuf, Json};
 use crate::machine::Failure;
 use crate::mqtt::{QoS, Sent};
-use crate::settings::PAYLOAD_BUF;
+use crate::settings::{MAX_INFLIGHT, PAYLOAD_BUF};
 
 pub struct Telemetry {
     pub period_ms: u64,
@@ -19,6 +19,10 @@ pub struct Telemetry {
     pub sent: u32,
     /// Samples skipped because every in-flight slot was busy.
     pub dropped: u32,
+    /// Samples the broker acknowledged (PUBACK).
+    pub acked: u32,
+    /// Packet ids of samples awaiting PUBACK (0: none).
+    pending: [u16; MAX_INFLIGHT],
 }
 
 impl Telemetry {
@@ -30,6 +34,8 @@ impl Telemetry {
             seq: 0,
             sent: 0,
             dropped: 0,
+            acked: 0,
+            pending: [0; MAX_INFLIGHT],
         }
     }
 
@@ -73,7 +79,12 @@ impl Telemetry {
             ctx.out.retransmits()
         );
         match ctx.publish("telemetry", out.as_bytes(), QoS::AtLeastOnce, false)? {
-            Sent::Queued { .. } => self.sent += 1,
+            Sent::Queued { pkid } => {
+                self.sent += 1;
+                if let Some(p) = self.pending.iter_mut().find(|p| **p == 0) {
+                    *p = pkid;
+                }
+            }
             Sent::Busy => self.dropped += 1,
         }
         Ok(())
@@ -89,6 +100,12 @@ impl App for Telemetry {
     }
 
     fn poll<B: Board>(&mut self, ctx: &mut Ctx<'_, B>) -> Result<u64, Failure> {
+        for p in self.pending.iter_mut().filter(|p| **p != 0) {
+            if !ctx.out.in_flight(*p) {
+                *p = 0;
+                self.acked += 1;
+            }
+        }
         if ctx.now >= self.next {
             self.sample(ctx)?;
             self.next = ctx.now + self.period_ms;

@@ -164,6 +164,11 @@ impl Sender {
         self.retransmits
     }
 
+    /// Whether the QoS 1 publish `pkid` still awaits its PUBACK.
+    pub fn in_flight(&self, pkid: u16) -> bool {
+        pkid != 0 && self.inflight.iter().any(|s| s.pkid == pkid)
+    }
+
     /// Every QoS 1 publish was acknowledged.
     pub fn all_acked(&self) -> bool {
         self.inflight.iter().all(|s| s.pkid == 0)

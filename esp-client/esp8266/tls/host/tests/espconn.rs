@@ -165,6 +165,39 @@ fn the_chip_glue_connects_publishes_and_refuses() {
     late.floor = now_unix() + 400 * 86400;
     assert_eq!(conn.connect("localhost", port, &late), ETLS_ERR_SERVER_CERT);
 
+    // Closed while its DNS lookup is in flight: the late answer must change nothing.
+    let mut name = b"localhost".to_vec();
+    name.push(0);
+    let seed = [7u8; 32];
+    let rc = unsafe {
+        espconn_tls_start(
+            conn.c,
+            name.as_ptr(),
+            port,
+            m.ca.as_ptr(),
+            m.ca.len(),
+            m.cert.as_ptr(),
+            m.cert.len(),
+            m.key.as_ptr(),
+            m.key.len(),
+            std::ptr::null(),
+            m.floor,
+            seed.as_ptr(),
+        )
+    };
+    assert_eq!(rc, ETLS_PENDING);
+    unsafe { espconn_tls_close(conn.c) };
+    assert_eq!(
+        unsafe { espconn_sim_run() },
+        1,
+        "the late DNS answer was delivered"
+    );
+    assert_eq!(
+        unsafe { espconn_tls_poll_connect(conn.c, m.cert.as_ptr(), m.cert.len()) },
+        ETLS_ERR_TCP,
+        "a closed session stays closed"
+    );
+
     // Then the real thing: handshake, CONNECT, a retained PUBLISH mosquitto_sub receives.
     let feeds_before = unsafe { espconn_sim_wdt_feeds() };
     assert_eq!(conn.connect("localhost", port, &m), ETLS_READY);

@@ -1,0 +1,341 @@
+//! Many device cores in one process: each its own config blob and flash file, its own rustls
+//! session and AVR, all polled from one thread. The transport never blocks, so one superloop can
+//! serve a thousand devices the way the chip's timer serves one.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use esp_client::board::{Board, NetStatus};
+use esp_client::machine::{Device, State, StateKind};
+use esp_client::settings::Settings;
+
+use crate::avr::{host_avr, HostAvr};
+use crate::flash::FileFlash;
+use crate::tls::TlsTransport;
+
+/// One simulated device's board: quiet (no log unless asked), counting what the fleet reports.
+pub struct FleetBoard {
+    start: Instant,
+    pub tls: TlsTransport,
+    pub flash: FileFlash,
+    pub avr: HostAvr,
+    rng: u64,
+    verbose: bool,
+    name: String,
+    /// When the current run of connection attempts began (first `TlsConnect` since online).
+    connecting_since: Option<u64>,
+    /// Milliseconds from the first attempt to `Online`, one per connection.
+    pub latencies: Vec<u64>,
+    /// Times (ms) at which a TLS handshake completed.
+    pub handshakes: Vec<u64>,
+    pub online: bool,
+}
+
+impl Board for FleetBoard {
+    type Transport = TlsTransport;
+    type Flash = FileFlash;
+    type Avr = HostAvr;
+
+    fn now_ms(&mut self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+    fn transport(&mut self) -> &mut TlsTransport {
+        &mut self.tls
+    }
+    fn flash(&mut self) -> &mut FileFlash {
+        &mut self.flash
+    }
+    fn avr(&mut self) -> &mut HostAvr {
+        &mut self.avr
+    }
+    fn random_u32(&mut self) -> u32 {
+        // xorshift64*, seeded per device: jitter differs between devices, as on real chips.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32
+    }
+    fn network(&mut self, _ssid: &str, _password: &str) -> NetStatus {
+        NetStatus::Up
+    }
+    fn time_source(&mut self) -> Option<u64> {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs())
+    }
+    fn feed_watchdog(&mut self) {}
+    fn reset(&mut self) {}
+    fn log(&mut self, line: core::fmt::Arguments<'_>) {
+        if self.verbose {
+            eprintln!("[{}] {line}", self.name);
+        }
+    }
+    fn transition(&mut self, now_ms: u64, from: &State, to: &State) {
+        match to.kind() {
+            StateKind::TlsConnect if self.connecting_since.is_none() => {
+                self.connecting_since = Some(now_ms)
+            }
+            StateKind::MqttConnect => self.handshakes.push(now_ms),
+            StateKind::Online => {
+                self.online = true;
+                if let Some(t) = self.connecting_since.take() {
+                    self.latencies.push(now_ms - t);
+                }
+            }
+            _ => {}
+        }
+        if from.kind() == StateKind::Online {
+            self.online = false;
+        }
+        if self.verbose {
+            let detail = self.tls.last_error.as_deref().unwrap_or("");
+            eprintln!("[{}] {from} => {to} {detail}", self.name);
+        }
+    }
+}
+
+/// One device of the fleet.
+pub struct Member {
+    pub device: Box<Device>,
+    pub board: FleetBoard,
+    next: u64,
+}
+
+/// What the fleet did, at one moment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Report {
+    pub devices: usize,
+    pub online: usize,
+    pub connects: u64,
+    pub telemetry_sent: u64,
+    pub telemetry_acked: u64,
+    pub telemetry_dropped: u64,
+    pub retransmits: u64,
+    /// Connection latency (first attempt to `Online`), milliseconds: p50, p90, p99, max.
+    pub connect_ms: [u64; 4],
+    /// Most TLS handshakes completed within one second.
+    pub peak_handshakes_per_s: usize,
+    /// Seconds since start when every device was online for the last time (None: not yet).
+    pub all_online_at_s: Option<f64>,
+}
+
+impl Report {
+    /// One JSON object (no serde in the host port).
+    pub fn json(&self) -> String {
+        let [p50, p90, p99, max] = self.connect_ms;
+        format!(
+            "{{\"devices\":{},\"online\":{},\"connects\":{},\"telemetry_sent\":{},\
+             \"telemetry_acked\":{},\"telemetry_dropped\":{},\"retransmits\":{},\
+             \"connect_ms\":{{\"p50\":{p50},\"p90\":{p90},\"p99\":{p99},\"max\":{max}}},\
+             \"peak_handshakes_per_s\":{},\"all_online_at_s\":{}}}",
+            self.devices,
+            self.online,
+            self.connects,
+            self.telemetry_sent,
+            self.telemetry_acked,
+            self.telemetry_dropped,
+            self.retransmits,
+            self.peak_handshakes_per_s,
+            self.all_online_at_s
+                .map_or("null".to_string(), |t| format!("{t:.1}")),
+        )
+    }
+
+    /// One line for a terminal.
+    pub fn line(&self, t: f64) -> String {
+        let [p50, p90, p99, max] = self.connect_ms;
+        format!(
+            "[{t:7.1} s] online {}/{}  connects {}  telemetry sent {} acked {} dropped {}  \
+             retransmits {}  connect ms p50 {p50} p90 {p90} p99 {p99} max {max}  \
+             peak handshakes/s {}",
+            self.online,
+            self.devices,
+            self.connects,
+            self.telemetry_sent,
+            self.telemetry_acked,
+            self.telemetry_dropped,
+            self.retransmits,
+            self.peak_handshakes_per_s
+        )
+    }
+}
+
+/// Nearest-rank percentile of a sorted list (0 for none).
+fn percentile(sorted: &[u64], p: usize) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (p * sorted.len()).div_ceil(100).max(1);
+    sorted[rank - 1]
+}
+
+/// The fleet: every `*.flash` or `*.bin` file in a directory is one device.
+pub struct Fleet {
+    pub members: Vec<Member>,
+    start: Instant,
+    all_online_at: Option<Duration>,
+}
+
+impl Fleet {
+    /// Opens every `*.flash` / `*.bin` in `dir` (sorted by name), each as one device.
+    pub fn open(dir: &Path, settings: Settings, verbose: bool) -> std::io::Result<Fleet> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "flash" || e == "bin"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no *.flash or *.bin files in {}", dir.display()),
+            ));
+        }
+        let start = Instant::now();
+        let mut members = Vec::with_capacity(files.len());
+        for (i, f) in files.iter().enumerate() {
+            let flash = FileFlash::open(f).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("opening {}: {e}", f.display()))
+            })?;
+            let name = f
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            members.push(Member {
+                device: Box::new(Device::new(settings)),
+                board: FleetBoard {
+                    start,
+                    tls: TlsTransport::new(false),
+                    flash,
+                    avr: host_avr().0,
+                    rng: 0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
+                    verbose,
+                    name,
+                    connecting_since: None,
+                    latencies: Vec::new(),
+                    handshakes: Vec::new(),
+                    online: false,
+                },
+                next: 0,
+            });
+        }
+        Ok(Fleet {
+            members,
+            start,
+            all_online_at: None,
+        })
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// Polls every device whose deadline passed; returns the earliest next deadline (ms).
+    pub fn poll(&mut self) -> u64 {
+        let now = self.start.elapsed().as_millis() as u64;
+        let mut next = u64::MAX;
+        let mut online = 0;
+        for m in &mut self.members {
+            if m.next <= now {
+                m.next = m.device.poll(now, &mut m.board);
+            }
+            next = next.min(m.next);
+            online += usize::from(m.board.online);
+        }
+        if online == self.members.len() {
+            self.all_online_at.get_or_insert(self.start.elapsed());
+        } else {
+            self.all_online_at = None;
+        }
+        next
+    }
+
+    /// Runs until `stop` is set or `until` passed, calling `each` with a report every `every`.
+    pub fn run(
+        &mut self,
+        stop: &AtomicBool,
+        until: Option<Duration>,
+        every: Duration,
+        mut each: impl FnMut(&Report, f64),
+    ) {
+        let mut last = Instant::now();
+        loop {
+            let next = self.poll();
+            if stop.load(Ordering::Relaxed) || until.is_some_and(|u| self.elapsed() >= u) {
+                break;
+            }
+            if last.elapsed() >= every {
+                last = Instant::now();
+                each(&self.report(), self.elapsed().as_secs_f64());
+            }
+            let now = self.start.elapsed().as_millis() as u64;
+            if next > now {
+                std::thread::sleep(Duration::from_millis((next - now).min(20)));
+            }
+        }
+    }
+
+    /// Orderly stop of every device (`offline`, DISCONNECT), then what the fleet did.
+    pub fn shutdown(&mut self) -> Report {
+        let report = self.report();
+        let now = self.start.elapsed().as_millis() as u64;
+        for m in &mut self.members {
+            m.device.shutdown(&mut m.board, now);
+        }
+        report
+    }
+
+    pub fn report(&self) -> Report {
+        let mut r = Report {
+            devices: self.members.len(),
+            all_online_at_s: self.all_online_at.map(|d| d.as_secs_f64()),
+            ..Report::default()
+        };
+        let mut lat = Vec::new();
+        let mut per_second = std::collections::HashMap::<u64, usize>::new();
+        for m in &self.members {
+            let s = m.device.stats();
+            r.online += usize::from(m.board.online);
+            r.connects += u64::from(s.connects);
+            r.telemetry_sent += u64::from(s.telemetry_sent);
+            r.telemetry_acked += u64::from(s.telemetry_acked);
+            r.telemetry_dropped += u64::from(s.telemetry_dropped);
+            r.retransmits += u64::from(s.retransmits);
+            lat.extend_from_slice(&m.board.latencies);
+            for t in &m.board.handshakes {
+                *per_second.entry(t / 1000).or_default() += 1;
+            }
+        }
+        lat.sort_unstable();
+        r.connect_ms = [
+            percentile(&lat, 50),
+            percentile(&lat, 90),
+            percentile(&lat, 99),
+            lat.last().copied().unwrap_or(0),
+        ];
+        r.peak_handshakes_per_s = per_second.values().copied().max().unwrap_or(0);
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn percentiles_of_a_small_set() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(
+            [
+                percentile(&v, 50),
+                percentile(&v, 90),
+                percentile(&v, 99),
+                percentile(&v, 100)
+            ],
+            [50, 90, 99, 100]
+        );
+        assert_eq!(percentile(&[], 50), 0);
+        assert_eq!(percentile(&[7], 99), 7);
+    }
+}
