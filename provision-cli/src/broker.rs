@@ -248,6 +248,11 @@ keyfile {key}
 crlfile {crl}
 require_certificate true
 use_identity_as_username true
+# The client id is the certificate's name too: no other identity can take over a device's
+# session (and its queued messages), whatever client id it sends. Two tools sharing one
+# operator identity would close each other's session: give each its own
+# (`provision operator add`).
+use_username_as_clientid true
 # A minimum: TLS 1.3 clients are accepted too.
 tls_version tlsv1.2
 # TLS 1.2: forward secrecy and AEAD only. The first suite is what the ESP8266 speaks.

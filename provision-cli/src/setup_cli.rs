@@ -23,6 +23,9 @@ pub struct InitArgs {
     /// Replace an existing CA, moving it and everything it signed to a timestamped backup
     #[arg(long)]
     force: bool,
+    /// Machine-readable output
+    #[arg(long)]
+    json: bool,
 }
 
 impl InitArgs {
@@ -36,7 +39,17 @@ impl InitArgs {
     }
 
     pub fn run(self, dir: &Path) -> Result<(), Error> {
+        let json = self.json;
         let report = init::init(dir, &self.into_options())?;
+        if json {
+            lifecycle_cli::print_json(&serde_json::json!({
+                "dir": provision::error::absolute(dir),
+                "ca": report.registry.ca,
+                "operator": report.registry.operator,
+                "backup": report.backup,
+            }));
+            return Ok(());
+        }
         if let Some(b) = &report.backup {
             println!("previous CA moved to {}", b.display());
         }

@@ -503,6 +503,11 @@ fn operator_renew_revokes_the_previous_operator_certificate() {
 
 #[test]
 fn json_output_is_the_only_thing_on_stdout() {
+    let fresh = tempfile::tempdir().unwrap();
+    let init = json(&fresh.path().join("pki"), &["init", "--json"]);
+    assert_eq!(init["operator"]["serial"].as_str().unwrap().len(), 32);
+    assert!(init["ca"]["name"].is_string() && init["backup"].is_null());
+    assert!(Path::new(init["dir"].as_str().unwrap()).is_absolute());
     let dir = provisioned(&[]);
     let d = dir.path();
     let added = json(d, &["device", "add", "a-1", "--json"]);
