@@ -115,8 +115,9 @@ Examples:
   provision status --warn-days 60 --json
   0 7 * * * provision --dir /srv/pki status --warn-days 45 >/dev/null || echo renew | mail me
 
-Exit codes: 0 nothing expires within --warn-days, 10 something in service does (or has
-expired), others as for every command. Revoked devices are listed but never count.")]
+Lists the CA, broker, operators, devices and the CRL (past its next update Mosquitto refuses
+every client). Exit codes: 0 nothing expires within --warn-days, 10 something in service does
+(or has expired), others as for every command. Revoked devices are listed but never count.")]
     Status(lifecycle_cli::StatusArgs),
     /// Operator identities (the certificate `provision` itself uses on MQTT)
     #[command(subcommand, after_help = "Examples:\n  provision operator renew")]

@@ -142,7 +142,26 @@ fn status_exits_10_when_a_certificate_expires_within_warn_days() {
         .iter()
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["ca", "broker", "operator", "device", "device"]);
+    assert_eq!(
+        kinds,
+        ["ca", "broker", "operator", "device", "device", "crl"]
+    );
+    // The CRL's next update as OpenSSL reads it (past it, Mosquitto refuses every client).
+    let crl = d.join("crl.pem");
+    let (ok_crl, next) = openssl(&["crl", "-noout", "-nextupdate", "-in", crl.to_str().unwrap()]);
+    assert!(ok_crl, "{next}");
+    let next = next.trim().trim_start_matches("nextUpdate=").to_string();
+    let crl_entry = &entries[5];
+    let ours = time::OffsetDateTime::parse(
+        crl_entry["not_after"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let fmt = time::macros::format_description!(
+        "[month repr:short] [day padding:space] [hour]:[minute]:[second] [year] GMT"
+    );
+    assert_eq!(ours.format(&fmt).unwrap(), next);
+    assert_eq!(crl_entry["state"], "ok");
     let files = [
         d.join("ca/ca.crt"),
         d.join("broker/server.crt"),

@@ -244,4 +244,23 @@ fn the_chip_glue_connects_publishes_and_refuses() {
         operator_receives(&setup, "devices/dev1/status").as_deref(),
         Some(&body[..])
     );
+
+    // The broker goes away: the next read reports the end, it does not hang or succeed.
+    let mut setup = setup;
+    setup.broker.stop();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut byte = [0u8; 1];
+    loop {
+        unsafe { espconn_sim_run() };
+        let n = unsafe { espconn_tls_read(conn.c, byte.as_mut_ptr(), 1) };
+        if n != ETLS_WOULD_BLOCK {
+            assert!(n <= 0, "read data from a stopped broker: {n}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dropped connection was not noticed"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
