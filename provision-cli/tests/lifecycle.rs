@@ -461,6 +461,22 @@ fn broker_renew_keeps_names_and_optionally_the_key() {
     let (valid, text) = verify(d, &crt);
     assert!(valid, "{text}");
 
+    // Configuring the broker again (say, for another name) revokes the certificate it replaces.
+    let before = d.join("before-reconfigure.crt");
+    fs::copy(&crt, &before).unwrap();
+    ok(
+        d,
+        &["broker", "--host", "mqtt.test", "--host", "mqtt2.test"],
+    );
+    let (valid, text) = verify(d, &before);
+    assert!(!valid && text.contains("certificate revoked"), "{text}");
+    let (valid, text) = verify(d, &crt);
+    assert!(valid, "{text}");
+    assert_eq!(
+        fs::read(d.join("crl.pem")).unwrap(),
+        fs::read(d.join("broker/crl.pem")).unwrap()
+    );
+
     // Without a broker there is nothing to renew.
     let bare = tempfile::tempdir().unwrap();
     ok(bare.path(), &["init"]);
