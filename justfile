@@ -62,6 +62,12 @@ test-lx106:
 test-demo:
     bash esp-client/host/demo-test.sh
 
+# The ESP8266's TLS stack (BearSSL): the host build against a real Mosquitto, the espconn glue
+# over a simulated espconn, the LX106 build replayed in QEMU, the memory gate (also in test-host)
+# Only the ESP8266 TLS stack
+test-tls:
+    cargo test -p esp8266-tls
+
 # Firmware for atmega168 and atmega328p (fails loudly without
 # avr-gcc or nightly's rust-src), flash/SRAM budget, the real ELF in simavr, the link driver.
 # Only the ATmega side

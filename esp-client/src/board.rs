@@ -158,6 +158,11 @@ pub trait Board {
     /// The device data region: config sector, then state sector (docs/device-config.md).
     fn flash(&mut self) -> &mut Self::Flash;
     fn avr(&mut self) -> &mut Self::Avr;
+    /// Where the OTA slots and the boot state lie in [`Board::flash`] (docs/flash-layout.md);
+    /// `None` (the default): this board does not update over the air.
+    fn ota_layout(&self) -> Option<crate::ota::Layout> {
+        None
+    }
     /// Randomness for backoff jitter (hardware RNG on the ESP8266).
     fn random_u32(&mut self) -> u32;
     /// Joins (first call) or reports the network.

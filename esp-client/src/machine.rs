@@ -20,6 +20,7 @@ use crate::command::FmtBuf;
 use crate::mqtt::{
     Connect, DecodeError, EncodeError, Event, QoS, Session, SessionConfig, SessionError, Will,
 };
+use crate::ota::{Ota, Running};
 use crate::settings::*;
 
 /// The states, with what each one waits for.
@@ -217,6 +218,8 @@ pub struct Device {
     session: Session,
     telemetry: Telemetry,
     commands: Commands,
+    /// Over-the-air updates (idle on a board without an OTA layout).
+    ota: Ota,
     backoff: Backoff,
     /// Online since; the backoff resets once this is `stable_after_ms` ago.
     online_since: Option<u64>,
@@ -245,6 +248,7 @@ impl Device {
             }),
             telemetry: Telemetry::new(settings.adc_channels),
             commands: Commands::new(settings.reboot_grace_ms),
+            ota: Ota::new(),
             backoff: Backoff::new(settings.backoff),
             online_since: None,
             time: TimeFloor::new(settings.build_time_unix, None, 0),
@@ -265,6 +269,11 @@ impl Device {
     /// The time floor certificates are validated against, at `now`.
     pub fn time_floor(&self, now: u64) -> u64 {
         self.time.at(now)
+    }
+
+    /// The image running now, from its slot's signed header (`None` on a board without OTA).
+    pub fn ota_running(&self) -> Option<Running> {
+        self.ota.running()
     }
 
     /// The config as loaded (only after `LoadConfig` succeeded).
@@ -307,9 +316,16 @@ impl Device {
     /// One step of work. Returns when the core wants to be polled again at the latest.
     pub fn poll<B: Board>(&mut self, now: u64, board: &mut B) -> u64 {
         board.feed_watchdog();
+        // The updater's timers run in every state: a trial image that never gets online still
+        // resets, so the loader can count its next trial boot.
+        let ota_next = self.ota.tick(now);
+        if self.ota.reboot_due() {
+            self.reboot(board, now, "ota");
+            return now;
+        }
         let next = self.step(now, board);
         self.refresh_stats();
-        next
+        next.min(ota_next.max(now))
     }
 
     fn step<B: Board>(&mut self, now: u64, board: &mut B) -> u64 {
@@ -322,6 +338,7 @@ impl Device {
                     Err(_) => None,
                 };
                 self.time = TimeFloor::new(self.settings.build_time_unix, self.persisted_time, now);
+                self.ota.boot(board, self.settings.ota, now);
                 self.go(board, now, State::LoadConfig);
                 now
             }
@@ -416,6 +433,7 @@ impl Device {
                 // Cannot overflow: ids are at most 63 bytes (checked by parse).
                 let _ = write!(self.prefix, "devices/{}/", cfg.device_id);
                 self.telemetry.period_ms = u64::from(cfg.telemetry_period_s) * 1000;
+                self.ota.set_keys(&cfg);
                 board.log(format_args!("config: device {}", cfg.device_id));
                 let deadline = now + self.settings.network_timeout_ms;
                 self.go(board, now, State::NetworkUp { deadline });
@@ -642,6 +660,8 @@ impl Device {
                 let suffix = msg.topic.strip_prefix(ctx.prefix).unwrap_or("");
                 if let Some(rest) = suffix.strip_prefix(Commands::PREFIX) {
                     self.commands.on_publish(&mut ctx, rest, &msg)?;
+                } else if let Some(rest) = suffix.strip_prefix(Ota::PREFIX) {
+                    self.ota.on_publish(&mut ctx, rest, &msg);
                 }
                 if early {
                     Step::EarlyPublish
@@ -672,9 +692,20 @@ impl Device {
         let app_filter = Commands::FILTER.unwrap_or("cmd/#");
         write!(filter, "{}{app_filter}", self.prefix.as_str())
             .map_err(|_| Failure::Encode(EncodeError::BadTopic))?;
-        let filters = [(filter.as_str(), QoS::AtLeastOnce)];
+        let mut ota_filter = FmtBuf::<TOPIC_BUF>::new();
+        write!(ota_filter, "{}{}", self.prefix.as_str(), Ota::FILTER)
+            .map_err(|_| Failure::Encode(EncodeError::BadTopic))?;
+        let all = [
+            (filter.as_str(), QoS::AtLeastOnce),
+            (ota_filter.as_str(), QoS::AtLeastOnce),
+        ];
+        let filters = if self.ota.enabled() {
+            &all[..]
+        } else {
+            &all[..1]
+        };
         self.session
-            .subscribe(now, &filters)
+            .subscribe(now, filters)
             .map_err(Failure::Encode)?
             .ok_or(Failure::SendStalled)?;
         self.transmit(board, now)?;
@@ -690,6 +721,8 @@ impl Device {
         self.session.resume(now);
         self.telemetry.on_online(now);
         self.commands.on_online(now);
+        // The one place a trial image is confirmed: CONNACK and SUBACK are in.
+        self.ota.on_online(board, now);
         let mut ctx = Ctx {
             board,
             out: self.session.sender(),
@@ -720,7 +753,7 @@ impl Device {
             .commands
             .reboot_due(now, self.session.sender().all_acked())
         {
-            self.reboot(board, now);
+            self.reboot(board, now, "command");
             return Ok(now);
         }
         let mut ctx = Ctx {
@@ -731,6 +764,7 @@ impl Device {
         };
         next = next.min(self.telemetry.poll(&mut ctx)?);
         next = next.min(self.commands.poll(&mut ctx)?);
+        next = next.min(self.ota.poll(&mut ctx)?);
         // The floor keeps moving while the device runs: persist it (at most hourly), so a
         // reboot without a time source starts from recent time, not from the last sync.
         self.persist_time(board, now);
@@ -739,9 +773,9 @@ impl Device {
 
     /// Reboot command: say goodbye, then reset. On the host the board returns and the core
     /// starts again from `Boot`.
-    fn reboot<B: Board>(&mut self, board: &mut B, now: u64) {
+    fn reboot<B: Board>(&mut self, board: &mut B, now: u64, why: &str) {
         self.shutdown(board, now);
-        board.log(format_args!("rebooting on command"));
+        board.log(format_args!("rebooting on {why}"));
         board.reset();
         self.go(board, now, State::Boot);
         let settings = self.settings;

@@ -63,6 +63,8 @@ pub struct Settings {
     /// After a reboot command, wait this long at most for the reply's PUBACK.
     pub reboot_grace_ms: u64,
     pub backoff: BackoffConfig,
+    /// The OTA updater's timers.
+    pub ota: crate::ota::OtaSettings,
     /// The backoff starts from its first delay again only after a connection stayed online
     /// this long (a broker that cuts every session right after SUBACK meets a growing delay).
     pub stable_after_ms: u64,
@@ -87,6 +89,7 @@ impl Default for Settings {
             adc_channels: 4,
             reboot_grace_ms: 2_000,
             backoff: BackoffConfig::default(),
+            ota: crate::ota::OtaSettings::default(),
             stable_after_ms: 30_000,
         }
     }

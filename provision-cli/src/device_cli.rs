@@ -1,14 +1,321 @@
-//! The clap layer of `provision device config` and `provision device export`: `Args` types
-//! that parse and turn into library options; printing in the report functions here.
+//! The clap layer of `provision device ...`: one type per command that only parses and turns
+//! into library options; printing in the report functions here.
 
 use std::path::{Path, PathBuf};
 
-use clap::Args;
+use clap::{Args, Subcommand};
 use provision::device_config::{self, ConfigOptions, ConfigReport};
 use provision::export::{self, ExportOptions, Format, Output};
-use provision::{device, Error};
+use provision::{device, reload, retained_status, Error};
+
+use crate::lifecycle_cli;
 
 use crate::lifecycle_cli::print_json;
+
+#[derive(Subcommand)]
+pub enum DeviceCommand {
+    /// Issue a certificate and key for one or more devices (all or none)
+    #[command(after_help = "\
+Device ids match [a-z0-9][a-z0-9-]{0,62}: the id is the certificate CN, the MQTT username and
+a topic level, so + # / $ and upper case are refused.
+
+Examples:
+  provision device add kitchen-sensor-1
+  provision device add porch-1 porch-2 porch-3
+  provision device add --from-file ids.txt    # one id per line, # comments
+  provision device add --replace porch-2      # a revoked id, issued a new identity on purpose")]
+    Add(AddArgs),
+    /// A new key and certificate for a device; the previous one is revoked
+    #[command(after_help = "\
+Examples:
+  provision device renew kitchen-sensor-1
+  provision device renew porch-1 --keep-old    # the old certificate stays valid for now...
+  provision device revoke porch-1 --previous   # ...until the device runs with the new one
+
+Then write the device's config again (provision device config) and flash it. Without
+--keep-old the device cannot connect until it has the new identity.")]
+    Renew(lifecycle_cli::DeviceRenewArgs),
+    /// List devices: id, serial, status, not-after
+    #[command(after_help = "Examples:\n  provision device list\n  provision device list --json")]
+    List {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one device
+    #[command(after_help = "Examples:\n  provision device show kitchen-sensor-1 --json")]
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a device: re-sign the CRL, deny it in the ACL, reload the broker
+    #[command(after_help = "\
+Examples:
+  provision device revoke kitchen-sensor-1 --reload-pid $(pidof mosquitto)
+  provision device revoke kitchen-sensor-1 --reload-cmd 'systemctl reload mosquitto'
+  provision device revoke kitchen-sensor-1   # prints what to run
+  provision device revoke porch-1 --previous # only the certificate `renew --keep-old` kept
+
+Copy <dir>/broker/crl.pem and acl to the broker first if it runs elsewhere. After a reload it did
+itself, revoke clears the device's retained status as the operator (its Last Will is denied, so
+`online` would stay); otherwise it prints the mosquitto_pub command that does.")]
+    Revoke(RevokeArgs),
+    /// Write the device's flashable config blob (WiFi, broker, CA, its certificate and key)
+    #[command(after_help = "\
+The blob holds the device's private key: it is written 0600. Layout and the esptool command
+that flashes it: docs/device-config.md.
+
+Examples:
+  provision device config kitchen-sensor-1 --wifi-ssid home --wifi-password-file wifi.txt -o kitchen.bin
+  provision device config porch-1 --wifi-ssid home --broker-host mqtt.home.lan --broker-port 8883 --pin-broker -o porch.bin
+  provision device config --from-file ids.txt --out-dir blobs/ --wifi-ssid home   # many at once
+  esptool --chip esp8266 write-flash 0x3F9000 kitchen.bin      # 4 MiB flash
+
+--broker-host must be a name or address the broker certificate carries. A warning says when
+the blob carries no OTA keys (`provision ota keygen` first).")]
+    Config(ConfigArgs),
+    /// Export a device's identity for other firmwares, or the broker's fingerprints
+    #[command(after_help = "\
+Examples:
+  provision device export kitchen-1 --format pem -o kitchen-1/          # ca.crt kitchen-1.crt kitchen-1.key
+  provision device export kitchen-1 --format der -o kitchen-1/          # ca.der kitchen-1.der kitchen-1.key.der
+  provision device export kitchen-1 --format arduino -o provision_identity.h
+  provision device export kitchen-1 --format fingerprint                # broker SHA-1/SHA-256, SPKI SHA-256
+
+Private keys are written 0600 and never printed unless -o - --key-to-stdout asks for it.
+How Tasmota, ESPHome and Arduino sketches use them: docs/other-firmwares.md.")]
+    Export(ExportArgs),
+}
+
+#[derive(Args)]
+pub struct AddArgs {
+    /// Device ids
+    ids: Vec<String>,
+    /// Read more ids from a file
+    #[arg(long)]
+    from_file: Option<PathBuf>,
+    /// Certificate lifetime in days
+    #[arg(long, default_value_t = device::DEFAULT_DEVICE_DAYS)]
+    days: u32,
+    /// Issue revoked ids again (their old certificates stay revoked); active ids are refused
+    #[arg(long)]
+    replace: bool,
+    /// Machine-readable output
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct RevokeArgs {
+    id: String,
+    /// Revoke only the previous certificate that `device renew --keep-old` left valid
+    #[arg(long)]
+    previous: bool,
+    /// Machine-readable output
+    #[arg(long)]
+    json: bool,
+    /// Send SIGHUP to this broker process after revoking
+    // Checked by clap, before the revocation is written: 0 and negatives would signal groups.
+    #[arg(long, conflicts_with = "reload_cmd", value_parser = clap::value_parser!(i32).range(1..))]
+    reload_pid: Option<i32>,
+    /// Run this command to reload the broker after revoking
+    #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    reload_cmd: Option<String>,
+    /// After the reload, the operator connection that clears the device's retained status
+    #[command(flatten)]
+    connect: crate::talk_cli::ConnectArgs,
+}
+
+impl DeviceCommand {
+    pub fn run(self, dir: &Path) -> Result<(), Error> {
+        match self {
+            DeviceCommand::Add(AddArgs {
+                mut ids,
+                from_file,
+                days,
+                replace,
+                json,
+            }) => {
+                if let Some(f) = from_file {
+                    ids.extend(device::read_id_file(&f)?);
+                }
+                let added = device::add_with(dir, &ids, days, replace)?;
+                if json {
+                    lifecycle_cli::print_json(&added);
+                    return Ok(());
+                }
+                for d in &added {
+                    println!(
+                        "added {} (serial {}, valid until {})",
+                        d.id,
+                        d.serial,
+                        d.not_after.date()
+                    );
+                }
+                if added.len() > 1 {
+                    println!("{} devices added", added.len());
+                }
+            }
+            DeviceCommand::List { json } => {
+                let devices = device::list(dir)?;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&devices).expect("serializes")
+                    );
+                } else if devices.is_empty() {
+                    println!("no devices; add one with `provision device add ID`");
+                } else {
+                    println!("{:<30} {:<32} {:<8} NOT-AFTER", "ID", "SERIAL", "STATUS");
+                    for d in devices {
+                        println!(
+                            "{:<30} {:<32} {:<8} {}",
+                            d.id,
+                            d.serial,
+                            d.status.to_string(),
+                            d.not_after.date()
+                        );
+                    }
+                }
+            }
+            DeviceCommand::Show { id, json } => {
+                let d = device::show(dir, &id)?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&d).expect("serializes"));
+                } else {
+                    println!("id:         {}", d.id);
+                    println!("status:     {}", d.status);
+                    println!("serial:     {}", d.serial);
+                    println!("not before: {}", rfc3339(d.not_before));
+                    println!("not after:  {}", rfc3339(d.not_after));
+                    if let Some(at) = d.revoked_at {
+                        println!("revoked at: {}", rfc3339(at));
+                    }
+                    println!("cert:       {}", d.cert.display());
+                    println!("key:        {}", d.key.display());
+                }
+            }
+            DeviceCommand::Renew(a) => a.run(dir)?,
+            DeviceCommand::Revoke(RevokeArgs {
+                id,
+                previous,
+                json,
+                reload_pid,
+                reload_cmd,
+                connect,
+            }) => {
+                let r = if previous {
+                    let (serials, crl) = device::revoke_previous(dir, &id)?;
+                    device::RevokeReport {
+                        device: device::show(dir, &id)?,
+                        crl_number: crl.number,
+                        broker_updated: crl.broker_updated,
+                        serials,
+                    }
+                } else {
+                    device::revoke(dir, &id)?
+                };
+                if json {
+                    lifecycle_cli::print_json(&r);
+                } else {
+                    println!(
+                        "revoked {} (serial {}); CRL number {}",
+                        r.device.id,
+                        r.serials.join(", "),
+                        r.crl_number
+                    );
+                }
+                // With --json, stdout holds only the JSON; the advice goes to stderr.
+                let say = |text: &str| {
+                    if json {
+                        eprintln!("{text}")
+                    } else {
+                        println!("{text}")
+                    }
+                };
+                if !r.broker_updated {
+                    say(&format!(
+                        "no broker folder here: copy {} to your broker",
+                        dir.join("crl.pem").display()
+                    ));
+                }
+                let how = match (reload_pid, reload_cmd) {
+                    (Some(pid), _) => Some(reload::Reload::Pid(pid)),
+                    (None, Some(cmd)) => Some(reload::Reload::Command(cmd)),
+                    (None, None) => None,
+                };
+                match how {
+                    Some(how) => {
+                        if let Err(e) = reload::reload(&how) {
+                            // The revocation is written either way: say how to finish it by hand.
+                            eprintln!(
+                            "the revocation of {id} is recorded, but the broker was not reloaded.\n{}",
+                            reload::manual_reload_hint_for(dir)
+                        );
+                            return Err(e);
+                        }
+                        say("broker reloaded: the CRL refuses new connections and the ACL denies it every topic");
+                        say("note: an already-open connection stays up until the broker restarts");
+                        if !previous {
+                            clear_status(dir, &id, connect, &say);
+                        }
+                    }
+                    None => {
+                        say(&reload::manual_reload_hint_for(dir));
+                        if !previous {
+                            say(&format!(
+                                "After the reload, clear its retained status (its Last Will is \
+                                 denied, so `online` would stay):\n  {}",
+                                retained_status::clear_status_command(
+                                    dir,
+                                    &id,
+                                    &connect.operator,
+                                    connect.broker.as_deref()
+                                )
+                            ));
+                        }
+                    }
+                }
+            }
+            DeviceCommand::Config(a) => a.run(dir)?,
+            DeviceCommand::Export(a) => a.run(dir)?,
+        }
+        Ok(())
+    }
+}
+
+/// Clears a revoked device's retained status through the operator client; when the broker cannot
+/// be reached or has not applied the new ACL, says so and prints the command instead.
+fn clear_status(dir: &Path, id: &str, connect: crate::talk_cli::ConnectArgs, say: &dyn Fn(&str)) {
+    let command = retained_status::clear_status_command(
+        dir,
+        id,
+        &connect.operator,
+        connect.broker.as_deref(),
+    );
+    let opts = connect.into_options(dir);
+    match retained_status::clear_status(&opts, id, std::time::Duration::from_secs(5)) {
+        Ok(true) => say(&format!(
+            "cleared its retained status ({})",
+            retained_status::status_topic(id)
+        )),
+        Ok(false) => eprintln!(
+            "warning: {} is still retained: the broker has not applied the new ACL. Once it \
+             has, run:\n  {command}",
+            retained_status::status_topic(id)
+        ),
+        Err(e) => eprintln!(
+            "warning: could not clear its retained status ({e}). Run, where the broker is \
+             reachable:\n  {command}"
+        ),
+    }
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
 
 #[derive(Args)]
 pub struct ConfigArgs {

@@ -159,7 +159,8 @@ impl Error {
     }
 }
 
-fn absolute(p: &std::path::Path) -> PathBuf {
+/// `p` made absolute (without resolving links), for messages that say where `provision` looked.
+pub fn absolute(p: &std::path::Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 

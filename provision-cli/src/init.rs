@@ -33,7 +33,7 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<InitReport> {
     let exists = CA_OWNED.iter().any(|n| dir.join(n).exists());
     if exists && !opts.force {
         if layout.registry().exists() {
-            return Err(Error::CaExists(dir.to_path_buf()));
+            return Err(Error::CaExists(crate::error::absolute(dir)));
         }
         return Err(Error::HalfMoved {
             dir: dir.to_path_buf(),

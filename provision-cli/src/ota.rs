@@ -235,7 +235,7 @@ pub fn build(dir: &Path, opts: &BuildOptions) -> Result<BuildReport> {
         // Unsigned without --key-id: the newest registry key names the signer.
         (None, None) => match Registry::load(&Layout::new(dir).registry())? {
             Some(registry) => newest_key(dir, &registry)?,
-            None => return Err(Error::NoOtaKeys(dir.to_path_buf())),
+            None => return Err(Error::NoOtaKeys(crate::error::absolute(dir))),
         },
     };
 
@@ -543,7 +543,7 @@ fn newest_key(dir: &Path, registry: &Registry) -> Result<u32> {
         .iter()
         .map(|k| k.key_id)
         .max()
-        .ok_or_else(|| Error::NoOtaKeys(dir.to_path_buf()))
+        .ok_or_else(|| Error::NoOtaKeys(crate::error::absolute(dir)))
 }
 
 fn registry_key(dir: &Path, registry: &Registry, key_id: u32) -> Result<[u8; 32]> {
@@ -599,9 +599,9 @@ fn trusted_keys(
 ) -> Result<Vec<Vec<TrustedKey>>> {
     if pubkeys.is_empty() {
         let registry = Registry::load(&Layout::new(dir).registry())?
-            .ok_or_else(|| Error::NoOtaKeys(dir.to_path_buf()))?;
+            .ok_or_else(|| Error::NoOtaKeys(crate::error::absolute(dir)))?;
         if registry.ota_keys.is_empty() {
-            return Err(Error::NoOtaKeys(dir.to_path_buf()));
+            return Err(Error::NoOtaKeys(crate::error::absolute(dir)));
         }
         let keys = registry
             .ota_keys

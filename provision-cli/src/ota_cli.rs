@@ -60,6 +60,9 @@ The build time is SOURCE_DATE_EPOCH when set (reproducible builds), else now.")]
         /// Output bundle
         #[arg(short, long)]
         out: PathBuf,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
     },
     /// Check a bundle exactly as a device does; exit 0 only when it is valid
     #[command(after_help = "\
@@ -114,6 +117,9 @@ The signature is 64 raw bytes. The output is written only if the bundle then ver
         /// Output bundle
         #[arg(short, long)]
         out: PathBuf,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
     },
     /// Send a signed bundle to devices over MQTT and wait until each confirms, rolls back or
     /// refuses it
@@ -134,6 +140,18 @@ Examples:
   provision ota status
   provision ota status kitchen-sensor-1 --json")]
     Status(crate::ota_push_cli::StatusArgs),
+}
+
+/// What `build`, `verify` and `attach-signature --json` print about a bundle.
+fn header_json(bundle: &Path, h: &wire_format::ota::Header) -> serde_json::Value {
+    serde_json::json!({
+        "bundle": bundle,
+        "version": h.version.to_string(),
+        "target": h.target.to_string(),
+        "security_counter": h.security_counter,
+        "image_len": h.image_len,
+        "key_id": h.key_id,
+    })
 }
 
 fn parse_target(s: &str) -> Result<Target, String> {
@@ -174,6 +192,7 @@ pub fn run(dir: &Path, cmd: OtaCommand) -> Result<(), Error> {
             to_sign,
             build_time,
             out,
+            json,
         } => {
             let r = ota::build(
                 dir,
@@ -190,6 +209,14 @@ pub fn run(dir: &Path, cmd: OtaCommand) -> Result<(), Error> {
                 },
             )?;
             let h = &r.header;
+            if json {
+                let mut v = header_json(&r.bundle, h);
+                v["signed"] = (!unsigned).into();
+                v["bundle_len"] = r.bundle_len.into();
+                v["to_sign"] = serde_json::json!(r.to_sign);
+                println!("{}", serde_json::to_string_pretty(&v).expect("serializes"));
+                return Ok(());
+            }
             println!(
                 "{} {} ({} bytes): version {} for {}, security counter {}, key id {}",
                 if unsigned {
@@ -233,15 +260,8 @@ pub fn run(dir: &Path, cmd: OtaCommand) -> Result<(), Error> {
                 },
             )?;
             if json {
-                let v = serde_json::json!({
-                    "bundle": bundle,
-                    "valid": true,
-                    "version": h.version.to_string(),
-                    "target": h.target.to_string(),
-                    "security_counter": h.security_counter,
-                    "image_len": h.image_len,
-                    "key_id": h.key_id,
-                });
+                let mut v = header_json(&bundle, &h);
+                v["valid"] = true.into();
                 println!("{}", serde_json::to_string_pretty(&v).expect("serializes"));
                 return Ok(());
             }
@@ -268,8 +288,16 @@ pub fn run(dir: &Path, cmd: OtaCommand) -> Result<(), Error> {
             signature,
             pubkeys,
             out,
+            json,
         } => {
             let h = ota::attach_signature(dir, &bundle, &signature, &out, &pubkeys)?;
+            if json {
+                let mut v = header_json(&out, &h);
+                v["signed"] = true.into();
+                v["verified"] = true.into();
+                println!("{}", serde_json::to_string_pretty(&v).expect("serializes"));
+                return Ok(());
+            }
             println!(
                 "signed bundle {}: version {} for {}, key id {} (verified)",
                 out.display(),

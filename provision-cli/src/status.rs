@@ -23,6 +23,8 @@ pub enum Kind {
     Device,
     /// A renewed device's previous certificate, left valid by `renew --keep-old`.
     Previous,
+    /// The CRL (`<dir>/crl.pem`): past its next-update time Mosquitto refuses every client.
+    Crl,
 }
 
 impl std::fmt::Display for Kind {
@@ -33,6 +35,7 @@ impl std::fmt::Display for Kind {
             Kind::Operator => "operator",
             Kind::Device => "device",
             Kind::Previous => "previous",
+            Kind::Crl => "crl",
         })
     }
 }
@@ -90,6 +93,48 @@ impl StatusReport {
     }
 }
 
+/// The CRL's next update, read from `<dir>/crl.pem` (the file the broker gets), rated like a
+/// certificate. Its "serial" is the CRL number.
+fn crl_entry(
+    store: &Store,
+    registry: &crate::registry::Registry,
+    now: OffsetDateTime,
+    warn_days: u32,
+) -> Result<Entry> {
+    let path = store.layout.crl();
+    let pem = crate::fsutil::read_bounded(&path, 16 << 20, "CRL")?;
+    let corrupt = |reason: String| crate::Error::Corrupt {
+        path: path.clone(),
+        reason,
+    };
+    let (_, block) =
+        x509_parser::pem::parse_x509_pem(&pem).map_err(|e| corrupt(format!("not PEM ({e})")))?;
+    use x509_parser::prelude::FromDer;
+    let (_, crl) =
+        x509_parser::revocation_list::CertificateRevocationList::from_der(&block.contents)
+            .map_err(|e| corrupt(format!("not a CRL ({e})")))?;
+    let next = crl
+        .next_update()
+        .ok_or_else(|| corrupt("has no next-update time".into()))?
+        .to_datetime();
+    let left = next - now;
+    let state = if left <= time::Duration::ZERO {
+        State::Expired
+    } else if left <= time::Duration::days(warn_days.into()) {
+        State::Expiring
+    } else {
+        State::Ok
+    };
+    Ok(Entry {
+        kind: Kind::Crl,
+        name: "crl.pem".into(),
+        serial: registry.crl_number.to_string(),
+        not_after: next,
+        days_left: left.whole_days(),
+        state,
+    })
+}
+
 /// Reads the registry and rates every certificate against `now + warn_days`.
 pub fn status(dir: &Path, warn_days: u32) -> Result<StatusReport> {
     status_at(dir, warn_days, pki::now())
@@ -139,6 +184,7 @@ pub fn status_at(dir: &Path, warn_days: u32, now: OffsetDateTime) -> Result<Stat
             entries.push(rate(Kind::Previous, id, &old.cert, false));
         }
     }
+    entries.push(crl_entry(&store, &registry, now, warn_days)?);
     let attention = entries
         .iter()
         .filter(|e| e.kind != Kind::Previous && matches!(e.state, State::Expiring | State::Expired))

@@ -99,19 +99,26 @@ pub fn run_watch(dir: &Path, args: WatchArgs) -> Result<(), Error> {
     watch::watch(&opts, |event| report_watch(&mut out, &event, json))
 }
 
+/// A line on stderr; a closed stderr is no reason to stop (or to panic, as `eprintln!` would).
+fn note(text: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
 /// Prints one watch event; `false` (stop) when stdout is gone (`provision watch | head`).
 fn report_watch(out: &mut impl Write, event: &WatchEvent, json: bool) -> bool {
     match event {
         WatchEvent::Connected { broker, operator } => {
-            eprintln!("watching on {broker} as {operator} (Ctrl-C stops)");
+            note(format_args!(
+                "watching on {broker} as {operator} (Ctrl-C stops)"
+            ));
             true
         }
         WatchEvent::Disconnected(why) => {
-            eprintln!("connection lost ({why}); reconnecting");
+            note(format_args!("connection lost ({why}); reconnecting"));
             true
         }
         WatchEvent::Reconnected => {
-            eprintln!("reconnected");
+            note(format_args!("reconnected"));
             true
         }
         WatchEvent::Message(m) => {

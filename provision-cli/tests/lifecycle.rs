@@ -142,7 +142,26 @@ fn status_exits_10_when_a_certificate_expires_within_warn_days() {
         .iter()
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["ca", "broker", "operator", "device", "device"]);
+    assert_eq!(
+        kinds,
+        ["ca", "broker", "operator", "device", "device", "crl"]
+    );
+    // The CRL's next update as OpenSSL reads it (past it, Mosquitto refuses every client).
+    let crl = d.join("crl.pem");
+    let (ok_crl, next) = openssl(&["crl", "-noout", "-nextupdate", "-in", crl.to_str().unwrap()]);
+    assert!(ok_crl, "{next}");
+    let next = next.trim().trim_start_matches("nextUpdate=").to_string();
+    let crl_entry = &entries[5];
+    let ours = time::OffsetDateTime::parse(
+        crl_entry["not_after"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let fmt = time::macros::format_description!(
+        "[month repr:short] [day padding:space] [hour]:[minute]:[second] [year] GMT"
+    );
+    assert_eq!(ours.format(&fmt).unwrap(), next);
+    assert_eq!(crl_entry["state"], "ok");
     let files = [
         d.join("ca/ca.crt"),
         d.join("broker/server.crt"),
@@ -442,6 +461,22 @@ fn broker_renew_keeps_names_and_optionally_the_key() {
     let (valid, text) = verify(d, &crt);
     assert!(valid, "{text}");
 
+    // Configuring the broker again (say, for another name) revokes the certificate it replaces.
+    let before = d.join("before-reconfigure.crt");
+    fs::copy(&crt, &before).unwrap();
+    ok(
+        d,
+        &["broker", "--host", "mqtt.test", "--host", "mqtt2.test"],
+    );
+    let (valid, text) = verify(d, &before);
+    assert!(!valid && text.contains("certificate revoked"), "{text}");
+    let (valid, text) = verify(d, &crt);
+    assert!(valid, "{text}");
+    assert_eq!(
+        fs::read(d.join("crl.pem")).unwrap(),
+        fs::read(d.join("broker/crl.pem")).unwrap()
+    );
+
     // Without a broker there is nothing to renew.
     let bare = tempfile::tempdir().unwrap();
     ok(bare.path(), &["init"]);
@@ -503,6 +538,11 @@ fn operator_renew_revokes_the_previous_operator_certificate() {
 
 #[test]
 fn json_output_is_the_only_thing_on_stdout() {
+    let fresh = tempfile::tempdir().unwrap();
+    let init = json(&fresh.path().join("pki"), &["init", "--json"]);
+    assert_eq!(init["operator"]["serial"].as_str().unwrap().len(), 32);
+    assert!(init["ca"]["name"].is_string() && init["backup"].is_null());
+    assert!(Path::new(init["dir"].as_str().unwrap()).is_absolute());
     let dir = provisioned(&[]);
     let d = dir.path();
     let added = json(d, &["device", "add", "a-1", "--json"]);

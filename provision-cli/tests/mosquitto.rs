@@ -128,15 +128,19 @@ const QUIET: Duration = Duration::from_secs(2);
 
 #[test]
 fn device_and_operator_exchange_within_the_device_subtree() {
+    // One identity is one connection (the broker makes the client id the certificate's name):
+    // the operator that watches and the one that commands are two identities.
     let pki = Pki::new(&["dev-a"]);
+    provision::operator::add(pki.path(), "_ops-cli", 30).expect("operator add");
     let broker = Broker::start(&pki);
     let dev = pki.device("dev-a");
+    let commander = Identity {
+        cert: pki.path().join("operator/_ops-cli.crt"),
+        key: pki.path().join("operator/_ops-cli.key"),
+    };
 
-    // The operator sees the device's telemetry and status.
+    // The operator sees the device's telemetry.
     let op_sub = Sub::start(&pki, &broker, &pki.operator(), "devices/+/telemetry");
-    // The device reads its own command topic.
-    let dev_sub = Sub::start(&pki, &broker, &dev, "devices/dev-a/cmd/#");
-
     assert_published(publish(
         &pki,
         &broker,
@@ -144,17 +148,20 @@ fn device_and_operator_exchange_within_the_device_subtree() {
         "devices/dev-a/telemetry",
         "t=21.5",
     ));
-    assert_published(publish(
-        &pki,
-        &broker,
-        Some(&pki.operator()),
-        "devices/dev-a/cmd/led",
-        "on",
-    ));
     assert_eq!(
         op_sub.messages(QUIET),
         vec!["devices/dev-a/telemetry t=21.5"]
     );
+
+    // The device reads its own command topic.
+    let dev_sub = Sub::start(&pki, &broker, &dev, "devices/dev-a/cmd/#");
+    assert_published(publish(
+        &pki,
+        &broker,
+        Some(&commander),
+        "devices/dev-a/cmd/led",
+        "on",
+    ));
     assert_eq!(dev_sub.messages(QUIET), vec!["devices/dev-a/cmd/led on"]);
 }
 
@@ -347,6 +354,9 @@ fn expired_cert_is_refused() {
 #[test]
 fn revoked_cert_is_refused_after_revoke_and_reload_and_an_open_session_is_cut_off() {
     let pki = Pki::new(&["dev-a", "dev-b"]);
+    // revoke connects as an operator to clear dev-b's retained status: its own identity, so
+    // the subscriber below (as _operator) keeps its connection.
+    pki.add_operator("_ops-revoke");
     let broker = Broker::start(&pki);
     let op_sub = Sub::start(&pki, &broker, &pki.operator(), "devices/+/telemetry");
 
@@ -365,7 +375,14 @@ fn revoked_cert_is_refused_after_revoke_and_reload_and_an_open_session_is_cut_of
         .unwrap()
         .arg("--dir")
         .arg(pki.path())
-        .args(["device", "revoke", "dev-b", "--reload-pid"])
+        .args([
+            "device",
+            "revoke",
+            "dev-b",
+            "--operator",
+            "_ops-revoke",
+            "--reload-pid",
+        ])
         .arg(broker.pid().to_string())
         .assert()
         .success();

@@ -113,8 +113,10 @@ fn publish(pki: &Pki, broker: &Broker, who: &Identity, extra: &[&str]) -> std::p
 fn an_added_operator_follows_the_fleet_next_to_the_first_one() {
     let pki = Pki::new(&["dev-a"]);
     provision::operator::add(pki.path(), "_ops-ci", 30).unwrap();
+    provision::operator::add(pki.path(), "_ops-cmd", 30).unwrap();
     let broker = Broker::start(&pki);
     let ci = identity(&pki, "_ops-ci");
+    let commander = identity(&pki, "_ops-cmd");
     // Both operators connected at once, each under its own identity.
     let first = sub(
         &pki,
@@ -123,6 +125,18 @@ fn an_added_operator_follows_the_fleet_next_to_the_first_one() {
         &["-t", "devices/+/telemetry"],
     );
     let second = sub(&pki, &broker, &ci, &["-t", "devices/+/telemetry"]);
+    let out = publish(
+        &pki,
+        &broker,
+        &pki.device("dev-a"),
+        &["-t", "devices/dev-a/telemetry", "-m", "t=1"],
+    );
+    assert!(out.status.success());
+    let wait = Duration::from_secs(2);
+    assert_eq!(first.messages(wait), vec!["devices/dev-a/telemetry t=1"]);
+    assert_eq!(second.messages(wait), vec!["devices/dev-a/telemetry t=1"]);
+
+    // A third one commands the device.
     let dev_cmd = sub(
         &pki,
         &broker,
@@ -132,26 +146,70 @@ fn an_added_operator_follows_the_fleet_next_to_the_first_one() {
     let out = publish(
         &pki,
         &broker,
-        &pki.device("dev-a"),
-        &["-t", "devices/dev-a/telemetry", "-m", "t=1"],
-    );
-    assert!(out.status.success());
-    let out = publish(
-        &pki,
-        &broker,
-        &ci,
+        &commander,
         &["-t", "devices/dev-a/cmd/led", "-m", "on"],
     );
     assert!(out.status.success());
+    assert_eq!(dev_cmd.messages(wait), vec!["devices/dev-a/cmd/led on"]);
     // Still an operator, not a device: it cannot fake a device's telemetry.
     publish(
         &pki,
         &broker,
-        &ci,
+        &commander,
         &["-t", "devices/dev-a/telemetry", "-m", "forged"],
     );
-    let wait = Duration::from_secs(2);
-    assert_eq!(first.messages(wait), vec!["devices/dev-a/telemetry t=1"]);
-    assert_eq!(second.messages(wait), vec!["devices/dev-a/telemetry t=1"]);
-    assert_eq!(dev_cmd.messages(wait), vec!["devices/dev-a/cmd/led on"]);
+    assert!(first.messages(wait).is_empty());
+    assert!(broker.log().contains("as _ops-ci ("), "{}", broker.log());
+}
+
+/// A device's session belongs to its certificate: another identity (a neighbour, an operator,
+/// any other certificate of our CA) that connects with the device's client id gets its own
+/// session instead of closing the device's and taking its queued messages.
+#[test]
+fn another_identity_cannot_take_over_a_devices_session() {
+    let pki = Pki::new(&["dev-a", "dev-b"]);
+    provision::operator::add(pki.path(), "_ops-ci", 30).unwrap();
+    let broker = Broker::start(&pki);
+    let conf = fs::read_to_string(pki.path().join("broker/mosquitto.conf")).unwrap();
+    assert!(conf.contains("\nuse_username_as_clientid true\n"), "{conf}");
+
+    // dev-a: a persistent QoS 1 session, as the firmware keeps it.
+    let dev_a = sub(
+        &pki,
+        &broker,
+        &pki.device("dev-a"),
+        &["-c", "-i", "dev-a", "-q", "1", "-t", "devices/dev-a/cmd/#"],
+    );
+    // Others connect claiming dev-a's client id, persistent too.
+    let intruders = [pki.device("dev-b"), identity(&pki, "_ops-ci")];
+    let _held: Vec<MosquittoSub> = intruders
+        .iter()
+        .map(|who| {
+            sub(
+                &pki,
+                &broker,
+                who,
+                &["-c", "-i", "dev-a", "-q", "1", "-t", "devices/dev-a/cmd/#"],
+            )
+        })
+        .collect();
+    let out = publish(
+        &pki,
+        &broker,
+        &pki.operator(),
+        &["-t", "devices/dev-a/cmd/led", "-m", "on"],
+    );
+    assert!(out.status.success());
+    assert_eq!(
+        dev_a.messages(Duration::from_secs(2)),
+        vec!["devices/dev-a/cmd/led on"],
+        "{}",
+        broker.log()
+    );
+    let log = broker.log();
+    assert!(!log.contains("already connected"), "{log}");
+    assert!(
+        log.contains("as dev-b (") && log.contains("as _ops-ci ("),
+        "the broker did not give the intruders their own ids:\n{log}"
+    );
 }

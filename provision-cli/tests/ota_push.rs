@@ -716,3 +716,50 @@ fn bad_bundles_and_arguments_are_refused_before_connecting() {
         );
     }
 }
+
+#[test]
+fn push_survives_a_broker_restart_halfway() {
+    let pki = Pki::new(&["dev-a"]);
+    let mut broker = Broker::start(&pki);
+    let key = keygen(&pki);
+    let len = 64 * 1024;
+    let b = bundle(&pki, "v2", "2.0.0", 2, len, false);
+    let mut cfg = peer_config(key);
+    cfg.pause_at = Some(len as u32 / 2);
+    let peer = Peer::start(&pki, &broker, "dev-a", cfg);
+    let push = provision(&pki)
+        .args([
+            "ota",
+            "push",
+            b.to_str().unwrap(),
+            "--device",
+            "dev-a",
+            "--json",
+            "--timeout",
+            "60",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + T;
+    while peer.chunk_bytes.load(Ordering::Relaxed) < len as u32 / 2 {
+        assert!(Instant::now() < deadline, "no progress: {}", peer.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    broker.restart();
+    peer.resume();
+    let out = push.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}\n{}", peer.log());
+    assert!(err.contains("connection to the broker lost"), "{err}");
+    assert!(err.contains("dev-a: offered again"), "{err}");
+    let r = &json_lines(&out)[0];
+    assert_eq!(r["outcome"], "confirmed");
+    // Resumed, not restarted: at most one window sent twice.
+    let sent = r["bytes_sent"].as_u64().unwrap();
+    assert!(
+        sent <= len as u64 + (MAX_WINDOW * MAX_CHUNK_LEN) as u64,
+        "{r}"
+    );
+}

@@ -80,6 +80,8 @@ fn text(b: &[u8]) -> String {
 struct Watch {
     child: Child,
     lines: Receiver<String>,
+    /// stderr after the first line.
+    errors: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Watch {
@@ -105,7 +107,18 @@ impl Watch {
         let mut first = String::new();
         err.read_line(&mut first).unwrap();
         assert!(first.starts_with("watching on "), "{first}");
-        Watch { child, lines }
+        let errors = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = errors.clone();
+        std::thread::spawn(move || {
+            for line in err.lines().map_while(Result::ok) {
+                keep.lock().unwrap().push(line);
+            }
+        });
+        Watch {
+            child,
+            lines,
+            errors,
+        }
     }
 
     /// The next line containing every one of `needles`.
@@ -463,4 +476,25 @@ fn watch_follows_many_devices_through_a_broker_with_small_packets() {
         line.contains(refs[17]) && line.contains("\"seq\":17"),
         "{line}"
     );
+}
+
+/// The broker ties the client id to the identity: a second tool connected as the same operator
+/// closes the first one's session. The first says what probably happened.
+#[test]
+fn two_tools_sharing_an_identity_are_told_why_they_lose_the_connection() {
+    let pki = Pki::new(&["dev-1"]);
+    let _broker = Broker::start(&pki);
+    let first = Watch::start(&pki, &[]);
+    let _second = Watch::start(&pki, &[]);
+    let deadline = Instant::now() + T;
+    loop {
+        let errors = first.errors.lock().unwrap().join("\n");
+        if errors.contains("if another tool is connected as _operator")
+            && errors.contains("provision operator add")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{errors}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

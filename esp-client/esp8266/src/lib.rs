@@ -15,8 +15,6 @@ pub mod rom;
 pub mod sdk;
 pub mod sim;
 #[cfg(target_arch = "xtensa")]
-pub mod tls;
-#[cfg(target_arch = "xtensa")]
 pub mod transport;
 
 #[cfg(test)]

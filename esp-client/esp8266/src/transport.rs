@@ -73,8 +73,8 @@ impl Transport for Unlinked {
 }
 
 /// The chip's TLS session (BearSSL, `esptls`) over the SDK's espconn TCP, from the TLS
-/// library's `espconn_tls.h`. The session (≈ 9.7 KiB: record buffers, X.509 and handshake
-/// state) is taken from the SDK heap at `connect_start` and given back at `close`, so it does
+/// library's `espconn_tls.h`. The session (≈ 16 KiB: record buffers, X.509 and handshake
+/// state, and the TLS engine's own stack) is taken from the SDK heap at `connect_start` and given back at `close`, so it does
 /// not lower the heap the SDK has at boot.
 #[cfg(feature = "tls")]
 pub mod tls {

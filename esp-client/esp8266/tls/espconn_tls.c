@@ -26,12 +26,20 @@ void esptls_call_on_stack(void (*fn)(void *), void *arg, void *stack_top);
 
 static void close_impl(struct espconn_tls *c);
 
+/*
+ * The session the SDK's callbacks belong to. Callbacks find it by comparing their `arg` with
+ * this pointer, never by reading through `arg`: a DNS answer can arrive after the session was
+ * closed and its memory freed (lwIP cannot cancel a lookup), and must then be ignored without
+ * touching that memory. One connection at a time, as the device has.
+ */
+static struct espconn_tls *etls_current;
+
 static struct espconn_tls *
 of(void *arg)
 {
-	struct espconn *conn = arg;
+	struct espconn_tls *c = etls_current;
 
-	return conn != NULL ? (struct espconn_tls *)conn->reverse : NULL;
+	return c != NULL && arg == (void *)&c->conn ? c : NULL;
 }
 
 static void
@@ -97,8 +105,10 @@ on_dns(const char *name, ip_addr_t *ip, void *arg)
 {
 	struct espconn_tls *c = of(arg);
 
-	(void)name;
-	if (c == NULL || c->phase != ETLS_DNS) {
+	/* A late answer to an earlier lookup (same memory, new session) is not ours. */
+	if (c == NULL || c->phase != ETLS_DNS || name == NULL
+		|| strcmp(name, c->tls.cc.eng.server_name) != 0)
+	{
 		return;
 	}
 	if (ip == NULL) {
@@ -236,6 +246,7 @@ espconn_tls_start_impl(struct espconn_tls *c, const char *host, uint16 port,
 	c->conn.reverse = c;
 	c->tcp.remote_port = port;
 	c->tcp.local_port = espconn_port();
+	etls_current = c;
 	c->port = port;
 	c->tcp_closed = 0;
 	c->sent_done = 0;
@@ -393,6 +404,9 @@ close_impl(struct espconn_tls *c)
 	c->sent_done = 0;
 	c->tcp_closed = 0;
 	esptls_wipe(&c->tls);
+	if (etls_current == c) {
+		etls_current = NULL;
+	}
 }
 
 /* ---- the public calls: each runs its _impl on the engine's own stack ---- */
@@ -445,11 +459,46 @@ dispatch(void *arg)
 	}
 }
 
+#define STACK_FILL 0xA5A5A5A5u
+#define CANARY_WORDS 4
+
 static int
 run(struct call *k)
 {
-	esptls_call_on_stack(dispatch, k, (unsigned char *)k->c->stack + sizeof k->c->stack);
+	struct espconn_tls *c = k->c;
+	size_t i;
+
+	if (!c->painted) {
+		/* Once per struct: later calls leave untouched what they did not reach. */
+		for (i = 0; i < sizeof c->stack / sizeof c->stack[0]; i ++) {
+			c->stack[i] = STACK_FILL;
+		}
+		c->painted = 1;
+	}
+	esptls_call_on_stack(dispatch, k, (unsigned char *)c->stack + sizeof c->stack);
+	for (i = 0; i < CANARY_WORDS; i ++) {
+		if (c->stack[i] != STACK_FILL) {
+			/* Memory below the stack (the end of the session) may be damaged: drop it. */
+			close_impl(c);
+			c->error = ETLS_ERR_STACK;
+			c->phase = ETLS_FAILED;
+			return ETLS_ERR_STACK;
+		}
+	}
 	return k->ret;
+}
+
+size_t
+espconn_tls_stack_high_water(const struct espconn_tls *c)
+{
+	size_t i, n = sizeof c->stack / sizeof c->stack[0];
+
+	if (!c->painted) {
+		return 0;
+	}
+	for (i = 0; i < n && c->stack[i] == STACK_FILL; i ++) {
+	}
+	return (n - i) * sizeof c->stack[0];
 }
 
 struct espconn_tls *

@@ -9,8 +9,13 @@ use esp_client::board::{AvrLink, Board, NetStatus};
 use esp_client::machine::{Failure, State};
 
 use crate::avr::{host_avr, HostAvr};
-use crate::flash::FileFlash;
+use crate::flash::{FileFlash, OTA_LAYOUT};
 use crate::tls::TlsTransport;
+
+/// Host simulation aid: an OTA image that begins with these bytes never runs (the host port
+/// resets at once when the loader boots it), so rollback can be tested end to end. Only the
+/// host port looks for it.
+pub const CRASH_MARKER: &[u8; 24] = b"ESP-CLIENT-HOST:CRASHES!";
 
 /// `A` is the AVR: by default the in-process slave engine; a test puts the real firmware in
 /// simavr there.
@@ -22,6 +27,8 @@ pub struct HostBoard<A = HostAvr> {
     /// `--no-time-source`: behave like a device whose SNTP never answers.
     pub time_source: bool,
     pub resets: u32,
+    /// The slot the loader step chose at the last (re)boot, and how.
+    pub booted: Option<esp_client::ota::Boot>,
     /// Milliseconds since start at the last watchdog feed (read by the watchdog thread).
     pub fed: Arc<AtomicU64>,
     said_network: bool,
@@ -43,8 +50,40 @@ impl<A: AvrLink> HostBoard<A> {
             avr,
             time_source,
             resets: 0,
+            booted: None,
             fed: Arc::new(AtomicU64::new(0)),
             said_network: false,
+        }
+        .powered_on()
+    }
+
+    fn powered_on(mut self) -> Self {
+        self.loader();
+        self
+    }
+
+    /// What the ESP8266's loader does before it jumps to an image: the shared boot decision,
+    /// with the trial boot counted (or the rollback recorded) first. An image that begins with
+    /// [`CRASH_MARKER`] "crashes before its own code runs": the next boot follows at once (a
+    /// simulation aid for rollback tests; a real image has no such bytes).
+    fn loader(&mut self) {
+        for _ in 0..=esp_client::ota::MAX_TRIAL_BOOTS {
+            let b = esp_client::ota::boot(&mut self.flash, &OTA_LAYOUT);
+            self.booted = Some(b);
+            self.log(format_args!("loader: boot slot {} ({:?})", b.slot, b.kind));
+            let start = OTA_LAYOUT.slot(b.slot).image;
+            let mut head = [0u8; CRASH_MARKER.len()];
+            let crashes =
+                embedded_storage::nor_flash::ReadNorFlash::read(&mut self.flash, start, &mut head)
+                    .is_ok()
+                    && head == *CRASH_MARKER;
+            if !crashes {
+                return;
+            }
+            self.log(format_args!(
+                "loader: the image in slot {} crashes at start (host simulation marker); resetting",
+                b.slot
+            ));
         }
     }
 
@@ -108,6 +147,10 @@ impl<A: AvrLink> Board for HostBoard<A> {
     }
     fn reset(&mut self) {
         self.resets += 1;
+        self.loader();
+    }
+    fn ota_layout(&self) -> Option<esp_client::ota::Layout> {
+        Some(OTA_LAYOUT)
     }
     fn log(&mut self, line: core::fmt::Arguments<'_>) {
         let t = self.start.elapsed().as_secs_f64();

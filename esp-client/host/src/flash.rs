@@ -1,4 +1,5 @@
-//! The device data region (config sector + state sector) as a file, with NOR flash rules: erase
+//! The device's flash as a file: config sector, state sector, then the OTA boot state and the two
+//! slots ([`OTA_LAYOUT`], docs/flash-layout.md), with NOR flash rules: erase
 //! sets a whole sector to FF, a write can only clear bits and must be aligned, and every change
 //! reaches the disk (fsync) before the call returns, like a flash write that completed.
 
@@ -11,9 +12,16 @@ use embedded_storage::nor_flash::{
     ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
 };
 
-/// Two 4 KiB sectors: config, then state (docs/device-config.md).
-pub const REGION_LEN: usize = 2 * SECTOR;
+/// Config sector, state sector (docs/device-config.md), then the OTA region: 2 MiB in all.
+pub const REGION_LEN: usize = OTA_LAYOUT.end() as usize;
 const SECTOR: usize = 4096;
+/// The OTA part of the host's flash file: boot state copies and two slots as large as the
+/// ESP8266's, right after the config and state sectors.
+pub const OTA_LAYOUT: esp_client::ota::Layout = esp_client::ota::Layout::compact(
+    2 * SECTOR as u32,
+    esp_client::ota::Layout::ESP8266_4M.slots[0].image_max,
+);
+const _: () = assert!(REGION_LEN == 2 << 20);
 
 /// A flash error, keeping the I/O cause for the log.
 #[derive(Debug)]
@@ -183,7 +191,7 @@ mod tests {
             NorFlashErrorKind::NotAligned
         );
         assert_eq!(
-            f.read(8190, &mut b).unwrap_err().kind(),
+            f.read(REGION_LEN as u32 - 2, &mut b).unwrap_err().kind(),
             NorFlashErrorKind::OutOfBounds
         );
 

@@ -86,8 +86,8 @@ fn a_file_without_a_config_is_refused_and_left_untouched() {
     }
 
     let big = dir.path().join("big.flash");
-    std::fs::write(&big, vec![0xFF; 8193]).unwrap();
+    std::fs::write(&big, vec![0xFF; (2 << 20) + 1]).unwrap();
     let o = host(&[], Some(&big));
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("at most 8192"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("at most 2097152"), "{}", stderr(&o));
 }

@@ -379,6 +379,8 @@ fn a_pinned_broker_key_is_checked() {
 #[test]
 fn a_retained_reboot_from_mosquitto_pub_does_not_loop_the_device() {
     let pki = Pki::new(&[ID]);
+    // A second operator identity: the broker allows one connection per certificate.
+    let mistaken = pki.add_operator("_ops-pub");
     let broker = Broker::start(&pki);
     let op = Operator::connect(&pki, &broker);
     // The operator's mistake, with a client no one here wrote: `-r` on a command.
@@ -386,7 +388,7 @@ fn a_retained_reboot_from_mosquitto_pub_does_not_loop_the_device() {
         .args(broker_testkit::mosquitto_client_args(
             &pki,
             &broker,
-            Some(&pki.operator()),
+            Some(&mistaken),
         ))
         .args(["-q", "1", "-r", "-t", &format!("devices/{ID}/cmd/reboot")])
         .args(["-m", "req=oops"])

@@ -294,14 +294,15 @@ impl Updater {
 
     /// The device is online (CONNACK and SUBACK): the one place a trial image is confirmed.
     /// Also resumes an unfinished download (the retained status on the broker is still the
-    /// last one, so nothing is re-sent).
+    /// last one, so nothing is re-sent). `Ok(true)`: a trial image was confirmed just now.
     pub fn online<F: NorFlash>(
         &mut self,
         flash: &mut F,
         keys: &[TrustedKey],
         now: u64,
-    ) -> Result<(), FlashFailed> {
+    ) -> Result<bool, FlashFailed> {
         let s = self.boot.state;
+        let mut confirmed_now = false;
         if s.pending.is_some() && s.trial_boots > 0 {
             let confirmed =
                 boot::confirm(flash, &self.layout, &self.boot).map_err(|_| FlashFailed)?;
@@ -311,6 +312,7 @@ impl Updater {
                 self.refresh_running(flash);
                 let h = trailer::read_header(flash, self.layout.slot(self.running.slot));
                 self.set_report(Phase::Confirmed, c.state.outcome_bundle, h.as_ref());
+                confirmed_now = true;
             }
         }
         if self.resume_check && self.dl.is_none() && self.boot.state.pending.is_none() {
@@ -335,7 +337,7 @@ impl Updater {
             d.rounds = 0;
             d.stalled = false;
         }
-        Ok(())
+        Ok(confirmed_now)
     }
 
     /// An offer arrived on `ota/down/offer` (not retained).

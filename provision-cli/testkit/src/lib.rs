@@ -65,6 +65,15 @@ impl Pki {
             key: self.path().join("operator/operator.key"),
         }
     }
+    /// `provision operator add NAME`: another operator identity. The broker allows one
+    /// connection per identity, so clients that run at the same time each need their own.
+    pub fn add_operator(&self, name: &str) -> Identity {
+        let added = provision::operator::add(self.path(), name, 30).expect("operator add");
+        Identity {
+            cert: added.cert,
+            key: added.key,
+        }
+    }
     pub fn device(&self, id: &str) -> Identity {
         Identity {
             cert: self.path().join("devices").join(id).join("device.crt"),

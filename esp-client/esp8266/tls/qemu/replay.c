@@ -7,7 +7,10 @@
  * ServerKeyExchange signature, Finished) and decrypt the CONNACK. It runs on its own stack
  * through esptls_call_on_stack, as on the chip, and reports how much of that stack it used.
  *
- * Output (semihosting): "replay ok stack_used N of M" or "replay FAILED <why> ...".
+ * Output (semihosting): "replay ok stack_used N of M sizeof_esptls S kinsns_total T
+ * kinsns_longest_call L" (instructions in thousands: the whole session, and the longest single
+ * call into the engine, i.e. the longest the chip spends in one SDK callback) or
+ * "replay FAILED <why> ...".
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -29,7 +32,44 @@ struct run {
 	const char *fail;
 	int err;
 	size_t in_pos, out_pos, app_in;
+	uint32_t ticks_total, ticks_max;
 };
+
+/*
+ * Instruction counts: QEMU run with `-icount shift=0` advances CCOUNT by a fixed number of
+ * instructions per tick; calibrate() measures that number on a loop of known length, and
+ * timed() counts the ticks of each call into the engine.
+ */
+static uint32_t
+ccount(void)
+{
+	uint32_t v;
+
+	__asm__ volatile("rsr %0, ccount" : "=r"(v));
+	return v;
+}
+
+static uint32_t
+calibrate(void)
+{
+	uint32_t a, b, n = 1000000;
+
+	a = ccount();
+	/* 2 instructions per turn. */
+	__asm__ volatile("1: addi %0, %0, -1\n bnez %0, 1b" : "+r"(n));
+	b = ccount();
+	return b - a == 0 ? 0 : (2000000u + (b - a) / 2) / (b - a);
+}
+
+#define TIMED(r, call) do { \
+		uint32_t t0_ = ccount(); \
+		call; \
+		t0_ = ccount() - t0_; \
+		(r)->ticks_total += t0_; \
+		if (t0_ > (r)->ticks_max) { \
+			(r)->ticks_max = t0_; \
+		} \
+	} while (0)
 
 static void
 put(const char *s)
@@ -59,9 +99,11 @@ session(void *arg)
 	int app_sent = 0;
 	long guard;
 
-	if (esptls_start(&t, T_HOST, T_CA, sizeof T_CA, T_CERT, sizeof T_CERT,
-		T_KEY, sizeof T_KEY, NULL, T_FLOOR, T_SEED) != ESPTLS_OK)
-	{
+	int rc;
+
+	TIMED(r, rc = esptls_start(&t, T_HOST, T_CA, sizeof T_CA, T_CERT, sizeof T_CERT,
+		T_KEY, sizeof T_KEY, NULL, T_FLOOR, T_SEED));
+	if (rc != ESPTLS_OK) {
 		r->fail = "esptls_start";
 		return;
 	}
@@ -85,7 +127,7 @@ session(void *arg)
 				return;
 			}
 			r->out_pos += len;
-			br_ssl_engine_sendrec_ack(eng, len);
+			TIMED(r, br_ssl_engine_sendrec_ack(eng, len));
 			continue;
 		}
 		if (!app_sent && (st & BR_SSL_SENDAPP)) {
@@ -95,8 +137,8 @@ session(void *arg)
 				return;
 			}
 			memcpy(buf, T_APP_OUT, sizeof T_APP_OUT);
-			br_ssl_engine_sendapp_ack(eng, sizeof T_APP_OUT);
-			br_ssl_engine_flush(eng, 0);
+			TIMED(r, br_ssl_engine_sendapp_ack(eng, sizeof T_APP_OUT));
+			TIMED(r, br_ssl_engine_flush(eng, 0));
 			app_sent = 1;
 			continue;
 		}
@@ -109,7 +151,7 @@ session(void *arg)
 				return;
 			}
 			r->app_in += len;
-			br_ssl_engine_recvapp_ack(eng, len);
+			TIMED(r, br_ssl_engine_recvapp_ack(eng, len));
 			if (r->app_in == sizeof T_APP_IN) {
 				if (r->out_pos != sizeof T_OUT) {
 					r->fail = "sent less than the host build";
@@ -131,7 +173,7 @@ session(void *arg)
 			}
 			memcpy(buf, T_IN + r->in_pos, n);
 			r->in_pos += n;
-			br_ssl_engine_recvrec_ack(eng, n);
+			TIMED(r, br_ssl_engine_recvrec_ack(eng, n));
 			continue;
 		}
 		r->fail = "engine stalled";
@@ -145,6 +187,7 @@ replay_main(void)
 {
 	struct run r;
 	size_t i;
+	uint32_t per_tick = calibrate();
 
 	memset(&r, 0, sizeof r);
 	memset(tls_stack, PAINT, sizeof tls_stack);
@@ -169,6 +212,11 @@ replay_main(void)
 	put_num(sizeof tls_stack);
 	put(" sizeof_esptls ");
 	put_num(sizeof t);
+	/* In thousands of instructions (fits 32 bits). */
+	put(" kinsns_total ");
+	put_num(r.ticks_total / 1000u * per_tick);
+	put(" kinsns_longest_call ");
+	put_num(r.ticks_max / 1000u * per_tick);
 	put("\n");
 	return 0;
 }

@@ -31,5 +31,5 @@ xtensa-lx106-elf-gcc -nostdlib -T "$HERE/replay.ld" -Wl,--gc-sections -Wl,--no-w
   -o "$OUT/replay.elf" "$OUT/replay.o" "$OUT/tls_stack.o" "$OUT/rt.o" \
   "$OUT/libesptls.a" "$PICOLIBC/lib/libc.a" -lgcc
 trap - ERR
-timeout 120 qemu-system-xtensa -M sim -cpu lx106 -nographic -monitor none -semihosting \
+timeout 120 qemu-system-xtensa -M sim -cpu lx106 -nographic -monitor none -semihosting -icount shift=0 \
   -device loader,file="$OUT/replay.elf",cpu-num=0

@@ -25,9 +25,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "espconn.h"
+#include "espconn_tls.h"
 #include "user_interface.h"
 
 static struct {
@@ -38,6 +40,7 @@ static struct {
 	char dns_name[256];
 	ip_addr_t *dns_addr;
 	dns_found_callback dns_cb;
+	void *dns_arg;
 	const uint8 *send_ptr;
 	size_t send_len, send_done;
 	size_t chunk;
@@ -61,16 +64,39 @@ pvPortZalloc(size_t sz, const char *file, unsigned line)
 	return calloc(1, sz);
 }
 
-/* The chip switches stacks in tls_stack.S (proven in the QEMU replay); here a plain call. */
+/*
+ * The chip switches stacks in tls_stack.S (proven in the QEMU replay); here ucontext does the
+ * same, so the transport runs on the struct's own stack on the host too (its canary and
+ * high-water mark see real use). The stack is ESPTLS_STACK_LEN bytes below `stack_top`.
+ */
 void esptls_call_on_stack(void (*fn)(void *), void *arg, void *stack_top);
+
+static void (*trampoline_fn)(void *);
+static void *trampoline_arg;
+
+static void
+trampoline(void)
+{
+	trampoline_fn(trampoline_arg);
+}
 
 void
 esptls_call_on_stack(void (*fn)(void *), void *arg, void *stack_top)
 {
-	(void)stack_top;
-	fn(arg);
+	static ucontext_t caller, callee;
+
+	trampoline_fn = fn;
+	trampoline_arg = arg;
+	getcontext(&callee);
+	callee.uc_stack.ss_sp = (unsigned char *)stack_top - ESPTLS_STACK_LEN;
+	callee.uc_stack.ss_size = ESPTLS_STACK_LEN;
+	callee.uc_link = &caller;
+	makecontext(&callee, trampoline, 0);
+	swapcontext(&caller, &callee);
 }
 
+/* Drops the connection. A DNS lookup in flight stays in flight: lwIP cannot cancel one, and
+ * its answer still reaches the callback with the old argument. */
 static void
 reset(void)
 {
@@ -79,7 +105,6 @@ reset(void)
 	}
 	sim.fd = -1;
 	sim.connecting = sim.connected = sim.closed = sim.manual = sim.any_data = 0;
-	sim.dns_pending = 0;
 	sim.send_ptr = NULL;
 	sim.send_len = sim.send_done = 0;
 }
@@ -154,6 +179,7 @@ espconn_gethostbyname(struct espconn *c, const char *name, ip_addr_t *addr,
 	strcpy(sim.dns_name, name);
 	sim.dns_addr = addr;
 	sim.dns_cb = found;
+	sim.dns_arg = c;
 	sim.dns_pending = 1;
 	return ESPCONN_INPROGRESS;
 }
@@ -256,9 +282,6 @@ espconn_sim_run(void)
 	struct espconn *c = sim.conn;
 	int ran = 0;
 
-	if (c == NULL) {
-		return 0;
-	}
 	if (sim.dns_pending) {
 		ip_addr_t ip;
 		struct in_addr a;
@@ -270,13 +293,13 @@ espconn_sim_run(void)
 		}
 		if (inet_aton(name, &a)) {
 			ip.addr = a.s_addr;
-			sim.dns_cb(sim.dns_name, &ip, c);
+			sim.dns_cb(sim.dns_name, &ip, sim.dns_arg);
 		} else {
-			sim.dns_cb(sim.dns_name, NULL, c);
+			sim.dns_cb(sim.dns_name, NULL, sim.dns_arg);
 		}
 		return 1;
 	}
-	if (sim.fd < 0) {
+	if (c == NULL || sim.fd < 0) {
 		return 0;
 	}
 	if (sim.connecting) {

@@ -40,6 +40,7 @@ extern "C" {
     fn espconn_sim_run() -> i32;
     fn espconn_sim_wdt_feeds() -> u64;
     fn espconn_sim_window() -> u32;
+    fn espconn_tls_stack_high_water(c: *const EspconnTls) -> usize;
 }
 
 const ETLS_PENDING: i32 = 0;
@@ -165,6 +166,39 @@ fn the_chip_glue_connects_publishes_and_refuses() {
     late.floor = now_unix() + 400 * 86400;
     assert_eq!(conn.connect("localhost", port, &late), ETLS_ERR_SERVER_CERT);
 
+    // Closed while its DNS lookup is in flight: the late answer must change nothing.
+    let mut name = b"localhost".to_vec();
+    name.push(0);
+    let seed = [7u8; 32];
+    let rc = unsafe {
+        espconn_tls_start(
+            conn.c,
+            name.as_ptr(),
+            port,
+            m.ca.as_ptr(),
+            m.ca.len(),
+            m.cert.as_ptr(),
+            m.cert.len(),
+            m.key.as_ptr(),
+            m.key.len(),
+            std::ptr::null(),
+            m.floor,
+            seed.as_ptr(),
+        )
+    };
+    assert_eq!(rc, ETLS_PENDING);
+    unsafe { espconn_tls_close(conn.c) };
+    assert_eq!(
+        unsafe { espconn_sim_run() },
+        1,
+        "the late DNS answer was delivered"
+    );
+    assert_eq!(
+        unsafe { espconn_tls_poll_connect(conn.c, m.cert.as_ptr(), m.cert.len()) },
+        ETLS_ERR_TCP,
+        "a closed session stays closed"
+    );
+
     // Then the real thing: handshake, CONNECT, a retained PUBLISH mosquitto_sub receives.
     let feeds_before = unsafe { espconn_sim_wdt_feeds() };
     assert_eq!(conn.connect("localhost", port, &m), ETLS_READY);
@@ -211,4 +245,42 @@ fn the_chip_glue_connects_publishes_and_refuses() {
         operator_receives(&setup, "devices/dev1/status").as_deref(),
         Some(&body[..])
     );
+
+    // The engine ran on the struct's own stack (ucontext here, tls_stack.S on the chip).
+    let header = std::fs::read_to_string(
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../espconn_tls.h"),
+    )
+    .unwrap();
+    let stack_len: usize = header
+        .lines()
+        .find_map(|l| l.strip_prefix("#define ESPTLS_STACK_LEN "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let high = unsafe { espconn_tls_stack_high_water(conn.c) };
+    eprintln!("engine stack high water on x86-64: {high} of {stack_len} bytes");
+    assert!(
+        high > 1024 && high + 256 <= stack_len,
+        "stack high water {high}"
+    );
+
+    // The broker goes away: the next read reports the end, it does not hang or succeed.
+    let mut setup = setup;
+    setup.broker.stop();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut byte = [0u8; 1];
+    loop {
+        unsafe { espconn_sim_run() };
+        let n = unsafe { espconn_tls_read(conn.c, byte.as_mut_ptr(), 1) };
+        if n != ETLS_WOULD_BLOCK {
+            assert!(n <= 0, "read data from a stopped broker: {n}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dropped connection was not noticed"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }

@@ -120,6 +120,21 @@ fn the_lx106_build_replays_a_broker_session_bit_exactly() {
     eprintln!("{line}");
     let used: usize = line.split_whitespace().nth(3).unwrap().parse().unwrap();
     assert!(used > 1024, "the stack measurement saw nothing: {line}");
+    let field = |name: &str| -> usize {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let i = words.iter().position(|w| *w == name).unwrap();
+        words[i + 1].parse().unwrap()
+    };
+    // CPU budget (docs/esp8266-tls.md, "Time"): the longest single call into the engine is the
+    // longest the chip stays in one SDK callback.
+    let longest = field("kinsns_longest_call");
+    let total = field("kinsns_total");
+    assert!(longest > 1000, "the instruction count saw nothing: {line}");
+    assert!(
+        longest <= 60_000,
+        "one engine call took {longest}k instructions, the budget is 60,000k"
+    );
+    eprintln!("LX106 instructions: session {total}k, longest engine call {longest}k");
     memory_gate(&dir.path().join("lx106/sizes.txt"), used);
 
     // The replay can fail: another seed gives another ClientHello, which the recording refutes.
