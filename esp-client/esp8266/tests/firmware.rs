@@ -27,16 +27,20 @@ fn build() -> &'static Path {
     static OUT: OnceLock<PathBuf> = OnceLock::new();
     OUT.get_or_init(|| {
         let out = root().join("target/esp8266");
-        let st = Command::new("bash")
+        let run = Command::new("bash")
             .arg(root().join("esp-client/esp8266/build.sh"))
             .arg(what)
             .env("ESP8266_OUT", &out)
-            .status()
+            .output()
             .expect("cannot run bash");
         assert!(
-            st.success(),
-            "esp-client/esp8266/build.sh {what} failed ({st})"
+            run.status.success(),
+            "esp-client/esp8266/build.sh {what} failed ({}):\n{}\n{}",
+            run.status,
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
         );
+        print!("{}", String::from_utf8_lossy(&run.stdout));
         out
     })
 }
