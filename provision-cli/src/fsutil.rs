@@ -958,6 +958,39 @@ mod tests {
         assert_eq!(names.len(), 3, "{names:?}");
     }
 
+    /// The same inside a store: the journal is switched to "undo", the renames are undone, and
+    /// neither the journal nor the staging area is left.
+    #[test]
+    fn a_store_commit_cut_at_any_rename_is_undone() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(d.join("crl.pem"), b"old crl").unwrap();
+        fs::write(d.join("registry.toml"), b"old registry").unwrap();
+        let stage_all = |tx: &mut Transaction| {
+            tx.stage(&d.join("devices/x/device.key"), b"new key", SECRET)
+                .unwrap();
+            tx.stage(&d.join("crl.pem"), b"new crl", PUBLIC).unwrap();
+            tx.stage(&d.join("registry.toml"), b"new registry", PUBLIC)
+                .unwrap();
+        };
+        let before = snapshot(d);
+        for cut in 0..3 {
+            let mut tx = Transaction::in_store(d);
+            stage_all(&mut tx);
+            RENAMES_BEFORE_CUT.with(|c| c.set(Some(cut)));
+            let err = tx.commit().unwrap_err();
+            RENAMES_BEFORE_CUT.with(|c| c.set(None));
+            assert!(err.to_string().contains("power cut"), "{err}");
+            assert_eq!(snapshot(d), before, "cut before rename {cut}");
+            assert_eq!(recover(d).unwrap(), Recovered::Clean);
+        }
+        let mut tx = Transaction::in_store(d);
+        stage_all(&mut tx);
+        tx.commit().unwrap();
+        assert_eq!(fs::read(d.join("registry.toml")).unwrap(), b"new registry");
+        assert!(!needs_recovery(d));
+    }
+
     #[test]
     fn commit_writes_with_exact_modes() {
         let dir = tempfile::tempdir().unwrap();

@@ -298,6 +298,37 @@ fn scenarios() -> Vec<Scenario> {
             unchanged: |b, a, _| a == b,
         },
         Scenario {
+            name: "device renew",
+            setup: BASE,
+            args: &["device", "renew", "d0"],
+            happened: |b, a, _| {
+                a.devices["d0"].cert.serial != b.devices["d0"].cert.serial
+                    && a.retired.len() == b.retired.len() + 1
+                    && a.crl_number == b.crl_number + 1
+            },
+            unchanged: |b, a, _| a == b,
+        },
+        Scenario {
+            name: "device add --replace",
+            setup: BASE,
+            args: &["device", "add", "--replace", "d1"],
+            happened: |b, a, _| {
+                a.devices["d1"].status == DeviceStatus::Active
+                    && a.retired.len() == b.retired.len() + 1
+            },
+            unchanged: |b, a, _| a == b,
+        },
+        Scenario {
+            name: "broker renew",
+            setup: BASE,
+            args: &["broker", "renew"],
+            happened: |b, a, _| {
+                a.broker.as_ref().unwrap().cert.serial != b.broker.as_ref().unwrap().cert.serial
+                    && a.crl_number == b.crl_number + 1
+            },
+            unchanged: |b, a, _| a == b,
+        },
+        Scenario {
             name: "ota keygen",
             setup: BASE,
             args: &["ota", "keygen"],
