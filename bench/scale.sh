@@ -15,6 +15,8 @@ cd "$(dirname "$0")/.."
 cargo build --release -q -p provision-cli
 BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/provision
 WORK=$(mktemp -d)
+# The broker drops to user mosquitto before it reads its files: the tree must be traversable.
+chmod 755 "$WORK"
 MOSQ_PID=
 cleanup() {
     if [ -n "$MOSQ_PID" ]; then kill "$MOSQ_PID" 2>/dev/null || true; fi
@@ -26,26 +28,25 @@ now() { date +%s.%N; }
 timed() {
     local label=$1
     shift
-    /usr/bin/time -f '%e %M' -o "$WORK/time" "$@" >/dev/null
-    read -r secs kb < "$WORK/time"
-    printf '%-34s %8.3f s   peak %6d MiB\n' "$label" "$secs" "$((kb / 1024))"
+    /usr/bin/time -f '%e %U %S %M' -o "$WORK/time" "$@" >/dev/null
+    read -r secs user sys kb < "$WORK/time"
+    printf '%-34s %7.2f s wall  %6.2f s user  %6.2f s sys  peak %5d MiB\n' \
+        "$label" "$secs" "$user" "$sys" "$((kb / 1024))"
 }
 
-echo "== device add --from-file into a fresh directory"
+echo "== device add --from-file into a fresh directory (load average $(cut -d' ' -f1-3 /proc/loadavg))"
 LAST=
 for n in $SIZES; do
     dir="$WORK/pki-$n"
     "$BIN" --dir "$dir" init >/dev/null
     "$BIN" --dir "$dir" broker --host localhost --ip 127.0.0.1 >/dev/null
     seq -f "dev-%g" 1 "$n" > "$WORK/ids-$n.txt"
-    t0=$(now)
-    /usr/bin/time -f '%e %M' -o "$WORK/time" \
+    /usr/bin/time -f '%e %U %S %M' -o "$WORK/time" \
         "$BIN" --dir "$dir" device add --from-file "$WORK/ids-$n.txt" >/dev/null
-    t1=$(now)
-    read -r _ kb < "$WORK/time"
-    secs=$(echo "$t1 - $t0" | bc -l)
-    printf '%7d devices: %8.2f s  %6.3f ms/device  peak %5d MiB\n' \
-        "$n" "$secs" "$(echo "$secs * 1000 / $n" | bc -l)" "$((kb / 1024))"
+    read -r secs user sys kb < "$WORK/time"
+    printf '%7d devices: %7.2f s wall (%6.3f ms/device)  CPU %6.2f s user + %6.2f s sys (%6.3f ms/device)  peak %5d MiB\n' \
+        "$n" "$secs" "$(echo "$secs * 1000 / $n" | bc -l)" "$user" "$sys" \
+        "$(echo "($user + $sys) * 1000 / $n" | bc -l)" "$((kb / 1024))"
     if [ -n "$LAST" ]; then rm -rf "$LAST"; fi
     LAST=$dir
 done
@@ -99,4 +100,4 @@ if mosquitto_pub -h 127.0.0.1 -p "$port" --cafile "$crl_dir/ca/ca.crt" \
 else
     echo "mosquitto refuses a revoked device"
 fi
-echo "machine: $(uname -m), $(nproc) cores; $(openssl version)"
+echo "machine: $(uname -m), $(nproc) cores; $(openssl version); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

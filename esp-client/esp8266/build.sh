@@ -40,6 +40,9 @@ SYSROOT=$(rustup run nightly rustc --print sysroot 2>/dev/null) ||
   die "nightly has no rust-src: rustup component add rust-src --toolchain nightly"
 
 mkdir -p "$OBJ"
+# One build at a time per output directory (a test and `just firmware` may run together).
+exec 9>"$OUT/.lock"
+flock 9
 
 # One binary of esp-client/esp8266/firmware to an object: rustc -> .s -> GNU as. LLVM's own
 # Xtensa object writer misplaces literal pools, so it is never used. `-C linker=true`: rustc's

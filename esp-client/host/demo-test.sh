@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI check of the README's main job (`just demo`): runs demo.sh for a few seconds on the debug
 # build `cargo test` already made, and checks that the operator saw telemetry and both command
-# round trips, and that the device stopped in order.
+# round trips, that the over-the-air update to v2.0.0 confirmed, and that the device stopped in
+# order.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -22,6 +23,9 @@ for want in \
     'demo-device-1 read-adc: ok channel=2 value=' \
     'demo-device-1 reply/set-pin req=' \
     'demo-device-1 reply/read-adc req=' \
+    'loader: boot slot B (Trial { attempt: 1 })' \
+    'ota: confirmed 2.0.0 in slot B' \
+    'demo-device-1 confirmed 2.0.0, running 2.0.0' \
     'stopping: saying offline and disconnecting'; do
     if ! grep -qF -- "$want" "$out"; then
         cat "$out"
@@ -29,4 +33,4 @@ for want in \
         exit 1
     fi
 done
-echo "demo: online, telemetry, set-pin and read-adc round trips, orderly stop"
+echo "demo: online, telemetry, set-pin and read-adc round trips, OTA v2.0.0 confirmed, orderly stop"

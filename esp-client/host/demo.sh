@@ -2,7 +2,9 @@
 # The whole chain on this machine, in one command:
 #   provision a CA, a broker and a device into a fresh folder, start Mosquitto with the generated
 #   config on loopback, run the host device (the ESP8266 core over mutual TLS), follow it with
-#   `provision watch`, send commands with `provision cmd`, and stop everything on Ctrl-C.
+#   `provision watch`, send commands with `provision cmd`, update it over the air with
+#   `provision ota push` (signed bundle, A/B slots, trial boot, confirm), and stop everything on
+#   Ctrl-C.
 #
 # Usage: esp-client/host/demo.sh [DIR]     (DIR must not exist; default: a new temp folder)
 #        DEMO_SECONDS=20 esp-client/host/demo.sh   stops by itself after 20 s (for scripts/CI)
@@ -44,6 +46,7 @@ provision operator add _demo-watch >/dev/null   # its own identity: watch and cm
 provision broker --host localhost --ip 127.0.0.1 --port "$PORT" --bind 127.0.0.1 >/dev/null
 echo "broker config: $DIR/pki/broker/mosquitto.conf (127.0.0.1:$PORT, mTLS, ACL, CRL)"
 provision device add "$ID"
+provision ota keygen >/dev/null   # the device config carries its public key
 provision device config "$ID" --wifi-ssid demo-wifi --telemetry-period 2 -o "$DIR/$ID.flash"
 
 PIDS=()
@@ -84,6 +87,15 @@ provision cmd "$ID" set-pin pin=9 level=1
 sleep 3
 say "provision cmd $ID read-adc channel=2"
 provision cmd "$ID" read-adc channel=2
+
+sleep 2
+say "over the air: provision ota build + provision ota push $ID (signed v2.0.0, 64 KiB)"
+head -c 65536 /dev/urandom >"$DIR/app-v2.bin"
+provision ota build "$DIR/app-v2.bin" --version 2.0.0 --target esp8266 --security-counter 2 \
+    -o "$DIR/app-v2.bundle" >/dev/null
+provision ota push "$DIR/app-v2.bundle" --device "$ID" --timeout 120
+say "provision ota status $ID"
+provision ota status "$ID"
 
 if [ -n "${DEMO_SECONDS:-}" ]; then
     sleep "$DEMO_SECONDS"

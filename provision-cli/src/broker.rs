@@ -8,7 +8,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, Transaction, BROKER_SECRET, PUBLIC, SECRET};
 use crate::layout::Layout;
 use crate::pki::Leaf;
-use crate::registry::{BrokerRecord, Platform, Registry};
+use crate::registry::{BrokerRecord, Platform, Registry, RetiredCert, BROKER_SUBJECT};
 use crate::store::Store;
 
 /// TLS 1.2 suites the broker offers: forward secrecy (ECDHE) and AEAD only, ECDSA because our
@@ -134,14 +134,29 @@ pub fn configure(dir: &Path, opts: &BrokerOptions) -> Result<BrokerReport> {
         max_packet_size,
         cert: issued.record,
     };
-    registry.broker = Some(record.clone());
+    let previous = registry.broker.replace(record.clone());
 
     let layout = &store.layout;
     let ca_pem = std::fs::read(layout.ca_cert())
         .context(|| format!("reading {}", layout.ca_cert().display()))?;
-    let crl_pem =
-        std::fs::read(layout.crl()).context(|| format!("reading {}", layout.crl().display()))?;
     let mut tx = store.transaction();
+    // A broker configured again gets a new certificate: the one it replaces is revoked (and kept
+    // in the registry), as `provision broker renew` does.
+    let crl_pem = match previous {
+        Some(old) => {
+            registry.retired.push(RetiredCert {
+                subject: BROKER_SUBJECT.to_string(),
+                cert: old.cert,
+                revoked_at: Some(crate::pki::now()),
+            });
+            let crl = crate::crl::sign_next(&store, &mut registry, &ca)?;
+            tx.stage(&layout.crl(), crl.as_bytes(), PUBLIC)?;
+            crl.into_bytes()
+        }
+        None => {
+            std::fs::read(layout.crl()).context(|| format!("reading {}", layout.crl().display()))?
+        }
+    };
     tx.create_dir_all(&layout.broker_dir())?;
     stage_server_key(&mut tx, layout, &issued.key_pem)?;
     tx.stage(

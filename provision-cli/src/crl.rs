@@ -24,6 +24,18 @@ pub fn stage(
     ca: &Ca,
     tx: &mut Transaction,
 ) -> Result<CrlUpdate> {
+    let crl = sign_next(store, registry, ca)?;
+    tx.stage(&store.layout.crl(), crl.as_bytes(), PUBLIC)?;
+    broker::stage_broker_updates(tx, &store.layout, registry, &crl)?;
+    Ok(CrlUpdate {
+        number: registry.crl_number,
+        broker_updated: registry.broker.is_some() && store.layout.broker_dir().is_dir(),
+    })
+}
+
+/// Bumps the CRL number and signs a CRL listing every revoked serial in `registry` (PEM); the
+/// caller stages it.
+pub fn sign_next(store: &Store, registry: &mut Registry, ca: &Ca) -> Result<String> {
     // A hand-edited number at u64::MAX must not wrap to 0: a CRL number only goes up.
     registry.crl_number = registry
         .crl_number
@@ -32,11 +44,5 @@ pub fn stage(
             path: store.layout.registry(),
             reason: format!("crl_number {} cannot go up any more", registry.crl_number),
         })?;
-    let crl = ca.sign_crl(registry.crl_number, registry.crl_entries())?;
-    tx.stage(&store.layout.crl(), crl.as_bytes(), PUBLIC)?;
-    broker::stage_broker_updates(tx, &store.layout, registry, &crl)?;
-    Ok(CrlUpdate {
-        number: registry.crl_number,
-        broker_updated: registry.broker.is_some() && store.layout.broker_dir().is_dir(),
-    })
+    ca.sign_crl(registry.crl_number, registry.crl_entries())
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use provision::device_config::{self, ConfigOptions, ConfigReport};
 use provision::export::{self, ExportOptions, Format, Output};
-use provision::{device, reload, Error};
+use provision::{device, reload, retained_status, Error};
 
 use crate::lifecycle_cli;
 
@@ -57,7 +57,9 @@ Examples:
   provision device revoke kitchen-sensor-1   # prints what to run
   provision device revoke porch-1 --previous # only the certificate `renew --keep-old` kept
 
-Copy <dir>/broker/crl.pem and acl to the broker first if it runs elsewhere.")]
+Copy <dir>/broker/crl.pem and acl to the broker first if it runs elsewhere. After a reload it did
+itself, revoke clears the device's retained status as the operator (its Last Will is denied, so
+`online` would stay); otherwise it prints the mosquitto_pub command that does.")]
     Revoke(RevokeArgs),
     /// Write the device's flashable config blob (WiFi, broker, CA, its certificate and key)
     #[command(after_help = "\
@@ -120,6 +122,9 @@ pub struct RevokeArgs {
     /// Run this command to reload the broker after revoking
     #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
     reload_cmd: Option<String>,
+    /// After the reload, the operator connection that clears the device's retained status
+    #[command(flatten)]
+    connect: crate::talk_cli::ConnectArgs,
 }
 
 impl DeviceCommand {
@@ -160,7 +165,11 @@ impl DeviceCommand {
                         serde_json::to_string_pretty(&devices).expect("serializes")
                     );
                 } else if devices.is_empty() {
-                    println!("no devices; add one with `provision device add ID`");
+                    println!(
+                        "no devices in {}; add one with `provision device add ID` (another \
+                         directory: --dir or PROVISION_DIR)",
+                        provision::error::absolute(dir).display()
+                    );
                 } else {
                     println!("{:<30} {:<32} {:<8} NOT-AFTER", "ID", "SERIAL", "STATUS");
                     for d in devices {
@@ -198,6 +207,7 @@ impl DeviceCommand {
                 json,
                 reload_pid,
                 reload_cmd,
+                connect,
             }) => {
                 let r = if previous {
                     let (serials, crl) = device::revoke_previous(dir, &id)?;
@@ -251,14 +261,58 @@ impl DeviceCommand {
                         }
                         say("broker reloaded: the CRL refuses new connections and the ACL denies it every topic");
                         say("note: an already-open connection stays up until the broker restarts");
+                        if !previous {
+                            clear_status(dir, &id, connect, &say);
+                        }
                     }
-                    None => say(&reload::manual_reload_hint_for(dir)),
+                    None => {
+                        say(&reload::manual_reload_hint_for(dir));
+                        if !previous {
+                            say(&format!(
+                                "After the reload, clear its retained status (its Last Will is \
+                                 denied, so `online` would stay):\n  {}",
+                                retained_status::clear_status_command(
+                                    dir,
+                                    &id,
+                                    &connect.operator,
+                                    connect.broker.as_deref()
+                                )
+                            ));
+                        }
+                    }
                 }
             }
             DeviceCommand::Config(a) => a.run(dir)?,
             DeviceCommand::Export(a) => a.run(dir)?,
         }
         Ok(())
+    }
+}
+
+/// Clears a revoked device's retained status through the operator client; when the broker cannot
+/// be reached or has not applied the new ACL, says so and prints the command instead.
+fn clear_status(dir: &Path, id: &str, connect: crate::talk_cli::ConnectArgs, say: &dyn Fn(&str)) {
+    let command = retained_status::clear_status_command(
+        dir,
+        id,
+        &connect.operator,
+        connect.broker.as_deref(),
+    );
+    let opts = connect.into_options(dir);
+    match retained_status::clear_status(&opts, id, std::time::Duration::from_secs(5)) {
+        Ok(true) => say(&format!(
+            "cleared its retained status ({})",
+            retained_status::status_topic(id)
+        )),
+        Ok(false) => eprintln!(
+            "warning: {} is still retained: the broker has not applied the new ACL. Once it \
+             has, run:\n  {command}",
+            retained_status::status_topic(id)
+        ),
+        Err(e) => eprintln!(
+            "warning: could not clear its retained status ({e}). Run, where the broker is \
+             reachable:\n  {command}"
+        ),
     }
 }
 

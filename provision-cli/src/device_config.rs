@@ -52,7 +52,7 @@ pub struct ConfigReport {
 
 /// Reads the one PEM block of `label` in `path` as DER.
 fn pem_der(path: &Path, label: &str) -> Result<Vec<u8>> {
-    let text = std::fs::read(path).context(|| format!("reading {}", path.display()))?;
+    let text = crate::fsutil::read_bounded(path, crate::store::PEM_LIMIT, label)?;
     let (_, pem) = parse_x509_pem(&text).map_err(|e| Error::Corrupt {
         path: path.to_path_buf(),
         reason: format!("not PEM ({e})"),

@@ -61,6 +61,18 @@ pub fn fault_point() {
     }
 }
 
+/// Whether the process umask takes bits away from `mode` (then a `chmod` after creation sets it
+/// exactly). Read once from /proc; unknown means "assume it does".
+fn narrowed(mode: u32) -> bool {
+    static UMASK: OnceLock<Option<u32>> = OnceLock::new();
+    let umask = UMASK.get_or_init(|| {
+        let status = fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+        u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
+    });
+    umask.is_none_or(|u| mode & u != 0)
+}
+
 /// One step of a commit, replayable: each is done only if it has not been done yet.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -103,6 +115,9 @@ pub struct Transaction {
     dirs: HashSet<PathBuf>,
     /// Directories created eagerly (outputs outside a store), removed again on rollback.
     created_dirs: Vec<PathBuf>,
+    /// Directories this commit creates: nothing in them exists yet, so nothing to check or back
+    /// up there (a bulk add creates 100,000).
+    new_dirs: HashSet<PathBuf>,
     /// Paths a [`Op::Move`] takes away: what was under them will not be there at commit.
     moved: HashSet<PathBuf>,
     staging_made: bool,
@@ -149,10 +164,19 @@ impl Transaction {
                 dest.display()
             )));
         }
+        let dir = dest
+            .parent()
+            .expect("joined onto a directory")
+            .to_path_buf();
+        if let Some(root) = self.root.clone() {
+            self.plan_dirs(root, &dir)?;
+        }
         // The rename would replace whatever is there: as root, `-o /dev/null` or `-o /dev/stdout`
         // would swap a system device for a regular file. Outputs are regular files (or new);
         // inside the provisioning directory a link is refused too (it is not written through).
+        let in_new_dir = dest.parent().is_some_and(|p| self.new_dirs.contains(p));
         let existing = match self.root {
+            _ if in_new_dir => Err(std::io::ErrorKind::NotFound.into()),
             Some(_) => fs::symlink_metadata(&dest),
             None => fs::metadata(&dest),
         };
@@ -163,13 +187,8 @@ impl Transaction {
                 dest.display()
             )));
         }
-        let dir = dest
-            .parent()
-            .expect("joined onto a directory")
-            .to_path_buf();
         let temp = match self.root.clone() {
             Some(root) => {
-                self.plan_dirs(root.clone(), &dir)?;
                 let staging = root.join(STAGING);
                 if !self.staging_made {
                     fault_point();
@@ -202,9 +221,11 @@ impl Transaction {
             backup: None,
         });
         // The umask may have narrowed the mode; set it exactly.
-        fault_point();
-        file.set_permissions(fs::Permissions::from_mode(mode))
-            .context(|| format!("setting permissions of {}", temp.display()))?;
+        if narrowed(mode) {
+            fault_point();
+            file.set_permissions(fs::Permissions::from_mode(mode))
+                .context(|| format!("setting permissions of {}", temp.display()))?;
+        }
         if let Some(gid) = gid {
             fault_point();
             std::os::unix::fs::fchown(&file, None, Some(gid))
@@ -240,6 +261,7 @@ impl Transaction {
                 self.plan_dirs(root, parent)?;
             }
             self.dirs.insert(dir.to_path_buf());
+            self.new_dirs.insert(dir.to_path_buf());
             self.ops.push(Op::Mkdir {
                 path: dir.to_path_buf(),
                 mode,
@@ -312,6 +334,7 @@ impl Transaction {
                         path: cur.clone(),
                         mode: DIR,
                     });
+                    self.new_dirs.insert(cur.clone());
                 }
                 Err(e) => return Err(e).context(|| format!("inspecting {}", cur.display())),
             }
@@ -437,7 +460,10 @@ impl Transaction {
                 continue;
             };
             // A file under a path moved away earlier in the commit is not replaced by it.
-            if !dest.exists() || dest.ancestors().any(|a| self.moved.contains(a)) {
+            if dest.parent().is_some_and(|p| self.new_dirs.contains(p))
+                || !dest.exists()
+                || dest.ancestors().any(|a| self.moved.contains(a))
+            {
                 continue;
             }
             let mut name = temp.clone().into_os_string();
@@ -508,9 +534,11 @@ fn apply(op: &Op, direction: Direction, first_time: bool) -> Result<()> {
                     .mode(*mode)
                     .create(path)
                     .context(|| format!("creating directory {}", path.display()))?;
-                fault_point();
-                fs::set_permissions(path, fs::Permissions::from_mode(*mode))
-                    .context(|| format!("setting permissions of {}", path.display()))?;
+                if narrowed(*mode) {
+                    fault_point();
+                    fs::set_permissions(path, fs::Permissions::from_mode(*mode))
+                        .context(|| format!("setting permissions of {}", path.display()))?;
+                }
             }
         }
         (Op::Mkdir { path, .. }, Direction::Back) => {
@@ -928,6 +956,39 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 3, "{names:?}");
+    }
+
+    /// The same inside a store: the journal is switched to "undo", the renames are undone, and
+    /// neither the journal nor the staging area is left.
+    #[test]
+    fn a_store_commit_cut_at_any_rename_is_undone() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(d.join("crl.pem"), b"old crl").unwrap();
+        fs::write(d.join("registry.toml"), b"old registry").unwrap();
+        let stage_all = |tx: &mut Transaction| {
+            tx.stage(&d.join("devices/x/device.key"), b"new key", SECRET)
+                .unwrap();
+            tx.stage(&d.join("crl.pem"), b"new crl", PUBLIC).unwrap();
+            tx.stage(&d.join("registry.toml"), b"new registry", PUBLIC)
+                .unwrap();
+        };
+        let before = snapshot(d);
+        for cut in 0..3 {
+            let mut tx = Transaction::in_store(d);
+            stage_all(&mut tx);
+            RENAMES_BEFORE_CUT.with(|c| c.set(Some(cut)));
+            let err = tx.commit().unwrap_err();
+            RENAMES_BEFORE_CUT.with(|c| c.set(None));
+            assert!(err.to_string().contains("power cut"), "{err}");
+            assert_eq!(snapshot(d), before, "cut before rename {cut}");
+            assert_eq!(recover(d).unwrap(), Recovered::Clean);
+        }
+        let mut tx = Transaction::in_store(d);
+        stage_all(&mut tx);
+        tx.commit().unwrap();
+        assert_eq!(fs::read(d.join("registry.toml")).unwrap(), b"new registry");
+        assert!(!needs_recovery(d));
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod pki;
 pub mod registry;
 pub mod reload;
 pub mod renew;
+pub mod retained_status;
 pub mod status;
 pub mod store;
 pub mod topics;

@@ -75,16 +75,15 @@ const MAX_FILE: u64 = 1 << 20;
 
 fn read_file(path: &Path) -> Result<String> {
     use std::io::Read;
-    let file = std::fs::File::open(path).context(|| format!("reading {}", path.display()))?;
-    let meta = file
-        .metadata()
-        .context(|| format!("reading {}", path.display()))?;
+    // Checked before opening: opening a FIFO for reading would block.
+    let meta = std::fs::metadata(path).context(|| format!("reading {}", path.display()))?;
     if !meta.is_file() {
         return Err(Error::InvalidInput(format!(
             "{} is not a regular file",
             path.display()
         )));
     }
+    let file = std::fs::File::open(path).context(|| format!("reading {}", path.display()))?;
     let mut text = String::new();
     file.take(MAX_FILE + 1)
         .read_to_string(&mut text)

@@ -212,3 +212,29 @@ fn the_documented_limits_are_the_written_ones() {
         doc.contains("| `set_tcp_nodelay` | true |") && doc.contains("\nset_tcp_nodelay true\n")
     );
 }
+
+/// `--max-packet-size` is the user's explicit choice for a shared broker: never below what a
+/// device receives, and said in the config when raised.
+#[test]
+fn max_packet_size_can_be_raised_for_a_shared_broker_but_not_lowered() {
+    let pki = Pki::new(&[]);
+    let run = |size: &str| {
+        assert_cmd::Command::cargo_bin("provision")
+            .unwrap()
+            .arg("--dir")
+            .arg(pki.path())
+            .args(["broker", "--host", "localhost", "--max-packet-size", size])
+            .assert()
+    };
+    run("2047").code(3).stderr(predicates::str::contains(
+        "--max-packet-size 2047 must be between 2048",
+    ));
+    assert!(!pki.path().join("broker").exists());
+    run("262144").success();
+    let conf = std::fs::read_to_string(pki.path().join("broker/mosquitto.conf")).unwrap();
+    assert!(conf.contains("\nmax_packet_size 262144\n"), "{conf}");
+    assert!(
+        conf.contains("devices skip packets over 2048 bytes"),
+        "{conf}"
+    );
+}

@@ -322,3 +322,25 @@ fn openwrt_config_logs_to_syslog_and_the_hints_use_sighup() {
         .unwrap_or_else(|log| panic!("mosquitto did not start:\n{log}"));
     assert!(broker.log().contains(" running"));
 }
+
+#[test]
+fn an_existing_config_that_is_not_a_file_is_refused_at_once() {
+    let pki = Pki::new(&[]);
+    let fifo = pki.path().join("fifo.conf");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    for bad in [fifo.as_path(), Path::new("/dev/zero"), pki.path()] {
+        provision(pki.path())
+            .args(["broker", "--platform", "debian", "--host", "localhost"])
+            .arg("--existing-config")
+            .arg(bad)
+            .timeout(Duration::from_secs(10))
+            .assert()
+            .code(3)
+            .stderr(predicates::str::contains("is not a regular file"));
+    }
+    assert!(!pki.path().join("broker").exists(), "nothing is written");
+}

@@ -298,6 +298,37 @@ fn scenarios() -> Vec<Scenario> {
             unchanged: |b, a, _| a == b,
         },
         Scenario {
+            name: "device renew",
+            setup: BASE,
+            args: &["device", "renew", "d0"],
+            happened: |b, a, _| {
+                a.devices["d0"].cert.serial != b.devices["d0"].cert.serial
+                    && a.retired.len() == b.retired.len() + 1
+                    && a.crl_number == b.crl_number + 1
+            },
+            unchanged: |b, a, _| a == b,
+        },
+        Scenario {
+            name: "device add --replace",
+            setup: BASE,
+            args: &["device", "add", "--replace", "d1"],
+            happened: |b, a, _| {
+                a.devices["d1"].status == DeviceStatus::Active
+                    && a.retired.len() == b.retired.len() + 1
+            },
+            unchanged: |b, a, _| a == b,
+        },
+        Scenario {
+            name: "broker renew",
+            setup: BASE,
+            args: &["broker", "renew"],
+            happened: |b, a, _| {
+                a.broker.as_ref().unwrap().cert.serial != b.broker.as_ref().unwrap().cert.serial
+                    && a.crl_number == b.crl_number + 1
+            },
+            unchanged: |b, a, _| a == b,
+        },
+        Scenario {
             name: "ota keygen",
             setup: BASE,
             args: &["ota", "keygen"],
@@ -476,4 +507,45 @@ fn a_half_moved_directory_is_refused_with_how_to_recover() {
     fs::rename(backup.join("registry.toml"), dir.join("registry.toml")).unwrap();
     fs::rename(backup.join("crl.pem"), dir.join("crl.pem")).unwrap();
     ok(&dir, &["device", "list"]);
+}
+
+/// The algorithmic half of "provisioning stays linear": a bulk add takes the same number of
+/// file-system steps for every device it adds, whatever the batch size. (The time it takes is a
+/// benchmark: `bench/scale.sh`.)
+#[test]
+fn a_bulk_add_costs_the_same_file_system_steps_per_device() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    for step in BASE {
+        ok(&base, step);
+    }
+    // Steps a run takes: the smallest N at which the fault point is never reached, minus one.
+    let steps = |n: usize| -> u64 {
+        let ids: String = (0..n).map(|i| format!("s{n}-{i}\n")).collect();
+        let file = tmp.path().join(format!("ids-{n}"));
+        fs::write(&file, ids).unwrap();
+        let args = ["device", "add", "--from-file", file.to_str().unwrap()];
+        let (mut lo, mut hi) = (1u64, 1u64 << 10); // aborts at lo; succeeds at hi
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2;
+            let dir = tmp.path().join(format!("probe-{n}-{mid}"));
+            copy_dir(&base, &dir);
+            if run(&dir, &args, Some(mid)).status.success() {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+            fs::remove_dir_all(&dir).unwrap();
+        }
+        lo
+    };
+    let (s1, s2, s30) = (steps(1), steps(2), steps(30));
+    let per_device = s2 - s1;
+    assert!(per_device > 0 && s30 < 1 << 10);
+    assert_eq!(
+        s30,
+        s1 + 29 * per_device,
+        "1 device: {s1} steps, 2: {s2}, 30: {s30}"
+    );
+    eprintln!("{per_device} file-system steps per device, {s1} for one");
 }

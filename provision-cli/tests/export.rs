@@ -408,3 +408,59 @@ fn arduino_header_compiles_against_bearssl_types_and_carries_the_identity() {
     assert!(String::from_utf8_lossy(&verified).contains(": OK"));
     assert_eq!(key_pub(&key, "PEM"), cert_pub(&crt, "PEM"));
 }
+
+#[test]
+fn the_sketch_in_the_docs_builds_and_uses_the_devices_topics() {
+    let t = setup();
+    let d = t.path().join("pki");
+    let work = t.path().join("sketch");
+    fs::create_dir(&work).unwrap();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let doc = fs::read_to_string(root.join("../docs/other-firmwares.md")).unwrap();
+    let start = doc
+        .find("```cpp\n#include <ESP8266WiFi.h>")
+        .expect("the sketch in docs/other-firmwares.md")
+        + "```cpp\n".len();
+    let sketch = &doc[start..start + doc[start..].find("```").unwrap()];
+    fs::write(work.join("sketch.cpp"), sketch).unwrap();
+    ok(
+        &d,
+        &[
+            "device",
+            "export",
+            "kitchen-1",
+            "--format",
+            "arduino",
+            "-o",
+            s(&work.join("provision_identity.h")),
+        ],
+    );
+    let stub = root.join("tests/arduino-stub");
+    let exe = work.join("sketch");
+    let out = Process::new(cxx())
+        .args(["-std=c++11", "-Wall", "-Wextra", "-Werror", "-I"])
+        .arg(&stub)
+        .arg("-I")
+        .arg(&work)
+        .arg(work.join("sketch.cpp"))
+        .arg(stub.join("sketch_main.cpp"))
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the documented sketch does not compile:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = Process::new(&exe).output().unwrap();
+    assert!(run.status.success(), "{run:?}");
+    // What it asks of the broker fits the ACL of docs/topics.md.
+    assert_eq!(
+        String::from_utf8(run.stdout).unwrap(),
+        "server mqtt.test 8884\n\
+         connect kitchen-1 will devices/kitchen-1/status 1 1 offline\n\
+         publish devices/kitchen-1/status online 1\n\
+         subscribe devices/kitchen-1/cmd/# 1\n"
+    );
+}

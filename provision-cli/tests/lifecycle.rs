@@ -234,6 +234,19 @@ fn a_missing_ca_names_the_absolute_directory_and_how_to_point_elsewhere() {
             .stderr(predicate::str::contains("--dir"))
             .stderr(predicate::str::contains("PROVISION_DIR"));
     }
+    // An empty but initialized directory says which one it is.
+    let empty = cwd.path().join("other");
+    ok(&empty, &["init"]);
+    let mut cmd = Command::cargo_bin("provision").unwrap();
+    cmd.current_dir(cwd.path())
+        .env("PROVISION_DIR", "other")
+        .args(["device", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "no devices in {}",
+            empty.display()
+        )));
     // Nothing was created where it looked.
     assert!(!cwd.path().join("certs").exists());
 }
@@ -460,6 +473,22 @@ fn broker_renew_keeps_names_and_optionally_the_key() {
     assert_ne!(pubkey(&crt), pubkey(&old));
     let (valid, text) = verify(d, &crt);
     assert!(valid, "{text}");
+
+    // Configuring the broker again (say, for another name) revokes the certificate it replaces.
+    let before = d.join("before-reconfigure.crt");
+    fs::copy(&crt, &before).unwrap();
+    ok(
+        d,
+        &["broker", "--host", "mqtt.test", "--host", "mqtt2.test"],
+    );
+    let (valid, text) = verify(d, &before);
+    assert!(!valid && text.contains("certificate revoked"), "{text}");
+    let (valid, text) = verify(d, &crt);
+    assert!(valid, "{text}");
+    assert_eq!(
+        fs::read(d.join("crl.pem")).unwrap(),
+        fs::read(d.join("broker/crl.pem")).unwrap()
+    );
 
     // Without a broker there is nothing to renew.
     let bare = tempfile::tempdir().unwrap();

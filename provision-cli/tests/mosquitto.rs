@@ -354,6 +354,9 @@ fn expired_cert_is_refused() {
 #[test]
 fn revoked_cert_is_refused_after_revoke_and_reload_and_an_open_session_is_cut_off() {
     let pki = Pki::new(&["dev-a", "dev-b"]);
+    // revoke connects as an operator to clear dev-b's retained status: its own identity, so
+    // the subscriber below (as _operator) keeps its connection.
+    pki.add_operator("_ops-revoke");
     let broker = Broker::start(&pki);
     let op_sub = Sub::start(&pki, &broker, &pki.operator(), "devices/+/telemetry");
 
@@ -372,7 +375,14 @@ fn revoked_cert_is_refused_after_revoke_and_reload_and_an_open_session_is_cut_of
         .unwrap()
         .arg("--dir")
         .arg(pki.path())
-        .args(["device", "revoke", "dev-b", "--reload-pid"])
+        .args([
+            "device",
+            "revoke",
+            "dev-b",
+            "--operator",
+            "_ops-revoke",
+            "--reload-pid",
+        ])
         .arg(broker.pid().to_string())
         .assert()
         .success();

@@ -27,11 +27,18 @@ impl core::fmt::Display for IdError {
                 )
             }
             IdError::BadFirst { ch } => {
-                write!(f, "device id must start with a-z or 0-9, not {ch:?}")
+                // escape_default rather than {:?}: Debug on a char pulls Unicode tables (~900
+                // bytes of RAM) into the ESP8266 image.
+                write!(
+                    f,
+                    "device id must start with a-z or 0-9, not '{}'",
+                    ch.escape_default()
+                )
             }
             IdError::BadChar { ch, index } => write!(
                 f,
-                "device id has {ch:?} at position {index}; only a-z, 0-9 and '-' are allowed"
+                "device id has '{}' at position {index}; only a-z, 0-9 and '-' are allowed",
+                ch.escape_default()
             ),
         }
     }

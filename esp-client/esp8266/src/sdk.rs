@@ -64,6 +64,9 @@ pub const SYSTEM_PARTITION_SYSTEM_PARAMETER: u32 = 6;
 /// `flash_size_map`: 4 MiB, 1024 KiB + 1024 KiB (`FLASH_SIZE_32M_MAP_1024_1024`).
 pub const FLASH_SIZE_32M_MAP_1024_1024: u32 = 6;
 
+/// `system_update_cpu_freq` value (`SYS_CPU_160MHZ`).
+pub const SYS_CPU_160MHZ: u8 = 160;
+
 /// `wifi_set_opmode` value.
 pub const STATION_MODE: u8 = 1;
 
@@ -84,6 +87,7 @@ extern "C" {
     pub fn system_restart();
     pub fn system_soft_wdt_feed();
     pub fn system_get_free_heap_size() -> u32;
+    pub fn system_update_cpu_freq(freq: u8) -> bool;
     pub fn system_partition_table_regist(
         table: *const partition_item_t,
         num: u32,

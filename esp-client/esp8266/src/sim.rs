@@ -101,6 +101,60 @@ impl<const N: usize> NorFlash for MemFlash<N> {
     }
 }
 
+/// NOR flash over a borrowed buffer (the OTA scenario's 2 MiB: a `Vec` on the host, RAM that
+/// QEMU provides at 0x50000000 on the LX106).
+pub struct SliceFlash<'a>(pub &'a mut [u8]);
+
+impl ErrorType for SliceFlash<'_> {
+    type Error = NorFlashErrorKind;
+}
+
+impl ReadNorFlash for SliceFlash<'_> {
+    const READ_SIZE: usize = 1;
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
+        let o = offset as usize;
+        let src = self
+            .0
+            .get(o..o + bytes.len())
+            .ok_or(NorFlashErrorKind::OutOfBounds)?;
+        bytes.copy_from_slice(src);
+        Ok(())
+    }
+    fn capacity(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl NorFlash for SliceFlash<'_> {
+    const WRITE_SIZE: usize = 4;
+    const ERASE_SIZE: usize = 4096;
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
+        if !from.is_multiple_of(4096) || !to.is_multiple_of(4096) {
+            return Err(NorFlashErrorKind::NotAligned);
+        }
+        let r = self
+            .0
+            .get_mut(from as usize..to as usize)
+            .ok_or(NorFlashErrorKind::OutOfBounds)?;
+        r.fill(0xFF);
+        Ok(())
+    }
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
+        if !offset.is_multiple_of(4) || !bytes.len().is_multiple_of(4) {
+            return Err(NorFlashErrorKind::NotAligned);
+        }
+        let o = offset as usize;
+        let d = self
+            .0
+            .get_mut(o..o + bytes.len())
+            .ok_or(NorFlashErrorKind::OutOfBounds)?;
+        for (d, s) in d.iter_mut().zip(bytes) {
+            *d &= *s;
+        }
+        Ok(())
+    }
+}
+
 /// A byte queue of fixed capacity.
 struct Queue<const N: usize> {
     buf: [u8; N],
@@ -713,8 +767,122 @@ impl<W: Write> World<'_, W> {
     }
 }
 
-/// Runs every scenario in order, printing the transcript to `out`.
-pub fn run_all<W: Write>(out: &mut W) -> Result<(), SimError> {
+/// The OTA scenario's bundle: a 12,000-byte image signed by the test key [`OTA_KEY`]
+/// (tests/ota-bundle.bin; a host test rebuilds it and must get the same bytes).
+pub static OTA_BUNDLE: &[u8] = include_bytes!("../tests/ota-bundle.bin");
+/// The test key's public half, id 1 (the seed is `[7; 32]`, in the host test only).
+pub const OTA_KEY: wire_format::ota::TrustedKey = wire_format::ota::TrustedKey {
+    key_id: 1,
+    public_key: OTA_PUBLIC_KEY,
+};
+const OTA_PUBLIC_KEY: [u8; 32] = [
+    0xea, 0x4a, 0x6c, 0x63, 0xe2, 0x9c, 0x52, 0x0a, 0xbe, 0xf5, 0x50, 0x7b, 0x13, 0x2e, 0xc5, 0xf9,
+    0x95, 0x47, 0x76, 0xae, 0xbe, 0xbe, 0x7b, 0x92, 0x42, 0x1e, 0xea, 0x69, 0x14, 0x46, 0xd2, 0x2c,
+];
+
+/// The OTA application module on its own (esp-client `ota::update::Updater`): the broker side
+/// offers [`OTA_BUNDLE`] and answers every range request from it; the device downloads into the
+/// inactive slot of a 2 MiB NOR flash laid out as the chip's, verifies (SHA-256 + Ed25519),
+/// marks the slot pending and asks for a reset; then the loader's boot decision must pick the
+/// new slot on trial, and the slot must hold the image.
+fn run_ota<W: Write>(out: &mut W, flash: &mut [u8]) -> Result<(), SimError> {
+    use esp_client::ota::update::{Action, OtaSettings, Out, Updater};
+    use esp_client::ota::{BootKind, Layout, Slot};
+    use wire_format::ota::{Target, IMAGE_OFFSET};
+    use wire_format::ota_proto::{Chunk, Offer, Phase, MAX_CHUNK_MSG};
+
+    writeln!(
+        out,
+        "== scenario: OTA download into flash, verify, mark pending, boot decision"
+    )?;
+    flash.fill(0xFF);
+    let layout = Layout::ESP8266_4M;
+    let keys = [OTA_KEY];
+    let mut fl = SliceFlash(flash);
+    let fail = |_| SimError::Expectation("a flash operation failed");
+    let mut now = 0u64;
+    let mut u = Updater::new(
+        &mut fl,
+        layout,
+        Target::Esp8266,
+        OtaSettings::default(),
+        now,
+    );
+    u.online(&mut fl, &keys, now).map_err(fail)?;
+    let offer = Offer::from_bundle(OTA_BUNDLE)
+        .map_err(|_| SimError::Expectation("the bundle makes an offer"))?;
+    let image = &OTA_BUNDLE[IMAGE_OFFSET..];
+    writeln!(out, "broker: -> offer ({} image bytes)", image.len())?;
+    u.on_offer(&mut fl, &keys, &offer.to_bytes(), now)
+        .map_err(fail)?;
+    let (mut requests, mut chunk_bytes) = (0u32, 0usize);
+    let mut last_phase = None;
+    let mut buf = [0u8; MAX_CHUNK_MSG];
+    for _ in 0..10_000 {
+        let Some(msg) = u.next_message(&mut fl, now).map_err(fail)? else {
+            if let Action::Reboot = u.poll(now) {
+                writeln!(out, "device: reset requested at {now} ms")?;
+                break;
+            }
+            now = u.next_deadline(now).max(now + 1);
+            continue;
+        };
+        match msg {
+            Out::Request(r) => {
+                requests += 1;
+                let at = r.offset as usize;
+                let data = image
+                    .get(at..(at + usize::from(r.len)).min(image.len()))
+                    .ok_or(SimError::Expectation("a request inside the image"))?;
+                let n = Chunk {
+                    bundle_id: r.bundle_id,
+                    offset: r.offset,
+                    data,
+                }
+                .emit(&mut buf)
+                .map_err(|_| SimError::Expectation("a chunk fits"))?;
+                chunk_bytes += data.len();
+                u.on_chunk(&mut fl, &buf[..n], now).map_err(fail)?;
+            }
+            Out::Status(st) => {
+                let kind = core::mem::discriminant(&st.phase);
+                if last_phase != Some(kind) {
+                    last_phase = Some(kind);
+                    writeln!(
+                        out,
+                        "device: <- status {:?} received {}/{}",
+                        st.phase, st.received, st.image_len
+                    )?;
+                }
+                if let Phase::Refused(_) | Phase::RolledBack(_) = st.phase {
+                    return Err(SimError::Expectation("the update went through"));
+                }
+            }
+        }
+    }
+    writeln!(
+        out,
+        "broker: answered {requests} range requests with {chunk_bytes} image bytes"
+    )?;
+    let written =
+        fl.0.get(layout.slot(Slot::B).image as usize..)
+            .and_then(|s| s.get(..image.len()))
+            .ok_or(SimError::Expectation("slot B inside the flash"))?;
+    if written != image {
+        return Err(SimError::Expectation("slot B holds the image"));
+    }
+    writeln!(out, "flash: slot B holds the {} image bytes", image.len())?;
+    let boot = esp_client::ota::boot(&mut fl, &layout);
+    writeln!(out, "loader: boots slot {} ({:?})", boot.slot, boot.kind)?;
+    if boot.slot != Slot::B || boot.kind != (BootKind::Trial { attempt: 1 }) {
+        return Err(SimError::Expectation("the loader tries the new image"));
+    }
+    Ok(())
+}
+
+/// Runs every scenario in order, printing the transcript to `out`. `ota_flash` (2 MiB) is the
+/// OTA scenario's flash chip.
+pub fn run_all<W: Write>(out: &mut W, ota_flash: &mut [u8]) -> Result<(), SimError> {
     let mut flash = MemFlash([0xFF; FLASH_LEN]);
     config_blob(&mut flash.0[..4096])?;
     let settings = Settings {
@@ -724,7 +892,7 @@ pub fn run_all<W: Write>(out: &mut W) -> Result<(), SimError> {
     };
     writeln!(
         out,
-        "== esp-client core on {}: boot, command round trip, dropped connection",
+        "== esp-client core on {}: boot, command round trip, dropped connection, OTA",
         if cfg!(target_arch = "xtensa") {
             "LX106"
         } else {
@@ -800,23 +968,67 @@ pub fn run_all<W: Write>(out: &mut W) -> Result<(), SimError> {
     if w.board.resets != 0 {
         return Err(SimError::Expectation("no reset"));
     }
-    w.board.line(format_args!("== all scenarios passed"));
     if w.board.out_failed {
         return Err(SimError::Output);
     }
+    run_ota(w.board.out, ota_flash)?;
+    writeln!(w.board.out, "== all scenarios passed")?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use std::string::String;
+    use std::vec::Vec;
+
+    /// tests/ota-bundle.bin is what this makes: a pseudo-random 12,000-byte image (three flash
+    /// sectors, the last one partial), version 1.2.0, counter 1, signed with the seed-[7; 32]
+    /// Ed25519 key. `UPDATE_TRANSCRIPT=1` rewrites it too.
+    #[test]
+    fn the_ota_fixture_is_reproducible() {
+        use ed25519_dalek::{Signer, SigningKey};
+        use wire_format::ota::{sha256, signing_message, Header, Target, Version};
+        let key = SigningKey::from_bytes(&[7; 32]);
+        assert_eq!(key.verifying_key().to_bytes(), super::OTA_PUBLIC_KEY);
+        let mut x = 0x1234_5678u32;
+        let image: Vec<u8> = (0..12_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        let header = Header {
+            target: Target::Esp8266,
+            key_id: 1,
+            security_counter: 1,
+            image_len: image.len() as u32,
+            version: Version {
+                major: 1,
+                minor: 2,
+                patch: 0,
+            },
+            build_time: 1_760_000_000,
+            image_sha256: sha256(&image),
+        }
+        .to_bytes();
+        let sig = key.sign(&signing_message(&header)).to_bytes();
+        let bundle = [&header[..], &sig[..], &image[..]].concat();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ota-bundle.bin");
+        if std::env::var_os("UPDATE_TRANSCRIPT").is_some() {
+            std::fs::write(path, &bundle).unwrap();
+        }
+        assert_eq!(std::fs::read(path).unwrap(), bundle, "{path} is stale");
+    }
 
     /// The host run prints the committed transcript (the LX106 run in QEMU must print the same:
     /// tests/lx106.rs). `UPDATE_TRANSCRIPT=1` rewrites the file after a deliberate change.
     #[test]
     fn host_transcript_matches_the_committed_one() {
         let mut out = String::new();
-        let r = super::run_all(&mut out);
+        let mut flash = std::vec![0xFFu8; 2 << 20];
+        let r = super::run_all(&mut out, &mut flash);
         assert!(r.is_ok(), "{:?}\n{out}", r);
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lx106-transcript.txt");
         let body = out.split_once('\n').unwrap().1;

@@ -19,6 +19,16 @@ impl Unlinked {
     }
 }
 
+/// What a transport can tell the log about its memory (the board prints it once online).
+pub trait Diagnostics {
+    /// Deepest use so far of the TLS engine's own stack, and its size.
+    fn tls_stack_use(&self) -> Option<(usize, usize)> {
+        None
+    }
+}
+
+impl Diagnostics for Unlinked {}
+
 impl embedded_io::ErrorType for Unlinked {
     type Error = embedded_io::ErrorKind;
 }
@@ -74,8 +84,9 @@ impl Transport for Unlinked {
 
 /// The chip's TLS session (BearSSL, `esptls`) over the SDK's espconn TCP, from the TLS
 /// library's `espconn_tls.h`. The session (≈ 16 KiB: record buffers, X.509 and handshake
-/// state, and the TLS engine's own stack) is taken from the SDK heap at `connect_start` and given back at `close`, so it does
-/// not lower the heap the SDK has at boot.
+/// state, and the TLS engine's own stack) is taken from the SDK heap at the first `connect_start`
+/// and kept (wiped at every `close`): it does not lower the heap the SDK has at boot, and a heap
+/// fragmented by WiFi and lwIP cannot refuse it on a later reconnect.
 #[cfg(feature = "tls")]
 pub mod tls {
     use core::ffi::{c_char, c_void};
@@ -117,6 +128,21 @@ pub mod tls {
         fn espconn_tls_write_ready(c: *mut c_void) -> i32;
         fn espconn_tls_write(c: *mut c_void, buf: *const u8, len: usize) -> i32;
         fn espconn_tls_close(c: *mut c_void);
+        fn espconn_tls_stack_high_water(c: *const c_void) -> usize;
+    }
+
+    /// `ESPTLS_STACK_LEN` in espconn_tls.h.
+    const TLS_STACK_LEN: usize = 6656;
+
+    impl super::Diagnostics for EspTls {
+        fn tls_stack_use(&self) -> Option<(usize, usize)> {
+            if self.session.is_null() {
+                return None;
+            }
+            // SAFETY: the session's memory, kept once allocated; the call only reads it.
+            let used = unsafe { espconn_tls_stack_high_water(self.session) };
+            Some((used, TLS_STACK_LEN))
+        }
     }
 
     fn map(code: i32) -> ConnectError {
@@ -131,7 +157,10 @@ pub mod tls {
 
     /// The board's `Transport`: at most one session, on the heap while it exists.
     pub struct EspTls {
+        /// The session's memory: null until the first connect, then kept.
         session: *mut c_void,
+        /// A connection was started and not closed since.
+        open: bool,
         /// The broker's name, NUL-terminated, alive as long as the session (DNS keeps it).
         host: [u8; 254],
     }
@@ -140,6 +169,7 @@ pub mod tls {
         pub const fn new() -> Self {
             EspTls {
                 session: core::ptr::null_mut(),
+                open: false,
                 host: [0; 254],
             }
         }
@@ -164,7 +194,7 @@ pub mod tls {
 
     impl embedded_io::ReadReady for EspTls {
         fn read_ready(&mut self) -> Result<bool, Self::Error> {
-            if self.session.is_null() {
+            if !self.open {
                 return Err(embedded_io::ErrorKind::NotConnected);
             }
             // SAFETY: a live session from connect_start.
@@ -174,7 +204,7 @@ pub mod tls {
 
     impl embedded_io::Read for EspTls {
         fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
-            if self.session.is_null() {
+            if !self.open {
                 return Err(embedded_io::ErrorKind::NotConnected);
             }
             // SAFETY: a live session; `buf` is valid for its length.
@@ -187,7 +217,7 @@ pub mod tls {
 
     impl embedded_io::WriteReady for EspTls {
         fn write_ready(&mut self) -> Result<bool, Self::Error> {
-            if self.session.is_null() {
+            if !self.open {
                 return Err(embedded_io::ErrorKind::NotConnected);
             }
             // SAFETY: a live session.
@@ -197,7 +227,7 @@ pub mod tls {
 
     impl embedded_io::Write for EspTls {
         fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
-            if self.session.is_null() {
+            if !self.open {
                 return Err(embedded_io::ErrorKind::NotConnected);
             }
             // SAFETY: a live session; `buf` is valid for its length.
@@ -225,18 +255,22 @@ pub mod tls {
             }
             self.host[..host.len()].copy_from_slice(host);
             self.host[host.len()] = 0;
-            // SAFETY: SDK heap, zeroed; freed in `close`.
-            let session =
-                unsafe { sdk::pvPortZalloc(esp_tls_session_size(), c"esptls".as_ptr(), 0) };
-            if session.is_null() {
-                log_line(format_args!(
-                    "esp-client: no heap left for a TLS session ({} bytes free)",
-                    // SAFETY: plain SDK call.
-                    unsafe { sdk::system_get_free_heap_size() }
-                ));
-                return Err(ConnectError::Handshake);
+            if self.session.is_null() {
+                // SAFETY: SDK heap, zeroed. Taken once and kept: a block this large may not be
+                // found again once WiFi and lwIP have fragmented the heap.
+                let session =
+                    unsafe { sdk::pvPortZalloc(esp_tls_session_size(), c"esptls".as_ptr(), 0) };
+                if session.is_null() {
+                    log_line(format_args!(
+                        "esp-client: no heap left for a TLS session ({} bytes free)",
+                        // SAFETY: plain SDK call.
+                        unsafe { sdk::system_get_free_heap_size() }
+                    ));
+                    return Err(ConnectError::Handshake);
+                }
+                self.session = session;
             }
-            self.session = session;
+            self.open = true;
             let mut seed = [0u8; 32];
             for c in seed.chunks_mut(4) {
                 // SAFETY: plain SDK call (the hardware RNG).
@@ -275,7 +309,7 @@ pub mod tls {
             _server: Server<'_>,
             tls: &TlsMaterial<'_>,
         ) -> Poll<Result<(), ConnectError>> {
-            if self.session.is_null() {
+            if !self.open {
                 return Poll::Ready(Err(ConnectError::Tcp));
             }
             // SAFETY: a live session; the certificate is valid for its length.
@@ -294,13 +328,11 @@ pub mod tls {
         }
 
         fn close(&mut self) {
-            if !self.session.is_null() {
-                // SAFETY: a live session: closed (TCP dropped, key wiped), then freed once.
-                unsafe {
-                    espconn_tls_close(self.session);
-                    sdk::vPortFree(self.session, c"esptls".as_ptr(), 0);
-                }
-                self.session = core::ptr::null_mut();
+            if self.open {
+                // SAFETY: a started session: TCP dropped, key copy and session wiped. The
+                // memory stays ours for the next connection.
+                unsafe { espconn_tls_close(self.session) };
+                self.open = false;
             }
         }
     }

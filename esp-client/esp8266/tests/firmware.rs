@@ -27,16 +27,20 @@ fn build() -> &'static Path {
     static OUT: OnceLock<PathBuf> = OnceLock::new();
     OUT.get_or_init(|| {
         let out = root().join("target/esp8266");
-        let st = Command::new("bash")
+        let run = Command::new("bash")
             .arg(root().join("esp-client/esp8266/build.sh"))
             .arg(what)
             .env("ESP8266_OUT", &out)
-            .status()
+            .output()
             .expect("cannot run bash");
         assert!(
-            st.success(),
-            "esp-client/esp8266/build.sh {what} failed ({st})"
+            run.status.success(),
+            "esp-client/esp8266/build.sh {what} failed ({}):\n{}\n{}",
+            run.status,
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
         );
+        print!("{}", String::from_utf8_lossy(&run.stdout));
         out
     })
 }
@@ -94,7 +98,7 @@ fn the_core_runs_its_scenarios_on_the_lx106_with_the_host_transcript() {
     let (code, stdout) = qemu(&out.join("lx106-sim.elf"));
     let (first, body) = stdout.split_once('\n').unwrap_or((&stdout, ""));
     assert_eq!(
-        first, "== esp-client core on LX106: boot, command round trip, dropped connection",
+        first, "== esp-client core on LX106: boot, command round trip, dropped connection, OTA",
         "not the LX106 build, or no output:\n{stdout}"
     );
     let want = std::fs::read_to_string(

@@ -459,11 +459,46 @@ dispatch(void *arg)
 	}
 }
 
+#define STACK_FILL 0xA5A5A5A5u
+#define CANARY_WORDS 4
+
 static int
 run(struct call *k)
 {
-	esptls_call_on_stack(dispatch, k, (unsigned char *)k->c->stack + sizeof k->c->stack);
+	struct espconn_tls *c = k->c;
+	size_t i;
+
+	if (!c->painted) {
+		/* Once per struct: later calls leave untouched what they did not reach. */
+		for (i = 0; i < sizeof c->stack / sizeof c->stack[0]; i ++) {
+			c->stack[i] = STACK_FILL;
+		}
+		c->painted = 1;
+	}
+	esptls_call_on_stack(dispatch, k, (unsigned char *)c->stack + sizeof c->stack);
+	for (i = 0; i < CANARY_WORDS; i ++) {
+		if (c->stack[i] != STACK_FILL) {
+			/* Memory below the stack (the end of the session) may be damaged: drop it. */
+			close_impl(c);
+			c->error = ETLS_ERR_STACK;
+			c->phase = ETLS_FAILED;
+			return ETLS_ERR_STACK;
+		}
+	}
 	return k->ret;
+}
+
+size_t
+espconn_tls_stack_high_water(const struct espconn_tls *c)
+{
+	size_t i, n = sizeof c->stack / sizeof c->stack[0];
+
+	if (!c->painted) {
+		return 0;
+	}
+	for (i = 0; i < n && c->stack[i] == STACK_FILL; i ++) {
+	}
+	return (n - i) * sizeof c->stack[0];
 }
 
 struct espconn_tls *

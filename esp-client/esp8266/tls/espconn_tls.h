@@ -38,6 +38,7 @@
 #define ETLS_ERR_HANDSHAKE (-13)
 #define ETLS_ERR_CLIENT_IDENTITY (-14)
 #define ETLS_ERR_CLOSED (-15)
+#define ETLS_ERR_STACK (-16)      /* the engine's stack overflowed: session dropped */
 
 /* Connection phases (for logs). */
 #define ETLS_IDLE 0
@@ -66,9 +67,17 @@ struct espconn_tls {
 	volatile uint8 sent_done;    /* espconn's sent callback fired for `inflight` */
 	uint16 inflight;             /* record bytes handed to espconn_send, not yet acked */
 	uint16 port;
+	uint8 painted;               /* the engine's stack carries the fill pattern */
 	struct esptls tls;
 	uint32 stack[ESPTLS_STACK_LEN / 4] __attribute__((aligned(16)));
 };
+
+/*
+ * The deepest the engine's stack has been (bytes, over the struct's lifetime): for a log line on
+ * a board, where interrupt handlers also run on it. The lowest 16 bytes are a canary: a call
+ * that overwrote them ends the session with ETLS_ERR_STACK.
+ */
+size_t espconn_tls_stack_high_water(const struct espconn_tls *c);
 
 /* One zeroed struct espconn_tls from the SDK heap (os_zalloc), or NULL. Keep it for good:
  * allocating once avoids fragmenting the small heap by reconnects. */

@@ -139,14 +139,13 @@ dn_append(void *ctx, const void *data, size_t len)
 
 /* The P-256 public point of a DER certificate, copied into q[65]; 0 if not one. */
 static int
-cert_p256_point(struct esptls *t, const unsigned char *der, size_t len,
+cert_p256_point(const unsigned char *der, size_t len,
 	br_x509_decoder_context *xd, unsigned char q[65], struct dn_sink *dn)
 {
 	const br_x509_pkey *pk;
 
 	br_x509_decoder_init(xd, dn != NULL ? dn_append : 0, dn, 0, 0);
 	br_x509_decoder_push(xd, der, len);
-	(void)t;
 	pk = br_x509_decoder_get_pkey(xd);
 	if (br_x509_decoder_last_error(xd) != 0 || pk == NULL
 		|| pk->key_type != BR_KEYTYPE_EC
@@ -192,7 +191,7 @@ esptls_start(struct esptls *t, const char *host,
 	dn.buf = t->ta_dn;
 	dn.len = 0;
 	dn.overflow = 0;
-	if (!cert_p256_point(t, ca_der, ca_len, &t->u.xd, t->ta_q, &dn)
+	if (!cert_p256_point(ca_der, ca_len, &t->u.xd, t->ta_q, &dn)
 		|| dn.overflow || !br_x509_decoder_isCA(&t->u.xd))
 	{
 		esptls_wipe(t);
@@ -224,7 +223,7 @@ esptls_start(struct esptls *t, const char *host,
 	memset(&t->u, 0, sizeof t->u);
 
 	/* Client certificate: a P-256 key, and the one that belongs to our private key. */
-	if (!cert_p256_point(t, cert_der, cert_len, &t->u.xd, cert_q, NULL)
+	if (!cert_p256_point(cert_der, cert_len, &t->u.xd, cert_q, NULL)
 		|| br_ec_compute_pub(&br_ec_p256_m15, &pub, pub_buf, &t->sk) != 65
 		|| memcmp(pub.q, cert_q, 65) != 0)
 	{

@@ -117,6 +117,8 @@ pub struct Report {
     pub connect_ms: [u64; 4],
     /// Most TLS handshakes completed within one second.
     pub peak_handshakes_per_s: usize,
+    /// TLS handshakes completed in each second since start.
+    pub handshakes_per_s: Vec<usize>,
     /// Seconds since start when every device was online for the last time (None: not yet).
     pub all_online_at_s: Option<f64>,
 }
@@ -129,7 +131,7 @@ impl Report {
             "{{\"devices\":{},\"online\":{},\"connects\":{},\"telemetry_sent\":{},\
              \"telemetry_acked\":{},\"telemetry_dropped\":{},\"retransmits\":{},\
              \"connect_ms\":{{\"p50\":{p50},\"p90\":{p90},\"p99\":{p99},\"max\":{max}}},\
-             \"peak_handshakes_per_s\":{},\"all_online_at_s\":{}}}",
+             \"peak_handshakes_per_s\":{},\"all_online_at_s\":{},\"handshakes_per_s\":{:?}}}",
             self.devices,
             self.online,
             self.connects,
@@ -140,6 +142,7 @@ impl Report {
             self.peak_handshakes_per_s,
             self.all_online_at_s
                 .map_or("null".to_string(), |t| format!("{t:.1}")),
+            self.handshakes_per_s,
         )
     }
 
@@ -315,6 +318,10 @@ impl Fleet {
             lat.last().copied().unwrap_or(0),
         ];
         r.peak_handshakes_per_s = per_second.values().copied().max().unwrap_or(0);
+        let seconds = per_second.keys().max().map_or(0, |s| s + 1);
+        r.handshakes_per_s = (0..seconds)
+            .map(|s| per_second.get(&s).copied().unwrap_or(0))
+            .collect();
         r
     }
 }

@@ -4,6 +4,8 @@
 #pragma once
 #include <string>
 
+#include "Arduino.h"
+
 #define BR_KEYTYPE_RSA 1
 #define BR_KEYTYPE_EC 2
 #define BR_KEYTYPE_KEYX 0x10
@@ -25,7 +27,7 @@ class PrivateKey {
   std::string pem;
 };
 
-class WiFiClientSecure {
+class WiFiClientSecure : public Client {
  public:
   void setTrustAnchors(const X509List *ta) { trust = ta; }
   void setClientECCert(const X509List *cert, const PrivateKey *sk, unsigned allowed_usages,

@@ -73,6 +73,8 @@ PROTO(system_get_time, uint32 (*)(void));
 PROTO(system_restart, void (*)(void));
 PROTO(system_soft_wdt_feed, void (*)(void));
 PROTO(system_get_free_heap_size, uint32 (*)(void));
+PROTO(system_update_cpu_freq, bool (*)(uint8));
+_Static_assert(SYS_CPU_160MHZ == 160, "SYS_CPU_160MHZ");
 PROTO(system_partition_table_regist, bool (*)(const partition_item_t *, uint32_t, uint32_t));
 PROTO(system_rtc_mem_read, bool (*)(uint8, void *, uint16));
 PROTO(wifi_set_opmode, bool (*)(uint8));

@@ -97,6 +97,10 @@ pub extern "C" fn user_pre_init() {
 
 #[no_mangle]
 pub extern "C" fn user_init() {
+    // 160 MHz: the TLS handshake's longest step (a P-256 operation, one SDK callback) takes
+    // half as long (docs/esp8266-tls.md, "Time").
+    // SAFETY: plain SDK call.
+    unsafe { sdk::system_update_cpu_freq(sdk::SYS_CPU_160MHZ) };
     log_line(format_args!(
         "esp-client {} on ESP8266, slot {}, heap free {} bytes",
         env!("CARGO_PKG_VERSION"),

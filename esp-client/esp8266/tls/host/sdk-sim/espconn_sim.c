@@ -25,9 +25,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "espconn.h"
+#include "espconn_tls.h"
 #include "user_interface.h"
 
 static struct {
@@ -62,14 +64,35 @@ pvPortZalloc(size_t sz, const char *file, unsigned line)
 	return calloc(1, sz);
 }
 
-/* The chip switches stacks in tls_stack.S (proven in the QEMU replay); here a plain call. */
+/*
+ * The chip switches stacks in tls_stack.S (proven in the QEMU replay); here ucontext does the
+ * same, so the transport runs on the struct's own stack on the host too (its canary and
+ * high-water mark see real use). The stack is ESPTLS_STACK_LEN bytes below `stack_top`.
+ */
 void esptls_call_on_stack(void (*fn)(void *), void *arg, void *stack_top);
+
+static void (*trampoline_fn)(void *);
+static void *trampoline_arg;
+
+static void
+trampoline(void)
+{
+	trampoline_fn(trampoline_arg);
+}
 
 void
 esptls_call_on_stack(void (*fn)(void *), void *arg, void *stack_top)
 {
-	(void)stack_top;
-	fn(arg);
+	static ucontext_t caller, callee;
+
+	trampoline_fn = fn;
+	trampoline_arg = arg;
+	getcontext(&callee);
+	callee.uc_stack.ss_sp = (unsigned char *)stack_top - ESPTLS_STACK_LEN;
+	callee.uc_stack.ss_size = ESPTLS_STACK_LEN;
+	callee.uc_link = &caller;
+	makecontext(&callee, trampoline, 0);
+	swapcontext(&caller, &callee);
 }
 
 /* Drops the connection. A DNS lookup in flight stays in flight: lwIP cannot cancel one, and

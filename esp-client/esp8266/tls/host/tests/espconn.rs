@@ -40,6 +40,7 @@ extern "C" {
     fn espconn_sim_run() -> i32;
     fn espconn_sim_wdt_feeds() -> u64;
     fn espconn_sim_window() -> u32;
+    fn espconn_tls_stack_high_water(c: *const EspconnTls) -> usize;
 }
 
 const ETLS_PENDING: i32 = 0;
@@ -243,6 +244,25 @@ fn the_chip_glue_connects_publishes_and_refuses() {
     assert_eq!(
         operator_receives(&setup, "devices/dev1/status").as_deref(),
         Some(&body[..])
+    );
+
+    // The engine ran on the struct's own stack (ucontext here, tls_stack.S on the chip).
+    let header = std::fs::read_to_string(
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../espconn_tls.h"),
+    )
+    .unwrap();
+    let stack_len: usize = header
+        .lines()
+        .find_map(|l| l.strip_prefix("#define ESPTLS_STACK_LEN "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let high = unsafe { espconn_tls_stack_high_water(conn.c) };
+    eprintln!("engine stack high water on x86-64: {high} of {stack_len} bytes");
+    assert!(
+        high > 1024 && high + 256 <= stack_len,
+        "stack high water {high}"
     );
 
     // The broker goes away: the next read reports the end, it does not hang or succeed.
