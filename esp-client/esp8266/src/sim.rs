@@ -796,7 +796,7 @@ fn run_ota<W: Write>(out: &mut W, flash: &mut [u8]) -> Result<(), SimError> {
         "== scenario: OTA download into flash, verify, mark pending, boot decision"
     )?;
     flash.fill(0xFF);
-    let layout = Layout::ESP8266_4M;
+    let layout: &'static Layout = &Layout::ESP8266_4M;
     let keys = [OTA_KEY];
     let mut fl = SliceFlash(flash);
     let fail = |_| SimError::Expectation("a flash operation failed");
@@ -872,7 +872,7 @@ fn run_ota<W: Write>(out: &mut W, flash: &mut [u8]) -> Result<(), SimError> {
         return Err(SimError::Expectation("slot B holds the image"));
     }
     writeln!(out, "flash: slot B holds the {} image bytes", image.len())?;
-    let boot = esp_client::ota::boot(&mut fl, &layout);
+    let boot = esp_client::ota::boot(&mut fl, layout);
     writeln!(out, "loader: boots slot {} ({:?})", boot.slot, boot.kind)?;
     if boot.slot != Slot::B || boot.kind != (BootKind::Trial { attempt: 1 }) {
         return Err(SimError::Expectation("the loader tries the new image"));
