@@ -742,8 +742,8 @@ impl<'f, W: Write> Board for SimBoard<'_, 'f, W> {
             b.slot, b.kind
         ));
     }
-    fn ota_layout(&self) -> Option<esp_client::ota::Layout> {
-        Some(esp_client::ota::Layout::ESP8266_4M)
+    fn ota_layout(&self) -> Option<&'static esp_client::ota::Layout> {
+        Some(&esp_client::ota::Layout::ESP8266_4M)
     }
     fn log(&mut self, line: core::fmt::Arguments<'_>) {
         self.line(format_args!("device: {line}"));

@@ -1,6 +1,7 @@
 //! The update end to end over the simulated NOR flash: a device (loader step + [`Updater`]) and
 //! an in-memory operator that answers requests, with the power cut at every flash operation.
 
+use std::boxed::Box;
 use std::vec::Vec;
 
 use ed25519_dalek::{Signer, SigningKey};
@@ -130,10 +131,11 @@ impl Dev {
     pub fn new(flash: SimFlash, layout: Layout) -> Dev {
         let mut flash = flash;
         let b = boot::boot(&mut flash, &layout);
+        let layout: &'static Layout = Box::leak(Box::new(layout));
         let updater = Updater::new(&mut flash, layout, Target::Esp8266, settings(), 0);
         Dev {
             flash,
-            layout,
+            layout: *layout,
             updater,
             now: 0,
             booted: b.slot,
@@ -151,9 +153,10 @@ impl Dev {
         self.booted = b.slot;
         self.boot_kind = b.kind;
         self.now += 1_000;
+        let layout: &'static Layout = Box::leak(Box::new(self.layout));
         self.updater = Updater::new(
             &mut self.flash,
-            self.layout,
+            layout,
             Target::Esp8266,
             settings(),
             self.now,
