@@ -160,7 +160,7 @@ pub trait Board {
     fn avr(&mut self) -> &mut Self::Avr;
     /// Where the OTA slots and the boot state lie in [`Board::flash`] (docs/flash-layout.md);
     /// `None` (the default): this board does not update over the air.
-    fn ota_layout(&self) -> Option<crate::ota::Layout> {
+    fn ota_layout(&self) -> Option<&'static crate::ota::Layout> {
         None
     }
     /// Randomness for backoff jitter (hardware RNG on the ESP8266).

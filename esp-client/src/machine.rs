@@ -433,7 +433,6 @@ impl Device {
                 // Cannot overflow: ids are at most 63 bytes (checked by parse).
                 let _ = write!(self.prefix, "devices/{}/", cfg.device_id);
                 self.telemetry.period_ms = u64::from(cfg.telemetry_period_s) * 1000;
-                self.ota.set_keys(&cfg);
                 board.log(format_args!("config: device {}", cfg.device_id));
                 let deadline = now + self.settings.network_timeout_ms;
                 self.go(board, now, State::NetworkUp { deadline });
@@ -661,7 +660,8 @@ impl Device {
                 if let Some(rest) = suffix.strip_prefix(Commands::PREFIX) {
                     self.commands.on_publish(&mut ctx, rest, &msg)?;
                 } else if let Some(rest) = suffix.strip_prefix(Ota::PREFIX) {
-                    self.ota.on_publish(&mut ctx, rest, &msg);
+                    let (keys, n) = Ota::keys(self.config.get().as_ref());
+                    self.ota.on_publish(&mut ctx, rest, &msg, &keys[..n]);
                 }
                 if early {
                     Step::EarlyPublish
@@ -722,7 +722,8 @@ impl Device {
         self.telemetry.on_online(now);
         self.commands.on_online(now);
         // The one place a trial image is confirmed: CONNACK and SUBACK are in.
-        self.ota.on_online(board, now);
+        let (keys, n) = Ota::keys(self.config.get().as_ref());
+        self.ota.on_online(board, &keys[..n], now);
         let mut ctx = Ctx {
             board,
             out: self.session.sender(),

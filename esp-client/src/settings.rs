@@ -27,7 +27,7 @@ pub const PAYLOAD_BUF: usize = 256;
 /// themselves are read in place from the receive buffer).
 pub const OTA_RAM_BUDGET: usize = 1536;
 /// RAM budget of the core's state (`Device`): 9 KiB for the lifecycle, the session and the
-/// applications without OTA (8752 bytes today), plus [`OTA_RAM_BUDGET`]. Stated in
+/// applications without OTA, plus [`OTA_RAM_BUDGET`]. Figures stated in
 /// docs/esp-client.md, checked by `transcripts::ram_budget`.
 pub const RAM_BUDGET: usize = 9 * 1024 + OTA_RAM_BUDGET;
 

@@ -95,6 +95,7 @@ pub fn configure(dir: &Path, opts: &BrokerOptions) -> Result<BrokerReport> {
                 "max_inflight_messages",
                 "max_queued_messages",
                 "max_queued_bytes",
+                "set_tcp_nodelay",
             ],
         )?,
         None => Vec::new(),
@@ -303,6 +304,9 @@ max_packet_size {max_packet_size}
 max_inflight_messages {MAX_INFLIGHT_MESSAGES}
 max_queued_messages {MAX_QUEUED_MESSAGES}
 max_queued_bytes {MAX_QUEUED_BYTES}
+# Small messages leave at once (TCP_NODELAY): an OTA chunk or a command reply does not wait for
+# the peer's acknowledgement of the previous segment (a device's delayed ACK).
+set_tcp_nodelay true
 "
     );
     let acl = f("acl");

@@ -290,6 +290,9 @@ impl Client {
         conn.eventloop
             .network_options
             .set_connection_timeout(timeout.as_secs().max(1));
+        // Small messages (commands, OTA chunks answering requests) go out at once, not after
+        // the broker's acknowledgement of the previous segment.
+        conn.eventloop.network_options.set_tcp_nodelay(true);
 
         // Connect and subscribe in this thread, so failures come back as typed errors.
         let deadline = Instant::now() + timeout;

@@ -165,7 +165,11 @@ impl DeviceCommand {
                         serde_json::to_string_pretty(&devices).expect("serializes")
                     );
                 } else if devices.is_empty() {
-                    println!("no devices; add one with `provision device add ID`");
+                    println!(
+                        "no devices in {}; add one with `provision device add ID` (another \
+                         directory: --dir or PROVISION_DIR)",
+                        provision::error::absolute(dir).display()
+                    );
                 } else {
                     println!("{:<30} {:<32} {:<8} NOT-AFTER", "ID", "SERIAL", "STATUS");
                     for d in devices {

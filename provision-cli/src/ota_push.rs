@@ -487,14 +487,23 @@ impl Push<'_> {
                     Phase::RolledBack(r) if ours || d.stage == Stage::Installing => {
                         self.finish(&id, Outcome::RolledBack, Some(r.name().into()), on_event)
                     }
+                    // This very bundle is being installed: wait for its outcome.
+                    Phase::Refused(Reason::Busy) if ours => d.stage = Stage::Installing,
                     Phase::Refused(Reason::Busy) => {
-                        let reason = if ours {
-                            "busy: a new image is on trial on the device".to_string()
+                        let reason = if status.image_len > 0 && status.received < status.image_len {
+                            format!(
+                                "busy: the device is downloading another bundle ({}, id {:08x}, \
+                                 {} of {} bytes); push that one again to finish it, or wait \
+                                 until the device gives it up",
+                                status.bundle_version,
+                                status.bundle_id,
+                                status.received,
+                                status.image_len
+                            )
                         } else {
                             format!(
-                                "busy: the device is downloading another bundle ({}, id {:08x}); \
-                                 push that one again to finish it, or wait for it to be \
-                                 given up",
+                                "busy: the device is installing another bundle ({}, id {:08x}: \
+                                 pending reboot or on trial); wait for it to confirm or roll back",
                                 status.bundle_version, status.bundle_id
                             )
                         };

@@ -208,6 +208,9 @@ fn the_documented_limits_are_the_written_ones() {
         );
     }
     assert!(doc.contains(&format!("max_queued_bytes {MAX_QUEUED_BYTES}\n")));
+    assert!(
+        doc.contains("| `set_tcp_nodelay` | true |") && doc.contains("\nset_tcp_nodelay true\n")
+    );
 }
 
 /// `--max-packet-size` is the user's explicit choice for a shared broker: never below what a

@@ -46,3 +46,34 @@ fn no_doc_points_at_the_issue_tracker() {
         found.join("\n")
     );
 }
+
+/// The exit-code list from "Exit codes:" to the end of its sentence, backticks and line breaks
+/// dropped.
+fn exit_code_list(text: &str) -> String {
+    let start = text.find("Exit codes:").expect("an exit code list");
+    let rest = &text[start..];
+    let end = [rest.find(".\n"), rest.find(". ")]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(rest.len());
+    rest[..end]
+        .replace('`', "")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn the_readme_lists_the_exit_codes_provision_help_does() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_provision"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    let listed = exit_code_list(&help);
+    assert!(listed.contains(" 10 "), "{listed}");
+    assert_eq!(exit_code_list(&readme), listed);
+}

@@ -234,6 +234,19 @@ fn a_missing_ca_names_the_absolute_directory_and_how_to_point_elsewhere() {
             .stderr(predicate::str::contains("--dir"))
             .stderr(predicate::str::contains("PROVISION_DIR"));
     }
+    // An empty but initialized directory says which one it is.
+    let empty = cwd.path().join("other");
+    ok(&empty, &["init"]);
+    let mut cmd = Command::cargo_bin("provision").unwrap();
+    cmd.current_dir(cwd.path())
+        .env("PROVISION_DIR", "other")
+        .args(["device", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "no devices in {}",
+            empty.display()
+        )));
     // Nothing was created where it looked.
     assert!(!cwd.path().join("certs").exists());
 }

@@ -763,3 +763,38 @@ fn push_survives_a_broker_restart_halfway() {
         "{r}"
     );
 }
+
+/// On a terminal, progress is a bar per device (indicatif), not lines. `script` (util-linux)
+/// gives the command a pseudo-terminal.
+#[test]
+fn a_terminal_gets_a_progress_bar() {
+    let pki = Pki::new(&["dev-a"]);
+    let broker = Broker::start(&pki);
+    let key = keygen(&pki);
+    let b = bundle(&pki, "v2", "2.0.0", 2, 256 * 1024, false);
+    let _peer = Peer::start(&pki, &broker, "dev-a", peer_config(key));
+    let cmd = format!(
+        "{} --dir {} ota push {} --device dev-a",
+        env!("CARGO_BIN_EXE_provision"),
+        pki.path().display(),
+        b.display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("COLUMNS", "120")
+        .env_remove("PROVISION_DIR")
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux) runs");
+    let all = text(&out.stdout);
+    assert!(out.status.success(), "{all}");
+    assert!(
+        all.contains("dev-a [") && all.contains("=>"),
+        "no bar: {all:?}"
+    );
+    assert!(
+        !all.contains("dev-a: sent "),
+        "plain lines on a terminal: {all:?}"
+    );
+    assert!(all.contains("dev-a confirmed 2.0.0"), "{all:?}");
+}

@@ -213,7 +213,7 @@ pub fn log_line(args: core::fmt::Arguments<'_>) {
     }
 }
 
-impl<T: esp_client::board::Transport> Board for EspBoard<T> {
+impl<T: esp_client::board::Transport + crate::transport::Diagnostics> Board for EspBoard<T> {
     type Transport = T;
     type Flash = DataFlash;
     type Avr = AvrIo<Hspi, EtsDelay>;
@@ -303,5 +303,16 @@ impl<T: esp_client::board::Transport> Board for EspBoard<T> {
     }
     fn transition(&mut self, now_ms: u64, from: &State, to: &State) {
         log_line(format_args!("[{now_ms} ms] {from} => {to}"));
+        if to.kind() == esp_client::machine::StateKind::Online {
+            // What a board check compares with the build's figures (docs/esp8266.md).
+            // SAFETY: plain SDK call.
+            let heap = unsafe { sdk::system_get_free_heap_size() };
+            match self.transport.tls_stack_use() {
+                Some((used, len)) => log_line(format_args!(
+                    "esp-client: online, heap free {heap} bytes, TLS stack high water {used} of {len} bytes"
+                )),
+                None => log_line(format_args!("esp-client: online, heap free {heap} bytes")),
+            }
+        }
     }
 }

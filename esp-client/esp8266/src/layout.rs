@@ -74,3 +74,62 @@ const _: () = {
     assert!(SLOT_A + SLOT_SIZE <= OTA.slots[0].trailer);
     assert!(SLOT_B + SLOT_SIZE <= OTA.slots[1].trailer);
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::String;
+    use std::vec::Vec;
+
+    /// The `write-flash` commands the docs give: (address, file) pairs.
+    fn flash_commands(doc: &str) -> Vec<Vec<(u32, String)>> {
+        let mut out = Vec::new();
+        let mut lines = doc.lines();
+        while let Some(l) = lines.next() {
+            if !l.contains("write-flash \\") {
+                continue;
+            }
+            let mut pairs = Vec::new();
+            for l in lines.by_ref() {
+                let mut w = l.split_whitespace();
+                let (Some(addr), Some(file)) = (w.next(), w.next()) else {
+                    break;
+                };
+                let addr = u32::from_str_radix(addr.trim_start_matches("0x"), 16).unwrap();
+                pairs.push((addr, String::from(file)));
+                if !l.trim_end().ends_with('\\') {
+                    break;
+                }
+            }
+            out.push(pairs);
+        }
+        out
+    }
+
+    #[test]
+    fn the_flash_commands_in_the_docs_use_these_addresses() {
+        for doc in ["../../docs/esp8266.md", "../../README.md"] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(doc);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let cmds = flash_commands(&text);
+            assert!(!cmds.is_empty(), "{doc} has no write-flash command");
+            for pairs in cmds {
+                let at = |suffix: &str| {
+                    pairs
+                        .iter()
+                        .find(|(_, f)| f.ends_with(suffix))
+                        .map(|(a, _)| *a)
+                        .unwrap_or_else(|| panic!("{doc}: no {suffix} in {pairs:?}"))
+                };
+                assert_eq!(at("loader.bin"), LOADER, "{doc}");
+                assert_eq!(at("app.bin"), SLOT_A, "{doc}");
+                assert_eq!(at("esp_init_data_default_v08.bin"), PHY_DATA, "{doc}");
+                let config = pairs
+                    .iter()
+                    .find(|(_, f)| f.ends_with(".bin") && !f.starts_with("target/"))
+                    .map(|(a, _)| *a);
+                assert_eq!(config, Some(CONFIG_SECTOR), "{doc}: the config blob");
+            }
+        }
+    }
+}

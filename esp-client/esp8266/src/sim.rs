@@ -21,8 +21,10 @@ use wire_format::device_config::DeviceConfig;
 pub const ID: &str = "kitchen-sensor-1";
 const BUILD_TIME: u64 = 1_760_000_000;
 const SOURCE_TIME: u64 = 1_770_000_000;
-/// Config sector + state sector.
-const FLASH_LEN: usize = 8192;
+/// The flash chip (4 MiB), with the device's config and state sectors where the chip has them.
+const FLASH_LEN: usize = 4 << 20;
+const CONFIG: usize = 0x3F_9000;
+const STATE: usize = 0x3F_A000;
 
 /// Why a scenario failed (the transcript says more).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,55 +56,8 @@ impl core::fmt::Display for SimError {
     }
 }
 
-/// NOR flash in RAM: writes only clear bits, so a missing erase shows.
-pub struct MemFlash<const N: usize>(pub [u8; N]);
-
-impl<const N: usize> ErrorType for MemFlash<N> {
-    type Error = NorFlashErrorKind;
-}
-
-impl<const N: usize> ReadNorFlash for MemFlash<N> {
-    const READ_SIZE: usize = 1;
-    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
-        let o = offset as usize;
-        let src = self
-            .0
-            .get(o..o + bytes.len())
-            .ok_or(NorFlashErrorKind::OutOfBounds)?;
-        bytes.copy_from_slice(src);
-        Ok(())
-    }
-    fn capacity(&self) -> usize {
-        N
-    }
-}
-
-impl<const N: usize> NorFlash for MemFlash<N> {
-    const WRITE_SIZE: usize = 4;
-    const ERASE_SIZE: usize = 4096;
-    fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
-        let r = self
-            .0
-            .get_mut(from as usize..to as usize)
-            .ok_or(NorFlashErrorKind::OutOfBounds)?;
-        r.fill(0xFF);
-        Ok(())
-    }
-    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
-        let o = offset as usize;
-        let d = self
-            .0
-            .get_mut(o..o + bytes.len())
-            .ok_or(NorFlashErrorKind::OutOfBounds)?;
-        for (d, s) in d.iter_mut().zip(bytes) {
-            *d &= *s;
-        }
-        Ok(())
-    }
-}
-
-/// NOR flash over a borrowed buffer (the OTA scenario's 2 MiB: a `Vec` on the host, RAM that
-/// QEMU provides at 0x50000000 on the LX106).
+/// NOR flash over a borrowed buffer (the device's 4 MiB: a `Vec` on the host, RAM that QEMU
+/// provides at 0x50000000 on the LX106). Writes only clear bits, so a missing erase shows.
 pub struct SliceFlash<'a>(pub &'a mut [u8]);
 
 impl ErrorType for SliceFlash<'_> {
@@ -291,7 +246,7 @@ pub struct Broker {
     /// The broker side closed it (the device reads EOF).
     closed_by_broker: bool,
     answer_ping: bool,
-    to_device: Queue<1024>,
+    to_device: Queue<8192>,
     from_device: Queue<1024>,
     /// The Will of the current connection, and the last retained status.
     will: Text<16>,
@@ -299,7 +254,7 @@ pub struct Broker {
     connects: u32,
     fault: Option<SimError>,
     /// Broker-side lines, printed by the board between its own.
-    log: Queue<2048>,
+    log: Queue<4096>,
 }
 
 impl Broker {
@@ -321,7 +276,7 @@ impl Broker {
     }
 
     fn note(&mut self, args: core::fmt::Arguments<'_>) {
-        struct W<'a>(&'a mut Queue<2048>);
+        struct W<'a>(&'a mut Queue<4096>);
         impl Write for W<'_> {
             fn write_str(&mut self, s: &str) -> core::fmt::Result {
                 self.0.push(s.as_bytes()).map_err(|_| core::fmt::Error)
@@ -342,24 +297,99 @@ impl Broker {
         }
     }
 
+    /// Sends a PUBLISH on `devices/<ID>/<suffix>` (QoS 1 with packet id `pkid`, or QoS 0).
+    fn publish(&mut self, suffix: &str, payload: &[u8], qos1: Option<u16>) {
+        let topic_len = "devices/".len() + ID.len() + 1 + suffix.len();
+        let mut remaining = 2 + topic_len + payload.len() + if qos1.is_some() { 2 } else { 0 };
+        let mut hdr = [0u8; 5];
+        hdr[0] = if qos1.is_some() { 0x32 } else { 0x30 };
+        let mut n = 1;
+        loop {
+            let mut b = (remaining % 128) as u8;
+            remaining /= 128;
+            if remaining > 0 {
+                b |= 0x80;
+            }
+            hdr[n] = b;
+            n += 1;
+            if remaining == 0 {
+                break;
+            }
+        }
+        self.send(&hdr[..n]);
+        self.send(&[(topic_len >> 8) as u8, topic_len as u8]);
+        self.send(b"devices/");
+        self.send(ID.as_bytes());
+        self.send(b"/");
+        self.send(suffix.as_bytes());
+        if let Some(id) = qos1 {
+            self.send(&id.to_be_bytes());
+        }
+        self.send(payload);
+    }
+
     /// A PUBLISH on `devices/<ID>/cmd/<name>`, QoS 1, packet id 77.
     pub fn command(&mut self, name: &str, payload: &str) {
-        let topic_len = "devices/".len() + ID.len() + "/cmd/".len() + name.len();
-        let remaining = 2 + topic_len + 2 + payload.len();
-        if remaining > 127 {
-            self.fault = Some(SimError::Expectation("scripted command too long"));
-            return;
-        }
         self.note(format_args!(
             "-> PUBLISH devices/{ID}/cmd/{name} qos=1 id=77 \"{payload}\""
         ));
-        self.send(&[0x32, remaining as u8, 0, topic_len as u8]);
-        self.send(b"devices/");
-        self.send(ID.as_bytes());
-        self.send(b"/cmd/");
-        self.send(name.as_bytes());
-        self.send(&[0, 77]);
-        self.send(payload.as_bytes());
+        let mut suffix = [0u8; 64];
+        let n = 4 + name.len();
+        if n > suffix.len() {
+            self.fault = Some(SimError::Expectation("scripted command too long"));
+            return;
+        }
+        suffix[..4].copy_from_slice(b"cmd/");
+        suffix[4..n].copy_from_slice(name.as_bytes());
+        let suffix = core::str::from_utf8(&suffix[..n]).unwrap_or("cmd/?");
+        self.publish(suffix, payload.as_bytes(), Some(77));
+    }
+
+    /// The operator offers [`OTA_BUNDLE`] (not retained, QoS 1).
+    pub fn offer(&mut self) {
+        match wire_format::ota_proto::Offer::from_bundle(OTA_BUNDLE) {
+            Ok(offer) => {
+                self.note(format_args!(
+                    "-> PUBLISH devices/{ID}/ota/down/offer qos=1 id=78 ({} bytes)",
+                    wire_format::ota_proto::OFFER_LEN
+                ));
+                self.publish("ota/down/offer", &offer.to_bytes(), Some(78));
+            }
+            Err(_) => self.fault = Some(SimError::Expectation("the bundle makes an offer")),
+        }
+    }
+
+    /// Answers a range request from the bundle's image with a chunk (QoS 0).
+    fn answer(&mut self, payload: &[u8]) {
+        use wire_format::ota_proto::{Chunk, Request, MAX_CHUNK_MSG};
+        let Ok(r) = Request::parse(payload) else {
+            self.fault = Some(SimError::Malformed("OTA request"));
+            return;
+        };
+        let image = &OTA_BUNDLE[wire_format::ota::IMAGE_OFFSET..];
+        let at = r.offset as usize;
+        let Some(data) = image.get(at..(at + usize::from(r.len)).min(image.len())) else {
+            self.fault = Some(SimError::Expectation("a request inside the image"));
+            return;
+        };
+        let mut buf = [0u8; MAX_CHUNK_MSG];
+        let chunk = Chunk {
+            bundle_id: r.bundle_id,
+            offset: r.offset,
+            data,
+        };
+        match chunk.emit(&mut buf) {
+            Ok(n) => {
+                self.note(format_args!(
+                    "<- request offset={} len={}, -> chunk of {} bytes",
+                    r.offset,
+                    r.len,
+                    data.len()
+                ));
+                self.publish("ota/down/chunk", &buf[..n], None);
+            }
+            Err(_) => self.fault = Some(SimError::Expectation("a chunk fits")),
+        }
     }
 
     /// The broker process dies: the connection drops (the Will fires) and it refuses new ones.
@@ -443,13 +473,31 @@ impl Broker {
                 let topic = r.string("topic")?;
                 let pkid = if qos > 0 { r.u16("packet id")? } else { 0 };
                 let payload = r.b;
-                self.note(format_args!(
-                    "<- PUBLISH {} qos={qos} retain={} id={pkid} \"{}\"",
-                    Ascii(topic),
-                    first & 1,
-                    Ascii(payload)
-                ));
-                if first & 1 != 0 && topic.ends_with(b"/status") {
+                if topic.ends_with(b"/ota/up/request") {
+                    self.answer(payload);
+                } else if topic.ends_with(b"/ota/up/status") {
+                    match wire_format::ota_proto::Status::parse(payload) {
+                        Ok(st) => self.note(format_args!(
+                            "<- PUBLISH {} qos={qos} retain={} id={pkid}: {} received {}/{} running {}",
+                            Ascii(topic),
+                            first & 1,
+                            st.phase,
+                            st.received,
+                            st.image_len,
+                            st.running
+                        )),
+                        Err(_) => return Err(SimError::Malformed("OTA status")),
+                    }
+                } else {
+                    self.note(format_args!(
+                        "<- PUBLISH {} qos={qos} retain={} id={pkid} \"{}\"",
+                        Ascii(topic),
+                        first & 1,
+                        Ascii(payload)
+                    ));
+                }
+                if first & 1 != 0 && topic.ends_with(b"/status") && !topic.ends_with(b"/up/status")
+                {
                     self.status.set(payload);
                 }
                 if qos == 1 {
@@ -462,13 +510,22 @@ impl Broker {
             }
             8 => {
                 let pkid = r.u16("packet id")?;
-                let filter = r.string("filter")?;
-                let qos = r.u8("requested qos")?;
-                self.note(format_args!(
-                    "<- SUBSCRIBE id={pkid} {} qos={qos}",
-                    Ascii(filter)
-                ));
-                self.send(&[0x90, 3, (pkid >> 8) as u8, pkid as u8, qos]);
+                let mut codes = [0u8; 8];
+                let mut n = 0;
+                while !r.b.is_empty() {
+                    let filter = r.string("filter")?;
+                    let qos = r.u8("requested qos")?;
+                    self.note(format_args!(
+                        "<- SUBSCRIBE id={pkid} {} qos={qos}",
+                        Ascii(filter)
+                    ));
+                    *codes
+                        .get_mut(n)
+                        .ok_or(SimError::Malformed("too many filters"))? = qos;
+                    n += 1;
+                }
+                self.send(&[0x90, 2 + n as u8, (pkid >> 8) as u8, pkid as u8]);
+                self.send(&codes[..n]);
             }
             12 => {
                 if self.answer_ping {
@@ -614,9 +671,10 @@ impl AvrLink for FakeAvr {
 }
 
 /// The fake board: every line it logs goes to `out`, after the broker's lines.
-pub struct SimBoard<'o, W: Write> {
+pub struct SimBoard<'o, 'f, W: Write> {
     pub broker: Broker,
-    flash: MemFlash<FLASH_LEN>,
+    /// The whole 4 MiB flash chip, laid out as the ESP8266's.
+    flash: SliceFlash<'f>,
     avr: FakeAvr,
     rng: u32,
     network: NetStatus,
@@ -628,7 +686,7 @@ pub struct SimBoard<'o, W: Write> {
     resets: u32,
 }
 
-impl<W: Write> SimBoard<'_, W> {
+impl<W: Write> SimBoard<'_, '_, W> {
     fn flush_broker(&mut self) {
         if self.broker.log.len > 0 {
             let text = core::str::from_utf8(self.broker.log.as_slice()).unwrap_or("?\n");
@@ -647,9 +705,9 @@ impl<W: Write> SimBoard<'_, W> {
     }
 }
 
-impl<W: Write> Board for SimBoard<'_, W> {
+impl<'f, W: Write> Board for SimBoard<'_, 'f, W> {
     type Transport = Broker;
-    type Flash = MemFlash<FLASH_LEN>;
+    type Flash = SliceFlash<'f>;
     type Avr = FakeAvr;
 
     fn now_ms(&mut self) -> u64 {
@@ -677,6 +735,15 @@ impl<W: Write> Board for SimBoard<'_, W> {
     fn feed_watchdog(&mut self) {}
     fn reset(&mut self) {
         self.resets += 1;
+        // What the loader does at every boot: the OTA boot decision, persisted before the jump.
+        let b = esp_client::ota::boot(&mut self.flash, &esp_client::ota::Layout::ESP8266_4M);
+        self.line(format_args!(
+            "loader: reset; boots slot {} ({:?})",
+            b.slot, b.kind
+        ));
+    }
+    fn ota_layout(&self) -> Option<&'static esp_client::ota::Layout> {
+        Some(&esp_client::ota::Layout::ESP8266_4M)
     }
     fn log(&mut self, line: core::fmt::Arguments<'_>) {
         self.line(format_args!("device: {line}"));
@@ -699,20 +766,23 @@ fn config_blob(buf: &mut [u8]) -> Result<usize, SimError> {
         client_cert_der: b"\x30\x03crt",
         client_key_der: b"\x30\x03key",
         broker_pin: None,
-        ota_keys: &[],
+        ota_keys: &[wire_format::device_config::ota_key_entry(
+            OTA_KEY.key_id,
+            &OTA_KEY.public_key,
+        )],
     };
     cfg.emit(buf)
         .map_err(|_| SimError::Expectation("the config blob did not encode"))
 }
 
 /// One scenario's world: the device, its board and virtual time.
-struct World<'o, W: Write> {
+struct World<'o, 'f, W: Write> {
     dev: Device,
-    board: SimBoard<'o, W>,
+    board: SimBoard<'o, 'f, W>,
     now: u64,
 }
 
-impl<W: Write> World<'_, W> {
+impl<W: Write> World<'_, '_, W> {
     /// Polls the device whenever it asks to be, from `now` to `until`.
     fn run(&mut self, until: u64) -> Result<(), SimError> {
         let mut same = 0;
@@ -780,114 +850,19 @@ const OTA_PUBLIC_KEY: [u8; 32] = [
     0x95, 0x47, 0x76, 0xae, 0xbe, 0xbe, 0x7b, 0x92, 0x42, 0x1e, 0xea, 0x69, 0x14, 0x46, 0xd2, 0x2c,
 ];
 
-/// The OTA application module on its own (esp-client `ota::update::Updater`): the broker side
-/// offers [`OTA_BUNDLE`] and answers every range request from it; the device downloads into the
-/// inactive slot of a 2 MiB NOR flash laid out as the chip's, verifies (SHA-256 + Ed25519),
-/// marks the slot pending and asks for a reset; then the loader's boot decision must pick the
-/// new slot on trial, and the slot must hold the image.
-fn run_ota<W: Write>(out: &mut W, flash: &mut [u8]) -> Result<(), SimError> {
-    use esp_client::ota::update::{Action, OtaSettings, Out, Updater};
-    use esp_client::ota::{BootKind, Layout, Slot};
-    use wire_format::ota::{Target, IMAGE_OFFSET};
-    use wire_format::ota_proto::{Chunk, Offer, Phase, MAX_CHUNK_MSG};
-
-    writeln!(
-        out,
-        "== scenario: OTA download into flash, verify, mark pending, boot decision"
-    )?;
+/// Runs every scenario in order, printing the transcript to `out`. `flash` (4 MiB) is the
+/// device's flash chip.
+pub fn run_all<W: Write>(out: &mut W, flash: &mut [u8]) -> Result<(), SimError> {
+    if flash.len() < FLASH_LEN {
+        return Err(SimError::Expectation("a 4 MiB flash"));
+    }
     flash.fill(0xFF);
-    let layout = Layout::ESP8266_4M;
-    let keys = [OTA_KEY];
-    let mut fl = SliceFlash(flash);
-    let fail = |_| SimError::Expectation("a flash operation failed");
-    let mut now = 0u64;
-    let mut u = Updater::new(
-        &mut fl,
-        layout,
-        Target::Esp8266,
-        OtaSettings::default(),
-        now,
-    );
-    u.online(&mut fl, &keys, now).map_err(fail)?;
-    let offer = Offer::from_bundle(OTA_BUNDLE)
-        .map_err(|_| SimError::Expectation("the bundle makes an offer"))?;
-    let image = &OTA_BUNDLE[IMAGE_OFFSET..];
-    writeln!(out, "broker: -> offer ({} image bytes)", image.len())?;
-    u.on_offer(&mut fl, &keys, &offer.to_bytes(), now)
-        .map_err(fail)?;
-    let (mut requests, mut chunk_bytes) = (0u32, 0usize);
-    let mut last_phase = None;
-    let mut buf = [0u8; MAX_CHUNK_MSG];
-    for _ in 0..10_000 {
-        let Some(msg) = u.next_message(&mut fl, now).map_err(fail)? else {
-            if let Action::Reboot = u.poll(now) {
-                writeln!(out, "device: reset requested at {now} ms")?;
-                break;
-            }
-            now = u.next_deadline(now).max(now + 1);
-            continue;
-        };
-        match msg {
-            Out::Request(r) => {
-                requests += 1;
-                let at = r.offset as usize;
-                let data = image
-                    .get(at..(at + usize::from(r.len)).min(image.len()))
-                    .ok_or(SimError::Expectation("a request inside the image"))?;
-                let n = Chunk {
-                    bundle_id: r.bundle_id,
-                    offset: r.offset,
-                    data,
-                }
-                .emit(&mut buf)
-                .map_err(|_| SimError::Expectation("a chunk fits"))?;
-                chunk_bytes += data.len();
-                u.on_chunk(&mut fl, &buf[..n], now).map_err(fail)?;
-            }
-            Out::Status(st) => {
-                let kind = core::mem::discriminant(&st.phase);
-                if last_phase != Some(kind) {
-                    last_phase = Some(kind);
-                    writeln!(
-                        out,
-                        "device: <- status {:?} received {}/{}",
-                        st.phase, st.received, st.image_len
-                    )?;
-                }
-                if let Phase::Refused(_) | Phase::RolledBack(_) = st.phase {
-                    return Err(SimError::Expectation("the update went through"));
-                }
-            }
-        }
-    }
-    writeln!(
-        out,
-        "broker: answered {requests} range requests with {chunk_bytes} image bytes"
-    )?;
-    let written =
-        fl.0.get(layout.slot(Slot::B).image as usize..)
-            .and_then(|s| s.get(..image.len()))
-            .ok_or(SimError::Expectation("slot B inside the flash"))?;
-    if written != image {
-        return Err(SimError::Expectation("slot B holds the image"));
-    }
-    writeln!(out, "flash: slot B holds the {} image bytes", image.len())?;
-    let boot = esp_client::ota::boot(&mut fl, &layout);
-    writeln!(out, "loader: boots slot {} ({:?})", boot.slot, boot.kind)?;
-    if boot.slot != Slot::B || boot.kind != (BootKind::Trial { attempt: 1 }) {
-        return Err(SimError::Expectation("the loader tries the new image"));
-    }
-    Ok(())
-}
-
-/// Runs every scenario in order, printing the transcript to `out`. `ota_flash` (2 MiB) is the
-/// OTA scenario's flash chip.
-pub fn run_all<W: Write>(out: &mut W, ota_flash: &mut [u8]) -> Result<(), SimError> {
-    let mut flash = MemFlash([0xFF; FLASH_LEN]);
-    config_blob(&mut flash.0[..4096])?;
+    config_blob(&mut flash[CONFIG..CONFIG + 4096])?;
+    let flash = SliceFlash(flash);
     let settings = Settings {
         build_time_unix: BUILD_TIME,
-        state_offset: 4096,
+        config_offset: CONFIG as u32,
+        state_offset: STATE as u32,
         ..Settings::default()
     };
     writeln!(
@@ -926,7 +901,7 @@ pub fn run_all<W: Write>(out: &mut W, ota_flash: &mut [u8]) -> Result<(), SimErr
     if w.board.broker.status.as_bytes() != b"online" {
         return Err(SimError::Expectation("retained status is online"));
     }
-    if w.board.flash.0[4096..4100] != *b"ESPT" {
+    if w.board.flash.0[STATE..STATE + 4] != *b"ESPT" {
         return Err(SimError::Expectation("the synced time was persisted"));
     }
     w.stats("boot")?;
@@ -968,11 +943,45 @@ pub fn run_all<W: Write>(out: &mut W, ota_flash: &mut [u8]) -> Result<(), SimErr
     if w.board.resets != 0 {
         return Err(SimError::Expectation("no reset"));
     }
+    w.board.line(format_args!(
+        "== scenario: OTA over MQTT: offer, download, verify, reset, trial boot, confirm"
+    ));
+    w.board.broker.offer();
+    let start = w.now;
+    while w.board.resets == 0 && w.now < start + 60_000 {
+        let until = w.now + 1_000;
+        w.run(until)?;
+    }
+    if w.board.resets != 1 {
+        return Err(SimError::Expectation(
+            "the device resets after the download",
+        ));
+    }
+    let until = w.now + 30_000;
+    w.run(until)?;
+    w.expect(StateKind::Online, "online again on the new image")?;
+    let stored =
+        esp_client::ota::state::read(&mut w.board.flash, &esp_client::ota::Layout::ESP8266_4M);
+    let s = stored.state;
+    w.board.line(format_args!(
+        "flash: boot state active slot {} pending {:?} floor {} outcome {:?}",
+        s.active, s.pending, s.floor, s.outcome
+    ));
+    if s.active != esp_client::ota::Slot::B || s.pending.is_some() || s.floor != 1 {
+        return Err(SimError::Expectation(
+            "the new image is confirmed in slot B",
+        ));
+    }
+    let image = &OTA_BUNDLE[wire_format::ota::IMAGE_OFFSET..];
+    let b = esp_client::ota::Layout::ESP8266_4M.slots[1].image as usize;
+    if w.board.flash.0.get(b..b + image.len()) != Some(image) {
+        return Err(SimError::Expectation("slot B holds the image"));
+    }
+    w.stats("OTA")?;
+    w.board.line(format_args!("== all scenarios passed"));
     if w.board.out_failed {
         return Err(SimError::Output);
     }
-    run_ota(w.board.out, ota_flash)?;
-    writeln!(w.board.out, "== all scenarios passed")?;
     Ok(())
 }
 
@@ -1027,7 +1036,7 @@ mod tests {
     #[test]
     fn host_transcript_matches_the_committed_one() {
         let mut out = String::new();
-        let mut flash = std::vec![0xFFu8; 2 << 20];
+        let mut flash = std::vec![0xFFu8; 4 << 20];
         let r = super::run_all(&mut out, &mut flash);
         assert!(r.is_ok(), "{:?}\n{out}", r);
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lx106-transcript.txt");

@@ -19,6 +19,16 @@ impl Unlinked {
     }
 }
 
+/// What a transport can tell the log about its memory (the board prints it once online).
+pub trait Diagnostics {
+    /// Deepest use so far of the TLS engine's own stack, and its size.
+    fn tls_stack_use(&self) -> Option<(usize, usize)> {
+        None
+    }
+}
+
+impl Diagnostics for Unlinked {}
+
 impl embedded_io::ErrorType for Unlinked {
     type Error = embedded_io::ErrorKind;
 }
@@ -118,6 +128,21 @@ pub mod tls {
         fn espconn_tls_write_ready(c: *mut c_void) -> i32;
         fn espconn_tls_write(c: *mut c_void, buf: *const u8, len: usize) -> i32;
         fn espconn_tls_close(c: *mut c_void);
+        fn espconn_tls_stack_high_water(c: *const c_void) -> usize;
+    }
+
+    /// `ESPTLS_STACK_LEN` in espconn_tls.h.
+    const TLS_STACK_LEN: usize = 6656;
+
+    impl super::Diagnostics for EspTls {
+        fn tls_stack_use(&self) -> Option<(usize, usize)> {
+            if self.session.is_null() {
+                return None;
+            }
+            // SAFETY: the session's memory, kept once allocated; the call only reads it.
+            let used = unsafe { espconn_tls_stack_high_water(self.session) };
+            Some((used, TLS_STACK_LEN))
+        }
     }
 
     fn map(code: i32) -> ConnectError {

@@ -149,8 +149,8 @@ impl<A: AvrLink> Board for HostBoard<A> {
         self.resets += 1;
         self.loader();
     }
-    fn ota_layout(&self) -> Option<esp_client::ota::Layout> {
-        Some(OTA_LAYOUT)
+    fn ota_layout(&self) -> Option<&'static esp_client::ota::Layout> {
+        Some(&OTA_LAYOUT)
     }
     fn log(&mut self, line: core::fmt::Arguments<'_>) {
         let t = self.start.elapsed().as_secs_f64();

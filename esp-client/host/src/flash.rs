@@ -83,13 +83,14 @@ impl FileFlash {
     }
 
     fn persist(&mut self, from: usize, to: usize) -> Result<(), FlashError> {
-        // A short file grows to the whole region first: writing past its end alone would leave
-        // a hole of zeros where the image holds erased bytes.
-        if self.on_disk < REGION_LEN {
+        // A short file grows up to what is written, erased bytes included: writing past its end
+        // alone would leave a hole of zeros where the image holds erased bytes. It grows no
+        // further than needed (a device that never updates keeps an 8 KiB file).
+        if self.on_disk < to {
             self.file
-                .write_all_at(&self.image[self.on_disk..], self.on_disk as u64)
+                .write_all_at(&self.image[self.on_disk..to], self.on_disk as u64)
                 .map_err(FlashError::Io)?;
-            self.on_disk = REGION_LEN;
+            self.on_disk = to;
         }
         self.file
             .write_all_at(&self.image[from..to], from as u64)
@@ -173,13 +174,27 @@ mod tests {
         f.write(4096, b"ESPT").unwrap();
         drop(f);
         let disk = std::fs::read(&path).unwrap();
-        assert_eq!(disk.len(), REGION_LEN, "padded by the first write");
+        assert_eq!(
+            disk.len(),
+            8192,
+            "padded up to what was written, no further"
+        );
         assert_eq!(&disk[4096..4100], b"ESPT");
         assert_eq!(&disk[..6], b"ESPCxx");
         assert!(
             disk[6..4096].iter().all(|&x| x == 0xFF),
             "erased, not a hole"
         );
+
+        // A write in the OTA region grows the file up to it, with erased bytes in between.
+        let mut f = FileFlash::open(&path).unwrap();
+        let slot_b = OTA_LAYOUT.slots[1].image;
+        f.write(slot_b, b"SLOT").unwrap();
+        drop(f);
+        let disk = std::fs::read(&path).unwrap();
+        assert_eq!(disk.len(), slot_b as usize + 4);
+        assert!(disk[8192..slot_b as usize].iter().all(|&x| x == 0xFF));
+        assert_eq!(&disk[slot_b as usize..], b"SLOT");
 
         let mut f = FileFlash::open(&path).unwrap();
         assert_eq!(

@@ -30,7 +30,8 @@ pub enum Exit {
     ConfigInvalid(String),
 }
 
-/// The superloop: poll, sleep until the core's next deadline (or a stop request).
+/// The superloop: poll, sleep until the core's next deadline or the broker's next bytes (or a
+/// stop request).
 pub fn run<A: AvrLink>(
     device: &mut Device,
     board: &mut board::HostBoard<A>,
@@ -50,7 +51,10 @@ pub fn run<A: AvrLink>(
         }
         let now = board.now_ms();
         if next > now {
-            std::thread::sleep(Duration::from_millis((next - now).min(50)));
+            // Until the deadline or until the broker sends something, whichever comes first.
+            board
+                .tls
+                .wait_readable(Duration::from_millis((next - now).min(50)));
         }
     }
 }

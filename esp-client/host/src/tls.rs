@@ -296,6 +296,27 @@ impl Opening {
 }
 
 impl TlsTransport {
+    /// Sleeps until the broker sends something or `timeout` passes: the host's stand-in for the
+    /// chip's receive callback, which wakes the superloop when a segment arrives. Without an
+    /// established connection it just sleeps.
+    pub fn wait_readable(&self, timeout: Duration) {
+        use std::os::fd::AsRawFd;
+        let Some(s) = self.session.as_ref().filter(|s| !s.eof) else {
+            std::thread::sleep(timeout);
+            return;
+        };
+        let mut fd = libc::pollfd {
+            fd: s.sock.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: one valid pollfd, alive for the whole call; poll(2) only writes `revents`.
+        unsafe {
+            libc::poll(&mut fd, 1, ms);
+        }
+    }
+
     pub fn new(tls13: bool) -> Self {
         TlsTransport {
             tls13,

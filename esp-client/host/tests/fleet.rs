@@ -71,23 +71,31 @@ fn a_fleet_of_twenty_comes_online_and_loses_no_acknowledged_telemetry() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}\n{stderr}", String::from_utf8_lossy(&out.stdout)));
 
-    // Let the broker hand over what it still holds for the operator.
+    // Let the broker hand over what it still holds for the operator: until every acknowledged
+    // sample has arrived (a generous deadline for a loaded machine), then a short quiet spell for
+    // late duplicates.
+    let acked = report["telemetry_acked"].as_u64().unwrap();
     let mut seen = Vec::new();
-    let quiet = Instant::now() + Duration::from_secs(3);
-    while let Ok(m) = rx.recv_timeout(quiet.saturating_duration_since(Instant::now())) {
-        seen.push(m);
-    }
     let mut unique = HashSet::new();
     let mut per_device: HashMap<String, usize> = HashMap::new();
-    for (topic, payload) in &seen {
-        let v: serde_json::Value = serde_json::from_str(payload).expect("telemetry is JSON");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let wait = if (unique.len() as u64) < acked {
+            deadline.saturating_duration_since(Instant::now())
+        } else {
+            Duration::from_millis(500)
+        };
+        let Ok((topic, payload)) = rx.recv_timeout(wait) else {
+            break;
+        };
+        let v: serde_json::Value = serde_json::from_str(&payload).expect("telemetry is JSON");
         let seq = v["seq"].as_u64().expect("seq");
         let id = topic.split('/').nth(1).unwrap().to_string();
         if unique.insert((id.clone(), seq)) {
             *per_device.entry(id).or_default() += 1;
         }
+        seen.push((topic, payload));
     }
-    let acked = report["telemetry_acked"].as_u64().unwrap();
     let duplicates = seen.len() - unique.len();
     eprintln!(
         "report {report}\noperator: {} messages, {} unique, {duplicates} duplicates",

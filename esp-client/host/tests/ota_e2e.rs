@@ -413,9 +413,11 @@ fn a_broker_restart_at_half_way_resumes_and_resends_at_most_a_window_and_a_secto
         sent <= len as u64 + RESEND_BOUND,
         "sent {sent} for {len}: more than a window and a sector again"
     );
+    // From the channel (the reader thread may lag behind the device), not `dev.log()`.
     assert!(
-        dev.log().contains("Online => Backoff"),
-        "the connection did drop"
+        dev.wait_for("Online => Backoff", T),
+        "the connection did not drop:\n{}",
+        dev.log()
     );
 }
 
@@ -460,6 +462,8 @@ fn an_image_that_never_runs_is_rolled_back_and_reported() {
     );
     assert_eq!(field(&lines[0], "reason"), "not-confirmed", "{lines:?}");
     assert_eq!(field(&lines[0], "running_version"), "1.0.0", "{lines:?}");
+    // The reader thread may lag behind the device: wait for the loader's last line first.
+    dev.expect("(RolledBack)", T);
     let log = dev.log();
     assert_eq!(
         log.matches("boot slot A (Trial {").count(),

@@ -19,8 +19,6 @@ const SENDS_PER_POLL: usize = 6;
 
 pub struct Ota {
     updater: Option<Updater>,
-    keys: [TrustedKey; MAX_OTA_KEYS],
-    key_count: usize,
     reboot: bool,
 }
 
@@ -39,11 +37,6 @@ impl Ota {
     pub const fn new() -> Self {
         Ota {
             updater: None,
-            keys: [TrustedKey {
-                key_id: 0,
-                public_key: [0; 32],
-            }; MAX_OTA_KEYS],
-            key_count: 0,
             reboot: false,
         }
     }
@@ -51,7 +44,7 @@ impl Ota {
     /// At boot: reads the boot state and the running image's header (no OTA without a layout).
     pub fn boot<B: Board>(&mut self, board: &mut B, settings: OtaSettings, now: u64) {
         self.reboot = false;
-        self.updater = board.ota_layout().map(|layout: Layout| {
+        self.updater = board.ota_layout().map(|layout: &'static Layout| {
             Updater::new(board.flash(), layout, Target::Esp8266, settings, now)
         });
         if let Some(u) = &self.updater {
@@ -64,20 +57,28 @@ impl Ota {
         }
     }
 
-    /// The trusted keys come from the device config.
-    pub fn set_keys(&mut self, config: &DeviceConfig<'_>) {
-        self.key_count = 0;
-        for (slot, entry) in self.keys.iter_mut().zip(config.ota_keys) {
-            let mut id = [0; 4];
-            id.copy_from_slice(&entry[..4]);
-            let mut public_key = [0; 32];
-            public_key.copy_from_slice(&entry[4..]);
-            *slot = TrustedKey {
-                key_id: u32::from_le_bytes(id),
-                public_key,
-            };
-            self.key_count += 1;
+    /// The trusted keys from the device config, on the stack while they are needed (the
+    /// updater keeps none).
+    pub fn keys(config: Option<&DeviceConfig<'_>>) -> ([TrustedKey; MAX_OTA_KEYS], usize) {
+        let mut keys = [TrustedKey {
+            key_id: 0,
+            public_key: [0; 32],
+        }; MAX_OTA_KEYS];
+        let mut n = 0;
+        if let Some(config) = config {
+            for (slot, entry) in keys.iter_mut().zip(config.ota_keys) {
+                let mut id = [0; 4];
+                id.copy_from_slice(&entry[..4]);
+                let mut public_key = [0; 32];
+                public_key.copy_from_slice(&entry[4..]);
+                *slot = TrustedKey {
+                    key_id: u32::from_le_bytes(id),
+                    public_key,
+                };
+                n += 1;
+            }
         }
+        (keys, n)
     }
 
     /// The image running now (`None` on a board without OTA).
@@ -90,11 +91,9 @@ impl Ota {
     }
 
     /// Online (CONNACK and SUBACK): the one call that confirms a trial image.
-    pub fn on_online<B: Board>(&mut self, board: &mut B, now: u64) {
-        let keys = self.keys;
-        let n = self.key_count;
+    pub fn on_online<B: Board>(&mut self, board: &mut B, keys: &[TrustedKey], now: u64) {
         if let Some(u) = &mut self.updater {
-            match u.online(board.flash(), &keys[..n], now) {
+            match u.online(board.flash(), keys, now) {
                 Ok(true) => {
                     let r = u.running();
                     board.log(format_args!(
@@ -109,15 +108,18 @@ impl Ota {
     }
 
     /// A message under `devices/<id>/ota/down/`; `rest` is the last level.
-    pub fn on_publish<B: Board>(&mut self, ctx: &mut Ctx<'_, B>, rest: &str, msg: &Publish<'_>) {
-        let keys = self.keys;
-        let n = self.key_count;
+    pub fn on_publish<B: Board>(
+        &mut self,
+        ctx: &mut Ctx<'_, B>,
+        rest: &str,
+        msg: &Publish<'_>,
+        keys: &[TrustedKey],
+    ) {
         let Some(u) = &mut self.updater else {
             return;
         };
         if msg.retain {
-            ctx.board
-                .log(format_args!("ota: retained ota/down/{rest} ignored"));
+            ctx.board.log(format_args!("ota: retained message ignored"));
             return;
         }
         let kind = match rest {
@@ -126,15 +128,8 @@ impl Ota {
             _ => return,
         };
         let result = match kind {
-            Kind::Offer => {
-                let r = u.on_offer(ctx.board.flash(), &keys[..n], msg.payload, ctx.now);
-                let s = u.report();
-                ctx.board.log(format_args!(
-                    "ota: offer {} ({:08x}): {}",
-                    s.bundle_version, s.bundle_id, s.phase
-                ));
-                r
-            }
+            // The status report that follows says what became of it.
+            Kind::Offer => u.on_offer(ctx.board.flash(), keys, msg.payload, ctx.now),
             _ => u.on_chunk(ctx.board.flash(), msg.payload, ctx.now),
         };
         if result.is_err() {

@@ -1,6 +1,7 @@
 //! The update end to end over the simulated NOR flash: a device (loader step + [`Updater`]) and
 //! an in-memory operator that answers requests, with the power cut at every flash operation.
 
+use std::boxed::Box;
 use std::vec::Vec;
 
 use ed25519_dalek::{Signer, SigningKey};
@@ -130,10 +131,11 @@ impl Dev {
     pub fn new(flash: SimFlash, layout: Layout) -> Dev {
         let mut flash = flash;
         let b = boot::boot(&mut flash, &layout);
+        let layout: &'static Layout = Box::leak(Box::new(layout));
         let updater = Updater::new(&mut flash, layout, Target::Esp8266, settings(), 0);
         Dev {
             flash,
-            layout,
+            layout: *layout,
             updater,
             now: 0,
             booted: b.slot,
@@ -151,9 +153,10 @@ impl Dev {
         self.booted = b.slot;
         self.boot_kind = b.kind;
         self.now += 1_000;
+        let layout: &'static Layout = Box::leak(Box::new(self.layout));
         self.updater = Updater::new(
             &mut self.flash,
-            self.layout,
+            layout,
             Target::Esp8266,
             settings(),
             self.now,
@@ -588,4 +591,119 @@ fn ota_state_fits_its_ram_allowance() {
     let ota = core::mem::size_of::<super::app::Ota>();
     std::println!("Updater: {updater} bytes, Ota: {ota} bytes");
     assert!(ota <= crate::settings::OTA_RAM_BUDGET, "{ota}");
+}
+
+/// A hostile or broken operator: random sequences of offers (good, damaged, other bundles),
+/// chunks (right, wrong, out of window, garbage bytes), polls and resets, from a fixed seed so
+/// CI runs the same cases every time. Whatever arrives, the updater never panics, never programs
+/// a bit that is not erased, never touches the active slot or the boot state unless a verified
+/// image is marked, and the device always boots a whole, validly signed image.
+#[test]
+fn random_message_sequences_never_break_the_invariants() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+    let len = 2 * SECTOR as usize + 100;
+    let layout = Layout::compact(0, 4 * SECTOR);
+    let (v1, v2) = v1_v2(len);
+    let v3 = bundle_for(&image(len, 3), (3, 0, 0), 3, Target::Esp8266);
+    let mut damaged = v2.clone();
+    damaged[IMAGE_OFFSET + 5] ^= 1;
+    let bundles = [v2.clone(), v3, damaged];
+    let start = factory(&layout, &v1);
+    let active_a =
+        layout.slot(Slot::A).image as usize..layout.slot(Slot::A).trailer as usize + 4096;
+
+    let op = prop_oneof![
+        (0usize..3).prop_map(Op::Offer),
+        (0usize..3, 0u32..4, any::<bool>()).prop_map(|(b, c, bad)| Op::Chunk(b, c, bad)),
+        proptest::collection::vec(any::<u8>(), 0..40).prop_map(Op::Garbage),
+        (1u64..20_000).prop_map(Op::Wait),
+        Just(Op::Exchange),
+        Just(Op::Reset),
+    ];
+    let mut runner = TestRunner::new_with_rng(
+        Config {
+            cases: 32,
+            failure_persistence: None,
+            ..Config::default()
+        },
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[0x07; 32]),
+    );
+    runner
+        .run(&proptest::collection::vec(op, 1..40), |ops| {
+            let mut copy = SimFlash::new(0);
+            copy.mem = start.mem.clone();
+            let mut dev = Dev::new(copy, layout);
+            dev.online();
+            let a_before = dev.flash.mem[active_a.clone()].to_vec();
+            for op in ops {
+                match op {
+                    Op::Offer(b) => dev.offer(&bundles[b]),
+                    Op::Chunk(b, c, bad) => {
+                        let bundle = &bundles[b];
+                        let id = ota_proto::bundle_id(&signing_message(
+                            bundle[..HEADER_LEN].try_into().unwrap(),
+                        ));
+                        let off = c as usize * 1024;
+                        let end = (off + 1024).min(len);
+                        let mut data = bundle[IMAGE_OFFSET + off..IMAGE_OFFSET + end].to_vec();
+                        if bad {
+                            data[0] ^= 0xFF;
+                        }
+                        let mut msg = [0u8; MAX_CHUNK_MSG];
+                        let n = Chunk {
+                            bundle_id: id,
+                            offset: off as u32,
+                            data: &data,
+                        }
+                        .emit(&mut msg)
+                        .unwrap();
+                        let _ = dev.updater.on_chunk(&mut dev.flash, &msg[..n], dev.now);
+                    }
+                    Op::Garbage(g) => {
+                        let _ = dev.updater.on_chunk(&mut dev.flash, &g, dev.now);
+                        let _ = dev.updater.on_offer(&mut dev.flash, &keys(), &g, dev.now);
+                    }
+                    Op::Wait(ms) => {
+                        dev.now += ms;
+                        if dev.updater.poll(dev.now) == Action::Reboot {
+                            dev.reboot();
+                            dev.online();
+                        }
+                    }
+                    Op::Exchange => {
+                        dev.exchange(&bundles[0], |_, _| {});
+                    }
+                    Op::Reset => {
+                        dev.reboot();
+                        dev.online();
+                    }
+                }
+                prop_assert_eq!(dev.flash.violations, 0);
+                let s = state::read(&mut dev.flash, &layout).state;
+                // Slot A stays untouched while it is the active image.
+                if s.active == Slot::A {
+                    prop_assert!(dev.flash.mem[active_a.clone()] == a_before[..]);
+                }
+            }
+            // Whatever is active or pending is a whole, validly signed image.
+            let s = state::read(&mut dev.flash, &layout).state;
+            prop_assert!(slot_verifies(&mut dev.flash, &layout, s.active).is_some());
+            if let Some(p) = s.pending {
+                prop_assert!(slot_verifies(&mut dev.flash, &layout, p).is_some());
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Offer(usize),
+    Chunk(usize, u32, bool),
+    Garbage(std::vec::Vec<u8>),
+    Wait(u64),
+    Exchange,
+    Reset,
 }

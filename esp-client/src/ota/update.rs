@@ -33,18 +33,18 @@ const READBACK: usize = 256;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OtaSettings {
     /// Outstanding requests are sent again after this long without any chunk.
-    pub request_timeout_ms: u64,
+    pub request_timeout_ms: u32,
     /// After this many unanswered rounds the device stops asking (progress kept) until the
     /// next offer.
     pub max_rounds: u8,
     /// Another bundle's offer is refused (`busy`) while the current download made progress
     /// within this time.
-    pub busy_ms: u64,
+    pub busy_ms: u32,
     /// A trial image that is not online after this long resets, so the loader counts its next
     /// trial boot (or rolls back).
-    pub trial_timeout_ms: u64,
+    pub trial_timeout_ms: u32,
     /// After marking an image pending, wait this long for the status to go out, then reset.
-    pub reboot_grace_ms: u64,
+    pub reboot_grace_ms: u32,
 }
 
 impl Default for OtaSettings {
@@ -89,10 +89,26 @@ pub struct Running {
     pub bundle_id: u32,
 }
 
+/// What a report says about a bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Info {
+    version: Version,
+    image_len: u32,
+}
+
+impl From<&Header> for Info {
+    fn from(h: &Header) -> Info {
+        Info {
+            version: h.version,
+            image_len: h.image_len,
+        }
+    }
+}
+
 struct Download {
     slot: Slot,
     bundle_id: u32,
-    header: Header,
+    info: Info,
     verifier: Verifier<'static>,
     sectors: u32,
     chunks: u32,
@@ -119,17 +135,17 @@ struct Download {
 impl Download {
     fn chunk_len(&self, index: u32) -> u32 {
         let start = index * CHUNK;
-        (self.header.image_len - start).min(CHUNK)
+        (self.info.image_len - start).min(CHUNK)
     }
 
     fn stored_bytes(&self) -> u32 {
-        (self.done_sectors * SECTOR).min(self.header.image_len)
+        (self.done_sectors * SECTOR).min(self.info.image_len)
     }
 }
 
 /// The device side of OTA.
 pub struct Updater {
-    layout: Layout,
+    layout: &'static Layout,
     target: Target,
     settings: OtaSettings,
     boot: Stored,
@@ -162,12 +178,12 @@ impl Updater {
     /// Reads the boot state and the running image's stored header; decides what to report.
     pub fn new<F: NorFlash>(
         flash: &mut F,
-        layout: Layout,
+        layout: &'static Layout,
         target: Target,
         settings: OtaSettings,
         now: u64,
     ) -> Updater {
-        let boot = state::read(flash, &layout);
+        let boot = state::read(flash, layout);
         let mut u = Updater {
             layout,
             target,
@@ -200,8 +216,12 @@ impl Updater {
             .and_then(|p| trailer::read_header(flash, layout.slot(p)));
         match s.pending {
             Some(_) if s.trial_boots > 0 => {
-                u.trial_deadline = Some(now + u.settings.trial_timeout_ms);
-                u.set_report(Phase::Trial, s.outcome_bundle, pending_header.as_ref());
+                u.trial_deadline = Some(now + u64::from(u.settings.trial_timeout_ms));
+                u.set_report(
+                    Phase::Trial,
+                    s.outcome_bundle,
+                    pending_header.as_ref().map(Info::from),
+                );
             }
             Some(_) => {
                 // Marked, not booted yet (a reset came before the loader ran it): go there.
@@ -209,7 +229,7 @@ impl Updater {
                 u.set_report(
                     Phase::PendingReboot,
                     s.outcome_bundle,
-                    pending_header.as_ref(),
+                    pending_header.as_ref().map(Info::from),
                 );
             }
             None => match s.outcome {
@@ -218,12 +238,16 @@ impl Updater {
                     u.set_report(
                         Phase::RolledBack(Reason::NotConfirmed),
                         s.outcome_bundle,
-                        h.as_ref(),
+                        h.as_ref().map(Info::from),
                     );
                 }
                 Outcome::Confirmed => {
                     let h = trailer::read_header(flash, layout.slot(s.active));
-                    u.set_report(Phase::Confirmed, s.outcome_bundle, h.as_ref());
+                    u.set_report(
+                        Phase::Confirmed,
+                        s.outcome_bundle,
+                        h.as_ref().map(Info::from),
+                    );
                 }
                 Outcome::None => u.set_report(Phase::Idle, 0, None),
             },
@@ -259,7 +283,7 @@ impl Updater {
         };
     }
 
-    fn set_report(&mut self, phase: Phase, bundle_id: u32, header: Option<&Header>) {
+    fn set_report(&mut self, phase: Phase, bundle_id: u32, header: Option<Info>) {
         self.report = Status {
             phase,
             bundle_id,
@@ -278,14 +302,14 @@ impl Updater {
     fn set_download_report(&mut self) {
         if let Some(d) = &self.dl {
             let received = d.stored_bytes();
-            let percent = ota_proto::percent(received, d.header.image_len);
+            let percent = ota_proto::percent(received, d.info.image_len);
             self.report = Status {
                 phase: Phase::Downloading { percent },
                 bundle_id: d.bundle_id,
                 running: self.running.version,
-                bundle_version: d.header.version,
+                bundle_version: d.info.version,
                 received,
-                image_len: d.header.image_len,
+                image_len: d.info.image_len,
                 floor: self.boot.state.floor,
             };
             self.report_dirty = true;
@@ -305,13 +329,17 @@ impl Updater {
         let mut confirmed_now = false;
         if s.pending.is_some() && s.trial_boots > 0 {
             let confirmed =
-                boot::confirm(flash, &self.layout, &self.boot).map_err(|_| FlashFailed)?;
+                boot::confirm(flash, self.layout, &self.boot).map_err(|_| FlashFailed)?;
             if let Some(c) = confirmed {
                 self.boot = c;
                 self.trial_deadline = None;
                 self.refresh_running(flash);
                 let h = trailer::read_header(flash, self.layout.slot(self.running.slot));
-                self.set_report(Phase::Confirmed, c.state.outcome_bundle, h.as_ref());
+                self.set_report(
+                    Phase::Confirmed,
+                    c.state.outcome_bundle,
+                    h.as_ref().map(Info::from),
+                );
                 confirmed_now = true;
             }
         }
@@ -355,7 +383,7 @@ impl Updater {
         let header = offer.header().ok();
         let s = self.boot.state;
         if id == self.running.bundle_id && s.pending.is_none() {
-            self.set_report(Phase::Confirmed, id, header.as_ref());
+            self.set_report(Phase::Confirmed, id, header.as_ref().map(Info::from));
             return Ok(());
         }
         if let Some(p) = s.pending {
@@ -366,9 +394,13 @@ impl Updater {
                 } else {
                     Phase::PendingReboot
                 };
-                self.set_report(phase, id, ph.as_ref());
+                self.set_report(phase, id, ph.as_ref().map(Info::from));
             } else {
-                self.set_report(Phase::Refused(Reason::Busy), s.outcome_bundle, ph.as_ref());
+                self.set_report(
+                    Phase::Refused(Reason::Busy),
+                    s.outcome_bundle,
+                    ph.as_ref().map(Info::from),
+                );
             }
             return Ok(());
         }
@@ -381,9 +413,11 @@ impl Updater {
                 self.set_download_report();
                 return Ok(());
             }
-            if !d.stalled && now.saturating_sub(d.last_progress_ms) < self.settings.busy_ms {
-                let (bid, h) = (d.bundle_id, d.header);
-                self.set_report(Phase::Refused(Reason::Busy), bid, Some(&h));
+            if !d.stalled
+                && now.saturating_sub(d.last_progress_ms) < u64::from(self.settings.busy_ms)
+            {
+                let (bid, info) = (d.bundle_id, d.info);
+                self.set_report(Phase::Refused(Reason::Busy), bid, Some(info));
                 return Ok(());
             }
             self.dl = None;
@@ -411,7 +445,7 @@ impl Updater {
         let (Ok(()), Some(header), Some(mut verifier)) = (checked, header, v.detached()) else {
             let reason = checked.err().map_or(Reason::Length, Reason::from);
             let h = Header::parse(&prefix[..HEADER_LEN]).ok();
-            self.set_report(Phase::Refused(reason), id, h.as_ref());
+            self.set_report(Phase::Refused(reason), id, h.as_ref().map(Info::from));
             return Ok(());
         };
         let sectors = header.image_len.div_ceil(SECTOR);
@@ -419,7 +453,8 @@ impl Updater {
         let done = if resume {
             trailer::completed_sectors(flash, &region, sectors).map_err(|_| FlashFailed)?
         } else {
-            trailer::begin(flash, &region, prefix).map_err(|_| self.flash_failed(id, &header))?;
+            trailer::begin(flash, &region, prefix)
+                .map_err(|_| self.flash_failed(id, Info::from(&header)))?;
             0
         };
         // Re-hash what is already stored: the verifier sees exactly what is in flash.
@@ -430,9 +465,13 @@ impl Updater {
             let n = ((stored - at) as usize).min(READBACK);
             flash
                 .read(region.image + at, &mut buf[..n])
-                .map_err(|_| self.flash_failed(id, &header))?;
+                .map_err(|_| self.flash_failed(id, Info::from(&header)))?;
             if let Err(e) = verifier.update(&buf[..n]) {
-                self.set_report(Phase::Refused(Reason::from(e)), id, Some(&header));
+                self.set_report(
+                    Phase::Refused(Reason::from(e)),
+                    id,
+                    Some(Info::from(&header)),
+                );
                 return Ok(());
             }
             at += n as u32;
@@ -441,7 +480,7 @@ impl Updater {
         self.dl = Some(Download {
             slot,
             bundle_id: id,
-            header,
+            info: Info::from(&header),
             verifier,
             sectors,
             chunks: header.image_len.div_ceil(CHUNK),
@@ -465,9 +504,9 @@ impl Updater {
         self.advance(flash, now)
     }
 
-    fn flash_failed(&mut self, id: u32, header: &Header) -> FlashFailed {
+    fn flash_failed(&mut self, id: u32, info: Info) -> FlashFailed {
         self.dl = None;
-        self.set_report(Phase::Refused(Reason::Flash), id, Some(header));
+        self.set_report(Phase::Refused(Reason::Flash), id, Some(info));
         FlashFailed
     }
 
@@ -497,9 +536,9 @@ impl Updater {
             return Ok(());
         }
         let addr = self.layout.slot(d.slot).image + chunk.offset;
-        let (id, header) = (d.bundle_id, d.header);
+        let (id, info) = (d.bundle_id, d.info);
         if write_padded(flash, addr, chunk.data).is_err() {
-            return Err(self.flash_failed(id, &header));
+            return Err(self.flash_failed(id, info));
         }
         let Some(d) = &mut self.dl else {
             return Ok(());
@@ -524,13 +563,13 @@ impl Updater {
             return Ok(());
         };
         let region = *self.layout.slot(d.slot);
-        let (id, header) = (d.bundle_id, d.header);
+        let (id, info) = (d.bundle_id, d.info);
         let mut buf = [0u8; READBACK];
         while d.done_sectors < d.sectors
             && d.base >= ((d.done_sectors + 1) * CHUNKS_PER_SECTOR).min(d.chunks)
         {
             let start = d.done_sectors * SECTOR;
-            let end = (start + SECTOR).min(d.header.image_len);
+            let end = (start + SECTOR).min(d.info.image_len);
             let mut at = start;
             let mut failed = false;
             while at < end {
@@ -544,11 +583,11 @@ impl Updater {
                 at += n as u32;
             }
             if failed || trailer::mark_sector(flash, &region, d.done_sectors).is_err() {
-                return Err(self.flash_failed(id, &header));
+                return Err(self.flash_failed(id, info));
             }
             d.done_sectors += 1;
         }
-        let percent = ota_proto::percent(d.stored_bytes(), d.header.image_len);
+        let percent = ota_proto::percent(d.stored_bytes(), d.info.image_len);
         if d.done_sectors < d.sectors {
             if percent / 10 != d.reported_percent / 10 {
                 d.reported_percent = percent;
@@ -560,19 +599,19 @@ impl Updater {
         let Some(d) = self.dl.take() else {
             return Ok(());
         };
-        self.set_report(Phase::Verifying, id, Some(&header));
+        self.set_report(Phase::Verifying, id, Some(info));
         match d.verifier.finish() {
             Ok(verified) => {
-                match boot::mark_pending(flash, &self.layout, &self.boot, d.slot, verified, id) {
+                match boot::mark_pending(flash, self.layout, &self.boot, d.slot, verified, id) {
                     Ok(stored) => {
                         self.boot = stored;
-                        self.set_report(Phase::PendingReboot, id, Some(&header));
-                        self.reboot_at = Some(now + self.settings.reboot_grace_ms);
+                        self.set_report(Phase::PendingReboot, id, Some(info));
+                        self.reboot_at = Some(now + u64::from(self.settings.reboot_grace_ms));
                         Ok(())
                     }
-                    Err(boot::MarkError::Flash(_)) => Err(self.flash_failed(id, &header)),
+                    Err(boot::MarkError::Flash(_)) => Err(self.flash_failed(id, info)),
                     Err(_) => {
-                        self.set_report(Phase::Refused(Reason::Busy), id, Some(&header));
+                        self.set_report(Phase::Refused(Reason::Busy), id, Some(info));
                         Ok(())
                     }
                 }
@@ -580,7 +619,7 @@ impl Updater {
             Err(e) => {
                 // Wrong bytes are in the slot: forget them, so a retry starts from zero.
                 let _ = trailer::discard(flash, &region);
-                self.set_report(Phase::Refused(Reason::from(e)), id, Some(&header));
+                self.set_report(Phase::Refused(Reason::from(e)), id, Some(info));
                 Ok(())
             }
         }
@@ -594,7 +633,7 @@ impl Updater {
                 return Action::Reboot;
             }
             // Do not wait forever for a status that cannot go out.
-            if now >= t + 10 * self.settings.reboot_grace_ms.max(1) {
+            if now >= t + 10 * u64::from(self.settings.reboot_grace_ms.max(1)) {
                 self.reboot_at = None;
                 return Action::Reboot;
             }
@@ -608,8 +647,9 @@ impl Updater {
         if let Some(d) = &mut self.dl {
             if !d.stalled
                 && d.next > d.base
-                && now.saturating_sub(d.last_sent_ms) >= self.settings.request_timeout_ms
-                && now.saturating_sub(d.last_progress_ms) >= self.settings.request_timeout_ms
+                && now.saturating_sub(d.last_sent_ms) >= u64::from(self.settings.request_timeout_ms)
+                && now.saturating_sub(d.last_progress_ms)
+                    >= u64::from(self.settings.request_timeout_ms)
             {
                 d.rounds += 1;
                 if d.rounds > self.settings.max_rounds {
@@ -634,8 +674,10 @@ impl Updater {
         }
         if let Some(d) = &self.dl {
             if !d.stalled && d.next > d.base {
-                t = t
-                    .min(d.last_sent_ms.max(d.last_progress_ms) + self.settings.request_timeout_ms);
+                t = t.min(
+                    d.last_sent_ms.max(d.last_progress_ms)
+                        + u64::from(self.settings.request_timeout_ms),
+                );
             }
         }
         t.max(now)
@@ -677,9 +719,9 @@ impl Updater {
             if sector >= d.erased {
                 let region = *self.layout.slot(d.slot);
                 let addr = region.image + sector * SECTOR;
-                let (id, header) = (d.bundle_id, d.header);
+                let (id, info) = (d.bundle_id, d.info);
                 if flash.erase(addr, addr + SECTOR).is_err() {
-                    return Err(self.flash_failed(id, &header));
+                    return Err(self.flash_failed(id, info));
                 }
                 let Some(d2) = &mut self.dl else {
                     return Ok(None);

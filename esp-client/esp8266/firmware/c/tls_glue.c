@@ -6,3 +6,6 @@ size_t esp_tls_session_size(void)
 {
     return sizeof(struct espconn_tls);
 }
+
+/* esp8266_board::transport::tls::TLS_STACK_LEN mirrors this. */
+_Static_assert(ESPTLS_STACK_LEN == 6656, "ESPTLS_STACK_LEN changed: update transport.rs");

@@ -24,9 +24,9 @@ impl Write for Semihosting {
 /// Called by `qemu_start` (c/qemu_rt.c) once .bss is zeroed.
 #[no_mangle]
 pub extern "C" fn qemu_main() -> i32 {
-    // The OTA scenario's 2 MiB flash chip: RAM that QEMU's `sim` machine has at 0x50000000.
+    // The device's 4 MiB flash chip: RAM that QEMU's `sim` machine has at 0x50000000.
     // SAFETY: nothing else uses that RAM; it lives as long as the program.
-    let flash = unsafe { core::slice::from_raw_parts_mut(0x5000_0000 as *mut u8, 2 << 20) };
+    let flash = unsafe { core::slice::from_raw_parts_mut(0x5000_0000 as *mut u8, 4 << 20) };
     match esp8266_board::sim::run_all(&mut Semihosting, flash) {
         Ok(()) => 0,
         Err(e) => {
