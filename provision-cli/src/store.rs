@@ -53,7 +53,9 @@ impl Store {
             return Err(Error::no_ca(dir));
         }
         let lock = DirLock::acquire_shared(dir)?;
-        if fsutil::needs_recovery(dir) {
+        // Only a journal means files may disagree with the registry; staged files a killed
+        // command left behind change nothing a reader sees (the next writer removes them).
+        if std::fs::symlink_metadata(dir.join(fsutil::JOURNAL)).is_ok() {
             drop(lock);
             return match Store::open(dir) {
                 Ok(s) => Ok(s),
