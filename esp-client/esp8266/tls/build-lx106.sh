@@ -98,8 +98,10 @@ xtensa-lx106-elf-gcc "${CFLAGS[@]}" -I"$SDK/include" -fno-common -c -o "$OBJ/pro
       printf "section data %d\n", data
       printf "section bss %d\n", bss
     }'
-  # The largest single stack frames (gcc -fstack-usage), deepest first.
-  cat "$OBJ"/*.su | sort -t$'\t' -k2 -n -r | head -12 | awk -F'\t' '{split($1, a, ":"); printf "frame %s %d\n", a[length(a)], $2}'
+  # The largest single stack frames (gcc -fstack-usage), deepest first. awk takes the first 12
+  # and reads on: `head` would close the pipe early, and sort's SIGPIPE fails the build under
+  # pipefail whenever sort is still writing.
+  cat "$OBJ"/*.su | sort -t$'\t' -k2 -n -r | awk -F'\t' 'NR <= 12 {split($1, a, ":"); printf "frame %s %d\n", a[length(a)], $2}'
 } >"$OUT/sizes.txt"
 cat "$OUT/sizes.txt"
 echo "esptls lx106 build: $OUT/libesptls.a"
