@@ -27,6 +27,9 @@ for want in \
     'ota: confirmed 2.0.0 in slot B' \
     'demo-device-1 confirmed 2.0.0, running 2.0.0' \
     'stopping: saying offline and disconnecting'; do
+    # The device's and the operator's lines reach $out through tee/sed pipes that may still be
+    # flushing when demo.sh returns: give them a few seconds on a loaded machine.
+    for _ in $(seq 100); do grep -qF -- "$want" "$out" && break; sleep 0.1; done
     if ! grep -qF -- "$want" "$out"; then
         cat "$out"
         echo "error: the demo's output lacks: $want" >&2

@@ -68,9 +68,13 @@ for _ in $(seq 100); do grep -q ' running' "$DIR/mosquitto.log" && break; sleep 
 grep -q ' running' "$DIR/mosquitto.log" || { cat "$DIR/mosquitto.log"; die "mosquitto did not start"; }
 
 say "operator: provision watch $ID --operator _demo-watch (lines marked [operator])"
-setsid "$BIN/provision" --dir "$DIR/pki" watch "$ID" --operator _demo-watch 2>&1 > >(trap '' INT; exec sed -u 's/^/[operator] /') &
+setsid "$BIN/provision" --dir "$DIR/pki" watch "$ID" --operator _demo-watch \
+    2> >(trap '' INT; exec tee "$DIR/watch.err") > >(trap '' INT; exec sed -u 's/^/[operator] /') &
 SUB=$!
-sleep 1  # let the subscription land before the device says anything
+PIDS=("$SUB" "$BROKER")
+# Let the subscription land before the device says anything ("watching on" comes once subscribed).
+for _ in $(seq 300); do grep -q '^watching on' "$DIR/watch.err" 2>/dev/null && break; sleep 0.1; done
+grep -q '^watching on' "$DIR/watch.err" || die "provision watch did not subscribe (see $DIR/watch.err)"
 
 say "starting the host device (lines marked [device])"
 setsid "$BIN/esp-client-host" --flash "$DIR/$ID.flash" \
