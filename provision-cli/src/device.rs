@@ -106,6 +106,11 @@ pub fn add_with(dir: &Path, ids: &[String], days: u32, replace: bool) -> Result<
         }
     }
     let ca = store.ca(&registry)?;
+    // A killed run of an older provision left its temporaries in the folders of the ids it was
+    // adding, which are not in the registry: remove them now.
+    for id in ids.iter().filter(|id| !registry.devices.contains_key(*id)) {
+        fsutil::sweep_stale_temps(&store.layout.device_dir(id))?;
+    }
     let mut tx = store.transaction();
     for id in ids {
         let issued = ca.issue(Leaf::Client { cn: id }, days)?;

@@ -734,6 +734,44 @@ pub fn recover(root: &Path) -> Result<Recovered> {
     Ok(result)
 }
 
+/// Removes the temporaries a write outside the journal left in `dir` when it was killed
+/// (`.<name>.<pid>.tmp` and their `.old` backups: what `provision` before the journal, or an
+/// interrupted `-o` output, leaves). Returns how many it removed; a missing `dir` is fine.
+pub fn sweep_stale_temps(dir: &Path) -> Result<usize> {
+    // Only a real directory: a link (or a file) in its place is refused later, by the write.
+    if !fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+        return Ok(0);
+    }
+    let entries = fs::read_dir(dir).context(|| format!("reading {}", dir.display()))?;
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.context(|| format!("reading {}", dir.display()))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !is_stale_temp_name(name) || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        fault_point();
+        fs::remove_file(entry.path()).context(|| format!("removing {}", entry.path().display()))?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// `.<name>.<digits>.tmp`, optionally followed by `.old`.
+fn is_stale_temp_name(name: &str) -> bool {
+    let name = name.strip_suffix(".old").unwrap_or(name);
+    let Some(rest) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else {
+        return false;
+    };
+    match rest.rsplit_once('.') {
+        Some((base, pid)) => {
+            !base.is_empty() && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())
+        }
+        None => false,
+    }
+}
+
 /// Reads a whole regular file of at most `limit` bytes. A device (`/dev/zero`), a FIFO or a
 /// directory is refused at once, without blocking or reading it.
 pub fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {

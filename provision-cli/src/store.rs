@@ -94,6 +94,10 @@ impl Store {
                 dir.display()
             ),
         }
+        // Temporaries a killed run of an older provision left where it wrote.
+        for sub in ["", "ca", "operator", "broker", "ota"] {
+            fsutil::sweep_stale_temps(&dir.join(sub))?;
+        }
         Ok(Store {
             layout: Layout::new(dir),
             _lock: Some(lock),

@@ -570,3 +570,37 @@ fn a_bulk_add_costs_the_same_file_system_steps_per_device() {
     );
     eprintln!("{per_device} file-system steps per device, {s1} for one");
 }
+
+/// What a killed run of `provision` before the journal left (CA-signed keys and certificates as
+/// `.<name>.<pid>.tmp` next to their destinations, unknown to the registry) is removed by the next
+/// command that writes there.
+#[test]
+fn temporaries_an_older_provision_left_are_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("pki");
+    for step in BASE {
+        ok(&dir, step);
+    }
+    let ghost = dir.join("devices/ghost");
+    fs::create_dir_all(&ghost).unwrap();
+    let leftovers = [
+        ghost.join(".device.key.4242.tmp"),
+        ghost.join(".device.crt.4242.tmp"),
+        dir.join(".registry.toml.4242.tmp"),
+        dir.join(".crl.pem.4242.tmp.old"),
+        dir.join("broker/.acl.4242.tmp"),
+        dir.join("ca/.ca.key.77.tmp"),
+    ];
+    for f in &leftovers {
+        fs::copy(dir.join("devices/d0/device.key"), f).unwrap();
+    }
+    // Not ours: kept.
+    fs::write(dir.join("notes.tmp"), b"mine").unwrap();
+    ok(&dir, &["device", "add", "ghost"]);
+    for f in &leftovers {
+        assert!(!f.exists(), "{} left", f.display());
+    }
+    assert!(dir.join("notes.tmp").exists());
+    fs::remove_file(dir.join("notes.tmp")).unwrap();
+    check_consistent(&dir, "after the sweep");
+}
