@@ -134,7 +134,7 @@ online. Pushing the same bundle again continues a download; a device busy with a
 refuses. Exit codes: 0 every device confirmed, 16 some did not (the output says why), 9 the
 bundle is invalid here, others as for every command.")]
     Push(crate::ota_push_cli::PushArgs),
-    /// What each device last reported about updates: running version, state, floor
+    /// What each device last reported about updates: running version and slot, state, floor
     #[command(after_help = "\
 Examples:
   provision ota status

@@ -158,6 +158,8 @@ pub struct DeviceResult {
     pub reason: Option<String>,
     /// The version the device reported running last.
     pub running_version: Option<String>,
+    /// The slot (`A` or `B`) the device reported running from last.
+    pub running_slot: Option<String>,
     pub bundle_version: String,
     /// Image bytes this push sent to the device (chunks, repeats included).
     pub bytes_sent: u64,
@@ -208,6 +210,7 @@ struct Dev {
     deadline: Option<Instant>,
     last_heard: Instant,
     running: Option<ota::Version>,
+    running_slot: Option<ota_proto::Slot>,
     last_phase: Option<Phase>,
     bytes_sent: u64,
     highest: u32,
@@ -260,6 +263,7 @@ pub fn push(opts: &PushOptions, mut on_event: impl FnMut(PushEvent)) -> Result<V
                 deadline: None,
                 last_heard: now,
                 running: None,
+                running_slot: None,
                 last_phase: None,
                 bytes_sent: 0,
                 highest: 0,
@@ -452,6 +456,7 @@ impl Push<'_> {
                     return Ok(());
                 };
                 d.running = Some(status.running);
+                d.running_slot = Some(status.running_slot);
                 // A retained report predates this push: what the device said last, not an
                 // answer to our offer.
                 if m.retained || d.stage == Stage::Done || d.stage == Stage::Queued {
@@ -553,6 +558,7 @@ impl Push<'_> {
             outcome,
             reason,
             running_version: d.running.map(|v| v.to_string()),
+            running_slot: d.running_slot.map(|s| s.name().to_string()),
             bundle_version: self.bundle.header.version.to_string(),
             bytes_sent: d.bytes_sent,
             seconds: d.started.map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0),

@@ -167,7 +167,10 @@ impl Progress {
                 }
             }
             PushEvent::Phase { device, status } => {
-                let text = format!("{} (running {})", status.phase, status.running);
+                let text = format!(
+                    "{} (running {} from slot {})",
+                    status.phase, status.running, status.running_slot
+                );
                 if let Some(bar) = self.bar(&device, status.image_len) {
                     bar.set_message(text);
                 } else {
@@ -197,11 +200,11 @@ impl Progress {
 }
 
 fn outcome_text(r: &DeviceResult) -> String {
-    let running = r
-        .running_version
-        .as_deref()
-        .map(|v| format!(", running {v}"))
-        .unwrap_or_default();
+    let running = match (r.running_version.as_deref(), r.running_slot.as_deref()) {
+        (Some(v), Some(s)) => format!(", running {v} from slot {s}"),
+        (Some(v), None) => format!(", running {v}"),
+        _ => String::new(),
+    };
     match (&r.outcome, &r.reason) {
         (Outcome::Confirmed, _) => format!("confirmed {}{running}", r.bundle_version),
         (o, Some(why)) => format!("{}: {why}{running}", o.name()),
@@ -245,8 +248,8 @@ fn report_status(found: &[DeviceOtaStatus], json: bool) {
         return;
     }
     println!(
-        "{:<24} {:<8} {:<10} {:<16} {:<10} FLOOR",
-        "DEVICE", "CONN", "RUNNING", "STATE", "BUNDLE"
+        "{:<24} {:<8} {:<10} {:<4} {:<16} {:<10} FLOOR",
+        "DEVICE", "CONN", "RUNNING", "SLOT", "STATE", "BUNDLE"
     );
     for d in found {
         let conn = d.connection.as_deref().unwrap_or("-");
@@ -258,18 +261,19 @@ fn report_status(found: &[DeviceOtaStatus], json: bool) {
                     _ => s.state.to_string(),
                 };
                 println!(
-                    "{:<24} {:<8} {:<10} {:<16} {:<10} {}",
+                    "{:<24} {:<8} {:<10} {:<4} {:<16} {:<10} {}",
                     d.device,
                     conn,
                     s.running_version,
+                    s.running_slot,
                     state,
                     s.bundle_version.as_deref().unwrap_or("-"),
                     s.security_floor
                 );
             }
             None => println!(
-                "{:<24} {:<8} {:<10} {:<16} {:<10} -",
-                d.device, conn, "-", "no report", "-"
+                "{:<24} {:<8} {:<10} {:<4} {:<16} {:<10} -",
+                d.device, conn, "-", "-", "no report", "-"
             ),
         }
     }

@@ -14,6 +14,8 @@ pub struct StatusReport {
     /// The failed check (`refused`, `rolled-back`).
     pub reason: Option<&'static str>,
     pub running_version: String,
+    /// The slot the running image booted from: `A` or `B`.
+    pub running_slot: &'static str,
     pub bundle_id: Option<String>,
     pub bundle_version: Option<String>,
     pub received: u32,
@@ -39,6 +41,7 @@ impl From<&Status> for StatusReport {
                 _ => None,
             },
             running_version: s.running.to_string(),
+            running_slot: s.running_slot.name(),
             bundle_id: (s.bundle_id != 0).then(|| format!("{:08x}", s.bundle_id)),
             bundle_version: (s.bundle_version != zero).then(|| s.bundle_version.to_string()),
             received: s.received,

@@ -96,6 +96,8 @@ fn bundle_id(path: &Path) -> u32 {
 #[derive(Clone)]
 struct PeerConfig {
     running: Version,
+    /// The slot `running` booted from; an update boots the other one.
+    slot: ota_proto::Slot,
     floor: u32,
     key: TrustedKey,
     /// Stop asking for more once this many image bytes are stored (a device that lost its
@@ -166,6 +168,7 @@ impl Peer {
                 phase,
                 bundle_id: id,
                 running: cfg.running,
+                running_slot: cfg.slot,
                 bundle_version: dl.map(|d| d.version).unwrap_or(Version {
                     major: 0,
                     minor: 0,
@@ -330,6 +333,10 @@ impl Peer {
                             Ok(img) => {
                                 say(&client, status(&cfg, Phase::PendingReboot, None, d.id));
                                 cfg.running = img.header().version;
+                                cfg.slot = match cfg.slot {
+                                    ota_proto::Slot::A => ota_proto::Slot::B,
+                                    ota_proto::Slot::B => ota_proto::Slot::A,
+                                };
                                 say(&client, status(&cfg, Phase::Trial, None, d.id));
                                 cfg.floor = img.header().security_counter;
                                 running_id = d.id;
@@ -387,6 +394,7 @@ const T: Duration = Duration::from_secs(60);
 fn peer_config(key: TrustedKey) -> PeerConfig {
     PeerConfig {
         running: v("1.0.0"),
+        slot: ota_proto::Slot::A,
         floor: 1,
         key,
         pause_at: None,
@@ -439,6 +447,7 @@ fn push_updates_two_devices_in_parallel_and_status_shows_it() {
         assert_eq!(r["device"], id);
         assert_eq!(r["outcome"], "confirmed", "{r}");
         assert_eq!(r["running_version"], "2.0.0", "{r}");
+        assert_eq!(r["running_slot"], "B", "{r}");
         assert_eq!(r["bundle_version"], "2.0.0");
         assert_eq!(r["bytes_sent"], 40 * 1024 + 17, "{r}");
         let (transfer, total) = (r["transfer_seconds"].as_f64(), r["seconds"].as_f64());
@@ -460,11 +469,29 @@ fn push_updates_two_devices_in_parallel_and_status_shows_it() {
     assert_eq!(s[0]["connection"], "online");
     assert_eq!(s[0]["ota"]["state"], "confirmed");
     assert_eq!(s[0]["ota"]["running_version"], "2.0.0");
+    assert_eq!(s[0]["ota"]["running_slot"], "B");
     assert_eq!(s[0]["ota"]["security_floor"], 2);
     let out = run(&pki, &["ota", "status"]);
     let table = text(&out.stdout);
     assert!(
         table.contains("dev-b") && table.contains("confirmed"),
+        "{table}"
+    );
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["DEVICE", "CONN", "RUNNING", "SLOT", "STATE", "BUNDLE", "FLOOR"],
+        "{table}"
+    );
+    let row_b: Vec<&str> = table
+        .lines()
+        .find(|l| l.starts_with("dev-b "))
+        .unwrap_or_else(|| panic!("{table}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row_b,
+        ["dev-b", "online", "2.0.0", "B", "confirmed", "2.0.0", "2"],
         "{table}"
     );
 
@@ -475,7 +502,8 @@ fn push_updates_two_devices_in_parallel_and_status_shows_it() {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stdout).starts_with("dev-a confirmed 2.0.0, running 2.0.0 (0 bytes sent"),
+        text(&out.stdout)
+            .starts_with("dev-a confirmed 2.0.0, running 2.0.0 from slot B (0 bytes sent"),
         "{}",
         text(&out.stdout)
     );

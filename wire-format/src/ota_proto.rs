@@ -39,7 +39,7 @@ pub const CHUNK_HEADER_LEN: usize = 12;
 /// Longest chunk message.
 pub const MAX_CHUNK_MSG: usize = CHUNK_HEADER_LEN + MAX_CHUNK_LEN;
 /// Status length.
-pub const STATUS_LEN: usize = 36;
+pub const STATUS_LEN: usize = 40;
 
 /// Topic levels after `devices/<id>/`.
 pub const TOPIC_OFFER: &str = "ota/down/offer";
@@ -132,6 +132,10 @@ pub mod field {
         pub const IMAGE_LEN: Field = 28..32;
         /// u32, the device's stored security counter floor.
         pub const FLOOR: Field = 32..36;
+        /// u8, the [`Slot`](crate::ota_proto::Slot) the running image booted from.
+        pub const RUNNING_SLOT: Field = 36..37;
+        /// 3 bytes, must be 0.
+        pub const RESERVED: Field = 37..40;
     }
 }
 
@@ -140,7 +144,7 @@ const _: () = assert!(field::offer::HEADER.end - field::offer::HEADER.start == H
 const _: () = assert!(field::offer::SIGNATURE.end - field::offer::SIGNATURE.start == SIGNATURE_LEN);
 const _: () = assert!(field::request::OFFSET.end == REQUEST_LEN);
 const _: () = assert!(field::chunk::OFFSET.end == CHUNK_HEADER_LEN);
-const _: () = assert!(field::status::FLOOR.end == STATUS_LEN);
+const _: () = assert!(field::status::RESERVED.end == STATUS_LEN);
 
 /// Message kinds (byte 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,6 +214,8 @@ pub enum ProtoError {
     RangeOverflow,
     /// An unknown status state or reason code.
     BadState { state: u8, detail: u8 },
+    /// A running slot other than 0 (A) or 1 (B).
+    BadSlot { found: u8 },
     /// The output buffer is too small for [`emit`](Chunk::emit).
     BufferTooSmall { needed: usize },
 }
@@ -246,6 +252,9 @@ impl fmt::Display for ProtoError {
             ProtoError::RangeOverflow => write!(f, "range ends beyond 4 GiB"),
             ProtoError::BadState { state, detail } => {
                 write!(f, "unknown status state {state} / detail {detail}")
+            }
+            ProtoError::BadSlot { found } => {
+                write!(f, "unknown running slot {found} (0 = A, 1 = B)")
             }
             ProtoError::BufferTooSmall { needed } => {
                 write!(f, "output buffer too small ({needed} bytes needed)")
@@ -773,6 +782,40 @@ impl fmt::Display for Phase {
     }
 }
 
+/// A flash slot a device boots from (status byte 36).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Slot {
+    A = 0,
+    B = 1,
+}
+
+impl Slot {
+    pub const ALL: [Slot; 2] = [Slot::A, Slot::B];
+
+    pub const fn from_u8(b: u8) -> Option<Slot> {
+        match b {
+            0 => Some(Slot::A),
+            1 => Some(Slot::B),
+            _ => None,
+        }
+    }
+
+    /// Stable name (CLI output, JSON, logs): `A` or `B`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Slot::A => "A",
+            Slot::B => "B",
+        }
+    }
+}
+
+impl fmt::Display for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A status report. The device publishes it retained, so the last one is what a later
 /// `provision ota status` sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -782,6 +825,8 @@ pub struct Status {
     pub bundle_id: u32,
     /// The version running on the device now (from the active slot's signed header).
     pub running: Version,
+    /// The slot the running image booted from.
+    pub running_slot: Slot,
     /// The version of the bundle this report is about (0.0.0: none).
     pub bundle_version: Version,
     /// Image bytes stored so far.
@@ -796,10 +841,20 @@ impl Status {
     pub fn parse(bytes: &[u8]) -> Result<Status, ProtoError> {
         check_head(bytes, Kind::Status, STATUS_LEN, STATUS_LEN)?;
         let b = |f: field::Field| bytes.get(f.start).copied().unwrap_or(0);
+        let phase = Phase::from_bytes(b(field::status::STATE), b(field::status::DETAIL))?;
+        let slot = b(field::status::RUNNING_SLOT);
+        let running_slot = Slot::from_u8(slot).ok_or(ProtoError::BadSlot { found: slot })?;
+        if bytes
+            .get(field::status::RESERVED)
+            .is_some_and(|r| r.iter().any(|&x| x != 0))
+        {
+            return Err(ProtoError::Reserved);
+        }
         Ok(Status {
-            phase: Phase::from_bytes(b(field::status::STATE), b(field::status::DETAIL))?,
+            phase,
             bundle_id: le32(bytes, field::status::BUNDLE_ID),
             running: version_at(bytes, field::status::RUNNING_VERSION),
+            running_slot,
             bundle_version: version_at(bytes, field::status::BUNDLE_VERSION),
             received: le32(bytes, field::status::RECEIVED),
             image_len: le32(bytes, field::status::IMAGE_LEN),
@@ -826,6 +881,8 @@ impl Status {
         put(out, field::status::RECEIVED, &self.received.to_le_bytes());
         put(out, field::status::IMAGE_LEN, &self.image_len.to_le_bytes());
         put(out, field::status::FLOOR, &self.floor.to_le_bytes());
+        put(out, field::status::RUNNING_SLOT, &[self.running_slot as u8]);
+        put(out, field::status::RESERVED, &[0; 3]);
     }
 
     pub fn to_bytes(&self) -> [u8; STATUS_LEN] {

@@ -228,6 +228,23 @@ fn ota_region(flash: &Path) -> Vec<u8> {
     all.get(start..).unwrap_or_default().to_vec()
 }
 
+/// `provision ota status ID --json`, whitespace removed, once the device's retained report
+/// says `state` (it is published right after the device comes online).
+fn ota_status_json(pki: &Pki, id: &str, state: &str) -> String {
+    let deadline = Instant::now() + T;
+    loop {
+        let o = ok(provision(pki, &["ota", "status", id, "--json"]));
+        let s: String = String::from_utf8_lossy(&o.stdout)
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        if field(&s, "state") == state || Instant::now() > deadline {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn confirmed(pki: &Pki, b: &Path, id: &str, version: &str) -> String {
     let (lines, code, err) = push(pki, b, &[id], &[]);
     assert_eq!(code, Some(0), "{lines:?}\n{err}");
@@ -243,13 +260,36 @@ fn v1_then_v2_confirmed_then_refusals_erase_nothing_and_a_corrupted_download_kee
     let mut dev = DeviceProc::start(&flashes[0]);
     dev.expect("ota: running 0.0.0 from slot A", T);
     dev.expect("Subscribe => Online", T);
+    // Before any update: the blank image in slot A, as the device reports it.
+    let s = ota_status_json(&pki, "dev-1", "idle");
+    assert_eq!(field(&s, "state"), "idle", "{s}");
+    assert_eq!(field(&s, "running_version"), "0.0.0", "{s}");
+    assert_eq!(field(&s, "running_slot"), "A", "{s}");
 
     let v1 = bundle(&pki, "v1", "1.0.0", 1, &image(50_000, 1), &[]);
     let v2 = bundle(&pki, "v2", "2.0.0", 2, &image(70_001, 2), &[]);
-    confirmed(&pki, &v1, "dev-1", "1.0.0");
+    let line = confirmed(&pki, &v1, "dev-1", "1.0.0");
+    assert_eq!(field(&line, "running_slot"), "B", "{line}");
     dev.expect("ota: confirmed 1.0.0 in slot B", T);
+    let s = ota_status_json(&pki, "dev-1", "confirmed");
+    assert_eq!(field(&s, "running_version"), "1.0.0", "{s}");
+    assert_eq!(field(&s, "running_slot"), "B", "{s}");
+    let table = String::from_utf8_lossy(&ok(provision(&pki, &["ota", "status", "dev-1"])).stdout)
+        .into_owned();
+    let row: Vec<&str> = table
+        .lines()
+        .find(|l| l.starts_with("dev-1 "))
+        .unwrap_or_else(|| panic!("{table}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row[..5],
+        ["dev-1", "online", "1.0.0", "B", "confirmed"],
+        "{table}"
+    );
     let line = confirmed(&pki, &v2, "dev-1", "2.0.0");
     assert_eq!(field(&line, "bytes_sent"), "70001", "{line}");
+    assert_eq!(field(&line, "running_slot"), "A", "{line}");
     dev.expect("ota: confirmed 2.0.0 in slot A", T);
     // The loader booted the new slot on trial, then the image confirmed itself once online.
     assert!(
@@ -266,6 +306,7 @@ fn v1_then_v2_confirmed_then_refusals_erase_nothing_and_a_corrupted_download_kee
         .filter(|c| !c.is_whitespace())
         .collect();
     assert!(s.contains("\"running_version\":\"2.0.0\""), "{s}");
+    assert!(s.contains("\"running_slot\":\"A\""), "{s}");
     assert!(s.contains("\"state\":\"confirmed\""), "{s}");
 
     // Refused before anything is erased: unknown key, wrong target, lower counter, unsigned.

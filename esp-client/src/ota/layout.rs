@@ -59,6 +59,16 @@ impl Slot {
     }
 }
 
+impl From<Slot> for wire_format::ota_proto::Slot {
+    /// The slot as the status report carries it (`running_slot`).
+    fn from(s: Slot) -> Self {
+        match s {
+            Slot::A => wire_format::ota_proto::Slot::A,
+            Slot::B => wire_format::ota_proto::Slot::B,
+        }
+    }
+}
+
 impl core::fmt::Display for Slot {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(self.name())

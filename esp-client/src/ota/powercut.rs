@@ -492,6 +492,7 @@ fn an_image_that_never_gets_online_is_rolled_back_and_reported() {
     let r = dev.updater.report();
     assert_eq!(r.bundle_version.major, 2);
     assert_eq!(r.running.major, 1);
+    assert_eq!(r.running_slot, wire_format::ota_proto::Slot::A);
 }
 
 #[test]
@@ -522,6 +523,12 @@ fn another_bundle_is_refused_while_one_downloads_and_taken_once_it_stalls() {
     }
     assert_eq!(dev.run_update(&v3, 10_000), Some(Phase::Confirmed));
     assert_eq!(dev.updater.running().version.major, 3);
+    // The report says which slot the new image runs from: the one the loader booted.
+    assert_eq!(dev.booted, Slot::B);
+    assert_eq!(
+        dev.updater.report().running_slot,
+        wire_format::ota_proto::Slot::B
+    );
 }
 
 #[test]

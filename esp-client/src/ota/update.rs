@@ -199,6 +199,7 @@ impl Updater {
                 phase: Phase::Idle,
                 bundle_id: 0,
                 running: zero_version(),
+                running_slot: ota_proto::Slot::A,
                 bundle_version: zero_version(),
                 received: 0,
                 image_len: 0,
@@ -288,6 +289,7 @@ impl Updater {
             phase,
             bundle_id,
             running: self.running.version,
+            running_slot: self.running.slot.into(),
             bundle_version: header.map_or(zero_version(), |h| h.version),
             received: match phase {
                 Phase::Idle | Phase::Refused(_) => 0,
@@ -307,6 +309,7 @@ impl Updater {
                 phase: Phase::Downloading { percent },
                 bundle_id: d.bundle_id,
                 running: self.running.version,
+                running_slot: self.running.slot.into(),
                 bundle_version: d.info.version,
                 received,
                 image_len: d.info.image_len,

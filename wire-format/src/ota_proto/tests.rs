@@ -3,7 +3,7 @@ extern crate std;
 use super::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use std::string::String;
+use std::string::{String, ToString};
 use std::vec::Vec;
 
 fn header() -> Header {
@@ -37,6 +37,7 @@ fn status() -> Status {
             minor: 0,
             patch: 0,
         },
+        running_slot: Slot::B,
         bundle_version: Version {
             major: 1,
             minor: 2,
@@ -87,7 +88,56 @@ fn every_message_round_trips_and_lays_out_as_documented() {
     assert_eq!(&s[8..16], &[1, 0, 0, 0, 0, 0, 0, 0]);
     assert_eq!(&s[16..24], &[1, 0, 2, 0, 3, 0, 0, 0]);
     assert_eq!(&s[24..36], &[0x34, 8, 0, 0, 0x88, 0x13, 0, 0, 2, 0, 0, 0]);
+    assert_eq!(&s[36..40], &[1, 0, 0, 0]);
+    assert_eq!(s.len(), 40);
     assert_eq!(Status::parse(&s), Ok(status()));
+}
+
+#[test]
+fn the_running_slot_round_trips_and_a_bad_one_is_refused() {
+    for slot in Slot::ALL {
+        let s = Status {
+            running_slot: slot,
+            ..status()
+        };
+        let bytes = s.to_bytes();
+        assert_eq!(bytes[36], slot as u8);
+        assert_eq!(Status::parse(&bytes), Ok(s));
+        assert_eq!(Slot::from_u8(slot as u8), Some(slot));
+    }
+    assert_eq!(Slot::A.to_string(), "A");
+    assert_eq!(Slot::B.to_string(), "B");
+    for found in [2u8, 0x80, 0xFF] {
+        let mut bad = status().to_bytes();
+        bad[36] = found;
+        assert_eq!(Status::parse(&bad), Err(ProtoError::BadSlot { found }));
+        assert!(ProtoError::BadSlot { found }
+            .to_string()
+            .contains("running slot"));
+    }
+    for at in 37..40 {
+        let mut bad = status().to_bytes();
+        bad[at] = 1;
+        assert_eq!(Status::parse(&bad), Err(ProtoError::Reserved), "{at}");
+    }
+    // A status of the old 36-byte length, or one byte long, is refused by its length.
+    let s = status().to_bytes();
+    assert_eq!(
+        Status::parse(&s[..36]),
+        Err(ProtoError::Truncated {
+            expected: 40,
+            received: 36
+        })
+    );
+    let mut long = [0u8; STATUS_LEN + 1];
+    long[..STATUS_LEN].copy_from_slice(&s);
+    assert_eq!(
+        Status::parse(&long),
+        Err(ProtoError::TrailingData {
+            expected: 40,
+            received: 41
+        })
+    );
 }
 
 #[test]
@@ -439,6 +489,8 @@ fn doc_tables_match_the_code() {
             ("received", field::status::RECEIVED),
             ("image_len", field::status::IMAGE_LEN),
             ("floor", field::status::FLOOR),
+            ("running_slot", field::status::RUNNING_SLOT),
+            ("reserved", field::status::RESERVED),
         ])
     );
     // Code tables: `| code | name |`.
