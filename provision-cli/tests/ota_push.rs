@@ -491,8 +491,21 @@ fn push_updates_two_devices_in_parallel_and_status_shows_it() {
         .collect();
     assert_eq!(
         row_b,
-        ["dev-b", "online", "2.0.0", "B", "confirmed", "2.0.0", "2"],
+        ["dev-b", "online", "2.0.0", "B", "confirmed", "-", "2"],
         "{table}"
+    );
+
+    // `watch` decodes the retained OTA report, slot included.
+    let out = run(&pki, &["watch", "dev-a", "--count", "2"]);
+    let seen = text(&out.stdout);
+    assert!(out.status.success(), "{seen}{}", text(&out.stderr));
+    let ota_line = seen
+        .lines()
+        .find(|l| l.contains("ota/up/status"))
+        .unwrap_or_else(|| panic!("{seen}"));
+    assert!(
+        ota_line.contains("state=confirmed") && ota_line.contains("running_slot=B"),
+        "{seen}"
     );
 
     // The same bundle again: the devices run it already and say so at once.
