@@ -13,7 +13,7 @@ use wire_format::spi_link::{
     MAX_RESP_FRAME, POLL, PWM_PINS, REQ_SOF, RESP_SOF, RESYNC_PAUSE_US, RESYNC_POLLS,
 };
 
-/// Flash and static RAM budget on the ATmega168 (issue 4; docs/avr-slave.md).
+/// Flash and static RAM budget on the ATmega168 (docs/avr-slave.md).
 const FLASH_BUDGET: u64 = 4096;
 const SRAM_BUDGET: u64 = 256;
 

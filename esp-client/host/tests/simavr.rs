@@ -1,6 +1,6 @@
 //! The whole chain with the real AVR firmware: the device core (in-process, over the host
 //! board's rustls transport and file flash) talks to a real Mosquitto, and its AVR is the
-//! avr-slave ELF running in simavr behind issue 4's SPI driver. An operator's `set-pin` command
+//! avr-slave ELF running in simavr behind esp-client's SPI link driver. An operator's `set-pin` command
 //! must change the simulated chip's port register, and an ADC voltage applied to the simulated
 //! pin must come back in a `read-adc` reply.
 
