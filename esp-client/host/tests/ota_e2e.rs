@@ -444,7 +444,7 @@ fn a_broker_restart_at_half_way_resumes_and_resends_at_most_a_window_and_a_secto
     let b = bundle(&pki, "v1", "1.0.0", 1, &image(len, 7), &[]);
     let job = push_in_background(&pki, &b, "dev-1");
     at_half(&dev);
-    broker.stop();
+    broker.kill();
     std::thread::sleep(Duration::from_millis(500));
     broker.restart();
     let (lines, code, err) = job.join().unwrap();

@@ -257,6 +257,15 @@ impl Broker {
         }
     }
 
+    /// Kills the broker as a power cut or the OOM killer would (SIGKILL to its PID, then
+    /// reaps it): no orderly close of its connections. `restart` starts it again.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(child.id(), libc::SIGKILL);
+            let _ = child.wait();
+        }
+    }
+
     /// Stops and starts the broker again on the same port and config.
     pub fn restart(&mut self) {
         self.stop();
