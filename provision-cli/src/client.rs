@@ -22,10 +22,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::error::{Error, Result};
 use crate::layout::Layout;
-use crate::store::PEM_LIMIT;
 use crate::pki::OPERATOR_CN;
 use crate::registry::{DeviceStatus, Registry};
 use crate::store::Store;
+use crate::store::PEM_LIMIT;
 
 /// The operator identity used when none is named (`provision init` creates it).
 pub const DEFAULT_OPERATOR: &str = OPERATOR_CN;
