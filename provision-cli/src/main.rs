@@ -163,7 +163,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Status(a) => return a.run(&dir),
         Command::Operator(cmd) => cmd.run(&dir)?,
         Command::Completions(a) => a.run(Cli::command())?,
-        Command::Man(a) => a.run(Cli::command())?,
+        Command::Man(a) => a.run(Cli::command(), &dir)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -63,7 +63,9 @@ pub struct ManArgs {
 }
 
 impl ManArgs {
-    pub fn run(self, cmd: clap::Command) -> Result<(), Error> {
+    /// `dir` is the provisioning directory: the pages may not land in its folders (`ca/`,
+    /// `devices/`, ...), the same rule as every `-o`.
+    pub fn run(self, cmd: clap::Command, dir: &Path) -> Result<(), Error> {
         match self.out_dir {
             None => {
                 let mut page = Vec::new();
@@ -72,10 +74,11 @@ impl ManArgs {
                     .map_err(|e| io_error(e, Path::new("memory")))?;
                 print_bytes(&page)
             }
-            Some(dir) => {
-                std::fs::create_dir_all(&dir).map_err(|e| io_error(e, &dir))?;
-                clap_mangen::generate_to(cmd, &dir).map_err(|e| io_error(e, &dir))?;
-                println!("wrote the man pages to {}", dir.display());
+            Some(out) => {
+                provision::store::check_output_outside(dir, &out.join("provision.1"))?;
+                std::fs::create_dir_all(&out).map_err(|e| io_error(e, &out))?;
+                clap_mangen::generate_to(cmd, &out).map_err(|e| io_error(e, &out))?;
+                println!("wrote the man pages to {}", out.display());
                 Ok(())
             }
         }

@@ -101,6 +101,28 @@ fn man_pages_render_with_groff() {
     assert!(stdout(&["man"]).contains(".TH provision 1"));
 }
 
+#[test]
+fn man_pages_never_land_in_the_provisioning_directorys_folders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = tmp.path().join("pki");
+    let ok = provision()
+        .args(["--dir", pki.to_str().unwrap(), "init"])
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{ok:?}");
+    let before: Vec<_> = std::fs::read_dir(pki.join("ca")).unwrap().collect();
+    let out = provision()
+        .args(["--dir", pki.to_str().unwrap(), "man", "--out-dir"])
+        .arg(pki.join("ca"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("one of provision's own files"), "{err}");
+    let after: Vec<_> = std::fs::read_dir(pki.join("ca")).unwrap().collect();
+    assert_eq!(before.len(), after.len(), "nothing written into ca/");
+}
+
 /// Every single-letter deletion, adjacent swap and substitution (by a neighbouring vowel or
 /// consonant) of `word`.
 fn typos(word: &str) -> Vec<String> {
