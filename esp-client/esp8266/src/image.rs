@@ -301,20 +301,9 @@ mod tests {
         f
     }
 
-    /// Plain bitwise zlib CRC-32, independent of the nibble table.
+    /// zlib's CRC-32 from the `crc` crate, independent of the nibble table.
     fn crc32(data: &[u8]) -> u32 {
-        let mut c = 0xFFFF_FFFFu32;
-        for &b in data {
-            c ^= u32::from(b);
-            for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-            }
-        }
-        !c
+        crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(data)
     }
 
     fn reader(img: &[u8]) -> impl FnMut(u32, &mut [u8]) -> Result<(), ()> + '_ {

@@ -262,19 +262,9 @@ mod loader {
         Run { code, out }
     }
 
+    /// zlib's CRC-32 (the `crc` crate), independent of the loader's nibble table.
     fn crc32(data: &[u8]) -> u32 {
-        let mut c = 0xFFFF_FFFFu32;
-        for &b in data {
-            c ^= u32::from(b);
-            for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-            }
-        }
-        !c
+        crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(data)
     }
 
     /// What application IRAM and DRAM must hold once `app` is loaded into zeroed RAM.
