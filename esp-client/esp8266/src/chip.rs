@@ -126,21 +126,14 @@ impl Clock {
     }
 }
 
-/// WiFi join progress.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Join {
-    Idle,
-    Joining,
-    Failed,
-}
-
 /// The ESP8266 as the core sees it.
 pub struct EspBoard<T> {
     transport: T,
     flash: DataFlash,
     avr: AvrIo<Hspi, EtsDelay>,
     clock: Clock,
-    join: Join,
+    /// A WiFi join was started and has not ended yet.
+    joining: bool,
     sntp_started: bool,
     /// `reset` was called: the SDK restarts once the current callback returns.
     pub restarting: bool,
@@ -157,7 +150,7 @@ impl<T> EspBoard<T> {
                 last_us: 0,
                 wraps: 0,
             },
-            join: Join::Idle,
+            joining: false,
             sntp_started: false,
             restarting: false,
         }
@@ -235,7 +228,7 @@ impl<T: esp_client::board::Transport + crate::transport::Diagnostics> Board for 
         unsafe { sdk::os_random() }
     }
     fn network(&mut self, ssid: &str, password: &str) -> NetStatus {
-        if self.join != Join::Joining {
+        if !self.joining {
             let mut cfg = sdk::station_config {
                 ssid: [0; 32],
                 password: [0; 64],
@@ -257,7 +250,7 @@ impl<T: esp_client::board::Transport + crate::transport::Diagnostics> Board for 
                 sdk::wifi_station_set_config_current(&mut cfg);
                 sdk::wifi_station_connect();
             }
-            self.join = Join::Joining;
+            self.joining = true;
             return NetStatus::Pending;
         }
         // SAFETY: plain SDK call.
@@ -265,7 +258,7 @@ impl<T: esp_client::board::Transport + crate::transport::Diagnostics> Board for 
             sdk::STATION_GOT_IP => NetStatus::Up,
             sdk::STATION_WRONG_PASSWORD | sdk::STATION_NO_AP_FOUND | sdk::STATION_CONNECT_FAIL => {
                 // The next call starts a new attempt.
-                self.join = Join::Failed;
+                self.joining = false;
                 NetStatus::Failed
             }
             _ => NetStatus::Pending,
