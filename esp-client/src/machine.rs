@@ -172,6 +172,12 @@ impl From<SessionError> for Failure {
     }
 }
 
+/// The commands application's subscription; a commands app without one fails to compile.
+const COMMANDS_FILTER: &str = match Commands::FILTER {
+    Some(filter) => filter,
+    None => panic!("the commands application must subscribe"),
+};
+
 /// Packets handled per poll at most: a flood cannot starve the timers.
 const EVENTS_PER_POLL: usize = 8;
 /// Writes an orderly shutdown tries (without blocking) to get `offline` and DISCONNECT out.
@@ -689,8 +695,7 @@ impl Device {
 
     fn subscribe<B: Board>(&mut self, board: &mut B, now: u64) -> Result<(), Failure> {
         let mut filter = FmtBuf::<TOPIC_BUF>::new();
-        let app_filter = Commands::FILTER.unwrap_or("cmd/#");
-        write!(filter, "{}{app_filter}", self.prefix.as_str())
+        write!(filter, "{}{COMMANDS_FILTER}", self.prefix.as_str())
             .map_err(|_| Failure::Encode(EncodeError::BadTopic))?;
         let mut ota_filter = FmtBuf::<TOPIC_BUF>::new();
         write!(ota_filter, "{}{}", self.prefix.as_str(), Ota::FILTER)

@@ -7,8 +7,8 @@ use std::string::{String, ToString};
 use std::vec::Vec;
 use std::{format, vec};
 
+use crate::ota::sim::SimFlash;
 use bytes::BytesMut;
-use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashErrorKind, ReadNorFlash};
 use rumqttc::mqttbytes::v4 as r;
 use rumqttc::mqttbytes::QoS as RQoS;
 use wire_format::device_config::DeviceConfig;
@@ -20,42 +20,6 @@ use crate::settings::{Settings, RAM_BUDGET};
 const BUILD_TIME: u64 = 1_760_000_000;
 const SOURCE_TIME: u64 = 1_770_000_000;
 const ID: &str = "kitchen-sensor-1";
-
-/// NOR flash in memory: writes can only clear bits, so a missing erase shows.
-struct MemFlash(Vec<u8>);
-
-impl ErrorType for MemFlash {
-    type Error = NorFlashErrorKind;
-}
-impl ReadNorFlash for MemFlash {
-    const READ_SIZE: usize = 1;
-    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
-        let o = offset as usize;
-        let src = self
-            .0
-            .get(o..o + bytes.len())
-            .ok_or(NorFlashErrorKind::OutOfBounds)?;
-        bytes.copy_from_slice(src);
-        Ok(())
-    }
-    fn capacity(&self) -> usize {
-        self.0.len()
-    }
-}
-impl NorFlash for MemFlash {
-    const WRITE_SIZE: usize = 4;
-    const ERASE_SIZE: usize = 4096;
-    fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
-        self.0[from as usize..to as usize].fill(0xFF);
-        Ok(())
-    }
-    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
-        for (d, s) in self.0[offset as usize..].iter_mut().zip(bytes) {
-            *d &= *s;
-        }
-        Ok(())
-    }
-}
 
 #[derive(Default)]
 struct FakeAvr {
@@ -398,7 +362,7 @@ impl FakeNet {
 
 struct FakeBoard {
     net: FakeNet,
-    flash: MemFlash,
+    flash: SimFlash,
     avr: FakeAvr,
     rng: u32,
     network: NetStatus,
@@ -413,7 +377,7 @@ struct FakeBoard {
 
 impl Board for FakeBoard {
     type Transport = FakeNet;
-    type Flash = MemFlash;
+    type Flash = SimFlash;
     type Avr = FakeAvr;
     fn now_ms(&mut self) -> u64 {
         unreachable!("the test drives time")
@@ -421,7 +385,7 @@ impl Board for FakeBoard {
     fn transport(&mut self) -> &mut FakeNet {
         &mut self.net
     }
-    fn flash(&mut self) -> &mut MemFlash {
+    fn flash(&mut self) -> &mut SimFlash {
         &mut self.flash
     }
     fn avr(&mut self) -> &mut FakeAvr {
@@ -502,7 +466,7 @@ fn board() -> FakeBoard {
             retained: Vec::new(),
             connects: Vec::new(),
         },
-        flash: MemFlash(flash),
+        flash: SimFlash::with(flash),
         avr: FakeAvr {
             ports: [0b0000_0001, 0, 0b1000_0000],
             adc: [512, 1023, 0, 7, 0, 0, 0, 0],
@@ -613,7 +577,7 @@ fn happy_path() {
         ("broker.local", 8883)
     );
     assert_eq!(
-        crate::clock::parse_record(&b.flash.0[4096..]),
+        crate::clock::parse_record(&b.flash.mem[4096..]),
         Some(SOURCE_TIME)
     );
     assert!(b.watchdog_feeds > 1000);
@@ -758,10 +722,10 @@ fn time_source_missing() {
     assert_eq!(b.net.connects[0].time_floor, BUILD_TIME + 10);
     assert!(b.log.iter().any(|l| l.contains("no time source")));
     // The floor (build time + uptime) is persisted once online, then again after an hour.
-    let rec = || crate::clock::parse_record(&b.flash.0[4096..]);
+    let rec = || crate::clock::parse_record(&b.flash.mem[4096..]);
     assert_eq!(rec(), Some(BUILD_TIME + 10));
     run(&mut dev, &mut b, &mut now, 3_620_000);
-    let later = crate::clock::parse_record(&b.flash.0[4096..]).unwrap();
+    let later = crate::clock::parse_record(&b.flash.mem[4096..]).unwrap();
     assert!(
         (BUILD_TIME + 3_610..=BUILD_TIME + 3_620).contains(&later),
         "{later}"
@@ -770,7 +734,7 @@ fn time_source_missing() {
     // A later boot with a persisted time later than the build uses that instead.
     let mut b = board();
     b.time_source = None;
-    b.flash.0[4096..4112].copy_from_slice(&crate::clock::emit_record(SOURCE_TIME));
+    b.flash.mem[4096..4112].copy_from_slice(&crate::clock::emit_record(SOURCE_TIME));
     let mut dev = Device::new(settings());
     let mut now = 0;
     run(&mut dev, &mut b, &mut now, 15_000);
@@ -785,7 +749,7 @@ fn corrupt_config_halts_cleanly() {
         |f: &mut Vec<u8>| f[6] = 20,
     ] {
         let mut b = board();
-        damage(&mut b.flash.0);
+        damage(&mut b.flash.mem);
         let mut dev = Device::new(settings());
         let mut now = 0;
         run(&mut dev, &mut b, &mut now, 60_000);
@@ -1194,7 +1158,7 @@ fn a_spoofed_time_costs_one_connect_and_is_never_persisted() {
     let mut dev = Device::new(settings());
     let mut now = 0;
     run(&mut dev, &mut b, &mut now, 10_000);
-    let rec = |b: &FakeBoard| crate::clock::parse_record(&b.flash.0[4096..]);
+    let rec = |b: &FakeBoard| crate::clock::parse_record(&b.flash.mem[4096..]);
     assert_eq!(b.net.connects[0].time_floor, spoofed);
     assert_eq!(
         b.causes,
@@ -1230,7 +1194,7 @@ fn a_source_time_is_persisted_only_after_a_handshake_validated_at_it() {
     let mut now = 0;
     run(&mut dev, &mut b, &mut now, 5_000);
     assert_eq!(b.net.connects[0].time_floor, SOURCE_TIME);
-    let rec = |b: &FakeBoard| crate::clock::parse_record(&b.flash.0[4096..]);
+    let rec = |b: &FakeBoard| crate::clock::parse_record(&b.flash.mem[4096..]);
     assert_eq!(
         rec(&b),
         None,

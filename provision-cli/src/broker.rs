@@ -137,8 +137,8 @@ pub fn configure(dir: &Path, opts: &BrokerOptions) -> Result<BrokerReport> {
     let previous = registry.broker.replace(record.clone());
 
     let layout = &store.layout;
-    let ca_pem = std::fs::read(layout.ca_cert())
-        .context(|| format!("reading {}", layout.ca_cert().display()))?;
+    let ca_pem =
+        crate::fsutil::read_bounded(&layout.ca_cert(), crate::store::PEM_LIMIT, "CA certificate")?;
     let mut tx = store.transaction();
     // A broker configured again gets a new certificate: the one it replaces is revoked (and kept
     // in the registry), as `provision broker renew` does.
@@ -153,9 +153,7 @@ pub fn configure(dir: &Path, opts: &BrokerOptions) -> Result<BrokerReport> {
             tx.stage(&layout.crl(), crl.as_bytes(), PUBLIC)?;
             crl.into_bytes()
         }
-        None => {
-            std::fs::read(layout.crl()).context(|| format!("reading {}", layout.crl().display()))?
-        }
+        None => crate::fsutil::read_bounded(&layout.crl(), 16 << 20, "CRL")?,
     };
     tx.create_dir_all(&layout.broker_dir())?;
     stage_server_key(&mut tx, layout, &issued.key_pem)?;

@@ -20,11 +20,12 @@ use rumqttc::{ConnectReturnCode, ConnectionError, Event as RawEvent, Packet, QoS
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::layout::Layout;
 use crate::pki::OPERATOR_CN;
 use crate::registry::{DeviceStatus, Registry};
 use crate::store::Store;
+use crate::store::PEM_LIMIT;
 
 /// The operator identity used when none is named (`provision init` creates it).
 pub const DEFAULT_OPERATOR: &str = OPERATOR_CN;
@@ -207,7 +208,7 @@ pub fn tls_config(ca: &Path, identity: &OperatorIdentity) -> Result<Arc<rustls::
         path: path.to_path_buf(),
         reason: what.to_string(),
     };
-    let ca_pem = std::fs::read(ca).context(|| format!("reading {}", ca.display()))?;
+    let ca_pem = crate::fsutil::read_bounded(ca, PEM_LIMIT, "CA certificate")?;
     for cert in CertificateDer::pem_slice_iter(&ca_pem) {
         let cert = cert.map_err(|e| corrupt(ca, &format!("not a PEM certificate ({e})")))?;
         roots
@@ -217,16 +218,14 @@ pub fn tls_config(ca: &Path, identity: &OperatorIdentity) -> Result<Arc<rustls::
     if roots.is_empty() {
         return Err(corrupt(ca, "holds no certificate"));
     }
-    let cert_pem =
-        std::fs::read(&identity.cert).context(|| format!("reading {}", identity.cert.display()))?;
+    let cert_pem = crate::fsutil::read_bounded(&identity.cert, PEM_LIMIT, "operator certificate")?;
     let chain = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| corrupt(&identity.cert, &format!("not a PEM certificate ({e})")))?;
     if chain.is_empty() {
         return Err(corrupt(&identity.cert, "holds no certificate"));
     }
-    let key_pem =
-        std::fs::read(&identity.key).context(|| format!("reading {}", identity.key.display()))?;
+    let key_pem = crate::fsutil::read_bounded(&identity.key, PEM_LIMIT, "operator key")?;
     let key = PrivateKeyDer::from_pem_slice(&key_pem)
         .map_err(|e| corrupt(&identity.key, &format!("not a PEM private key ({e})")))?;
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(

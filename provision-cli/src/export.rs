@@ -9,7 +9,7 @@ use serde::Serialize;
 use sha1::Digest as _;
 
 use crate::device::validate_ids;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::fsutil::{Transaction, PUBLIC, SECRET};
 use crate::registry::DeviceStatus;
 use crate::store::Store;
@@ -186,11 +186,7 @@ pub fn export(dir: &Path, opts: &ExportOptions) -> Result<ExportReport> {
 
 /// Reads `path`, checks it holds one PEM block labelled `label`, and returns the text.
 fn read_pem(path: &Path, label: &str) -> Result<String> {
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(64 * 1024).read_to_string(&mut text))
-        .context(|| format!("reading {}", path.display()))?;
+    let text = crate::fsutil::read_text_bounded(path, crate::store::PEM_LIMIT, label)?;
     match x509_parser::pem::parse_x509_pem(text.as_bytes()) {
         Ok((_, pem)) if pem.label == label => Ok(text),
         Ok((_, pem)) => Err(Error::Corrupt {

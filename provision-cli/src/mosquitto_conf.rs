@@ -74,27 +74,7 @@ impl Setting {
 const MAX_FILE: u64 = 1 << 20;
 
 fn read_file(path: &Path) -> Result<String> {
-    use std::io::Read;
-    // Checked before opening: opening a FIFO for reading would block.
-    let meta = std::fs::metadata(path).context(|| format!("reading {}", path.display()))?;
-    if !meta.is_file() {
-        return Err(Error::InvalidInput(format!(
-            "{} is not a regular file",
-            path.display()
-        )));
-    }
-    let file = std::fs::File::open(path).context(|| format!("reading {}", path.display()))?;
-    let mut text = String::new();
-    file.take(MAX_FILE + 1)
-        .read_to_string(&mut text)
-        .context(|| format!("reading {}", path.display()))?;
-    if text.len() as u64 > MAX_FILE {
-        return Err(Error::InvalidInput(format!(
-            "{} is larger than 1 MiB: not a Mosquitto config",
-            path.display()
-        )));
-    }
-    Ok(text)
+    crate::fsutil::read_text_bounded(path, MAX_FILE, "Mosquitto config")
 }
 
 /// `*.conf` in `dir`, in the order Mosquitto reads them (case-insensitive first).

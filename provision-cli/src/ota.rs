@@ -362,7 +362,22 @@ pub struct VerifyOptions {
 
 /// Streams `bundle` through the device's verifier. `Ok` carries the authenticated header.
 pub fn verify(dir: &Path, bundle: &Path, opts: &VerifyOptions) -> Result<Header> {
-    let mut file = fsutil::open_regular(bundle, "bundle")?;
+    verify_with(dir, bundle, opts, || fsutil::open_regular(bundle, "bundle"))
+}
+
+/// [`verify`] of a bundle already read into memory from `path` (named in errors): the bytes
+/// checked are the bytes the caller goes on to use, whatever happens to the file meanwhile.
+pub fn verify_bytes(dir: &Path, path: &Path, bytes: &[u8], opts: &VerifyOptions) -> Result<Header> {
+    verify_with(dir, path, opts, || Ok(bytes))
+}
+
+fn verify_with<R: Read>(
+    dir: &Path,
+    bundle: &Path,
+    opts: &VerifyOptions,
+    open: impl Fn() -> Result<R>,
+) -> Result<Header> {
+    let mut file = open()?;
     let mut head = [0u8; HEADER_LEN];
     // Short files leave zeros here; the verifier then reports the truncation.
     read_up_to(&mut file, &mut head).context(|| format!("reading bundle {}", bundle.display()))?;
@@ -376,7 +391,7 @@ pub fn verify(dir: &Path, bundle: &Path, opts: &VerifyOptions) -> Result<Header>
 
     let mut last = OtaError::UnknownKey { key_id };
     for keys in &key_sets {
-        let mut file = fsutil::open_regular(bundle, "bundle")?;
+        let mut file = open()?;
         let mut verifier = Verifier::new(keys, target, opts.min_counter);
         let mut buf = vec![0u8; CHUNK];
         let fed = loop {
@@ -659,7 +674,7 @@ fn check_with_any(
     Err(last)
 }
 
-fn read_up_to(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+fn read_up_to(file: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut got = 0;
     while got < buf.len() {
         match file.read(&mut buf[got..])? {

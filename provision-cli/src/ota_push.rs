@@ -9,7 +9,6 @@
 //! it on its own, and an offer would only disturb the trial.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -21,7 +20,7 @@ use wire_format::ota_proto::{
 };
 
 use crate::client::{Client, ConnectOptions, Event};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::ota_status::StatusReport;
 use crate::topics::{self, Kind};
 
@@ -73,28 +72,7 @@ pub fn load_bundle(path: &Path, verify_in: Option<&Path>) -> Result<Bundle> {
         path: path.to_path_buf(),
         source,
     };
-    let file =
-        std::fs::File::open(path).context(|| format!("opening bundle {}", path.display()))?;
-    let meta = file
-        .metadata()
-        .context(|| format!("reading {}", path.display()))?;
-    if !meta.is_file() {
-        return Err(Error::InvalidInput(format!(
-            "{} is not a regular file",
-            path.display()
-        )));
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_BUNDLE_FILE + 1)
-        .read_to_end(&mut bytes)
-        .context(|| format!("reading bundle {}", path.display()))?;
-    if bytes.len() as u64 > MAX_BUNDLE_FILE {
-        return Err(Error::InvalidInput(format!(
-            "{} is larger than {} MiB; not a bundle",
-            path.display(),
-            MAX_BUNDLE_FILE >> 20
-        )));
-    }
+    let bytes = crate::fsutil::read_bounded(path, MAX_BUNDLE_FILE, "bundle")?;
     if bytes.len() < IMAGE_OFFSET {
         return Err(rejected(ota::OtaError::Truncated {
             expected: IMAGE_OFFSET as u64,
@@ -114,7 +92,7 @@ pub fn load_bundle(path: &Path, verify_in: Option<&Path>) -> Result<Bundle> {
         }));
     }
     if let Some(dir) = verify_in {
-        crate::ota::verify(dir, path, &crate::ota::VerifyOptions::default())?;
+        crate::ota::verify_bytes(dir, path, &bytes, &crate::ota::VerifyOptions::default())?;
     }
     let mut head = [0u8; ota::HEADER_LEN];
     head.copy_from_slice(&bytes[..ota::HEADER_LEN]);

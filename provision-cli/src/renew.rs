@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use crate::broker;
 use crate::crl;
 use crate::device::validate_ids;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::fsutil::{PUBLIC, SECRET};
 use crate::pki::{self, Leaf, OPERATOR_CN};
 use crate::registry::{CertRecord, DeviceStatus, RetiredCert, BROKER_SUBJECT};
@@ -219,10 +219,5 @@ pub fn operator(dir: &Path, name: &str, days: u32) -> Result<RenewReport> {
 
 /// Reads a PEM key file, at most 64 KiB (a P-256 key is about 250 bytes).
 fn read_key(path: &Path) -> Result<String> {
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(64 * 1024).read_to_string(&mut text))
-        .context(|| format!("reading {}", path.display()))?;
-    Ok(text)
+    crate::fsutil::read_text_bounded(path, crate::store::PEM_LIMIT, "key")
 }

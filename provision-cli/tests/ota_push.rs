@@ -703,11 +703,23 @@ fn bad_bundles_and_arguments_are_refused_before_connecting() {
     std::fs::write(&short, &bytes[..bytes.len() - 1]).unwrap();
     let long = pki.path().join("long.bundle");
     std::fs::write(&long, [&bytes[..], b"x"].concat()).unwrap();
+    // A FIFO is refused at once, not opened and waited on for a writer.
+    let fifo = pki.path().join("fifo.bundle");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     let bs = b.to_str().unwrap();
     // No broker is configured: every refusal below comes before any connection attempt.
     for (args, code, says) in [
         (
             vec!["ota", "push", "/dev/zero", "--device", "dev-a"],
+            3,
+            "not a regular file",
+        ),
+        (
+            vec!["ota", "push", fifo.to_str().unwrap(), "--device", "dev-a"],
             3,
             "not a regular file",
         ),

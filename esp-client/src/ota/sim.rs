@@ -64,6 +64,14 @@ impl SimFlash {
         }
     }
 
+    /// A flash holding `mem`.
+    pub fn with(mem: Vec<u8>) -> SimFlash {
+        SimFlash {
+            mem,
+            ..SimFlash::new(0)
+        }
+    }
+
     /// Cuts the power at operation number `op` (counted by [`Self::ops`]).
     pub fn cut_at(&mut self, op: u64, how: Cut) {
         self.cut = Some((op, how));
