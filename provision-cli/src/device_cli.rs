@@ -209,6 +209,7 @@ impl DeviceCommand {
                 reload_cmd,
                 connect,
             }) => {
+                check_connect_args(dir, &connect)?;
                 let r = if previous {
                     let (serials, crl) = device::revoke_previous(dir, &id)?;
                     device::RevokeReport {
@@ -287,6 +288,25 @@ impl DeviceCommand {
         }
         Ok(())
     }
+}
+
+/// Refuses a malformed `--broker` or an operator this directory has no identity for before
+/// anything is revoked: the status clearing (or the command printed for it) would otherwise fall
+/// back to the registry's broker or the default operator without a word.
+fn check_connect_args(dir: &Path, connect: &crate::talk_cli::ConnectArgs) -> Result<(), Error> {
+    if let Some(b) = connect.broker.as_deref() {
+        provision::client::BrokerAddr::parse(b)?;
+    }
+    let (cert, _) = provision::layout::Layout::new(dir).operator_identity(&connect.operator)?;
+    if !cert.is_file() {
+        return Err(Error::InvalidInput(format!(
+            "--operator {}: no such operator in {} (add it with `provision operator add {}`)",
+            connect.operator,
+            dir.display(),
+            connect.operator
+        )));
+    }
+    Ok(())
 }
 
 /// Clears a revoked device's retained status through the operator client; when the broker cannot

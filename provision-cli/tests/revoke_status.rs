@@ -125,3 +125,34 @@ fn an_unreachable_broker_leaves_the_revocation_recorded_and_prints_the_command()
         "{stderr}"
     );
 }
+
+#[test]
+fn a_bad_broker_or_unknown_operator_is_refused_before_anything_is_revoked() {
+    let pki = Pki::new(&["dev-a", "dev-b"]);
+    let registry = || std::fs::read(pki.path().join("registry.toml")).unwrap();
+    let crl = || std::fs::read(pki.path().join("crl.pem")).unwrap();
+    let (registry_before, crl_before) = (registry(), crl());
+    for (extra, says) in [
+        (["--broker", "localhost"], "--broker \"localhost\": no port"),
+        (
+            ["--operator", "_nobody"],
+            "--operator _nobody: no such operator",
+        ),
+    ] {
+        let out = assert_cmd::Command::cargo_bin("provision")
+            .unwrap()
+            .arg("--dir")
+            .arg(pki.path())
+            .args(["device", "revoke", "dev-b"])
+            .args(extra)
+            .env_remove("PROVISION_OPERATOR")
+            .env_remove("PROVISION_BROKER")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{extra:?}: {stderr}");
+        assert!(stderr.contains(says), "{extra:?}: {stderr}");
+        assert_eq!(registry(), registry_before, "{extra:?}: registry changed");
+        assert_eq!(crl(), crl_before, "{extra:?}: CRL changed");
+    }
+}
