@@ -133,7 +133,10 @@ pub fn recover_key_records(dir: &Path) -> Result<Vec<OtaKeyRecord>> {
         else {
             continue;
         };
-        let Ok(pem) = std::fs::read_to_string(entry.path()) else {
+        // Bounded, and a FIFO or device named key-N.pem is skipped at once instead of hanging.
+        let Ok(pem) =
+            crate::fsutil::read_text_bounded(&entry.path(), crate::store::PEM_LIMIT, "OTA key")
+        else {
             continue;
         };
         let Ok(key) = SigningKey::from_pkcs8_pem(&pem) else {

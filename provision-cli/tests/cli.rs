@@ -655,10 +655,19 @@ fn init_force_keeps_the_ota_signing_keys() {
     let reg_path = dir.path().join("registry.toml");
     let before = fs::read_to_string(&reg_path).unwrap();
     fs::write(&reg_path, "broken [").unwrap();
+    // A FIFO named like a key is skipped at once, not waited on.
+    let fifo = dir.path().join("ota/key-9.pem");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     provision(dir.path())
         .args(["init", "--force"])
+        .timeout(std::time::Duration::from_secs(60))
         .assert()
         .success();
+    fs::remove_file(&fifo).unwrap();
     let reg = fs::read_to_string(&reg_path).unwrap();
     for id in ["1", "7"] {
         let line = before
