@@ -97,7 +97,7 @@ if [ -f "$TLS_DIR/build-lx106.sh" ]; then
   bash "$TLS_DIR/build-lx106.sh" "$OUT/tls" >"$OBJ/tls-build.log" 2>&1 ||
     die "the TLS library did not build: $(tail -20 "$OBJ/tls-build.log")"
   mapfile -t TLS_DEFINES < <(grep -v '^\s*$' "$TLS_DIR/bearssl.flags")
-  # Same flags as the library, so sizeof(struct espconn_tls) is the library's.
+  # Same flags as the library, so its header checks see the library's configuration.
   c_object "$FW/c/tls_glue.c" tls_glue.o -DICACHE_FLASH -DESP8266 "${TLS_DEFINES[@]}" \
     -I"$TLS_DIR/lx106" -I"$HERE/vendor/bearssl/inc" -I"$HERE/vendor/bearssl/src" -I"$TLS_DIR" \
     -I"$SDK/include"

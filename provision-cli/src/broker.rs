@@ -153,7 +153,7 @@ pub fn configure(dir: &Path, opts: &BrokerOptions) -> Result<BrokerReport> {
             tx.stage(&layout.crl(), crl.as_bytes(), PUBLIC)?;
             crl.into_bytes()
         }
-        None => crate::fsutil::read_bounded(&layout.crl(), 16 << 20, "CRL")?,
+        None => crate::fsutil::read_bounded(&layout.crl(), crate::store::CRL_LIMIT, "CRL")?,
     };
     tx.create_dir_all(&layout.broker_dir())?;
     stage_server_key(&mut tx, layout, &issued.key_pem)?;

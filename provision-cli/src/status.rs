@@ -102,7 +102,7 @@ fn crl_entry(
     warn_days: u32,
 ) -> Result<Entry> {
     let path = store.layout.crl();
-    let pem = crate::fsutil::read_bounded(&path, 16 << 20, "CRL")?;
+    let pem = crate::fsutil::read_bounded(&path, crate::store::CRL_LIMIT, "CRL")?;
     let corrupt = |reason: String| crate::Error::Corrupt {
         path: path.clone(),
         reason,

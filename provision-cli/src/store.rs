@@ -15,6 +15,8 @@ use crate::registry::Registry;
 
 /// Largest key or certificate file we read (a PEM key is a few hundred bytes).
 pub const PEM_LIMIT: u64 = 64 * 1024;
+/// Largest CRL read back (`crl.pem`): room for hundreds of thousands of revoked serials.
+pub const CRL_LIMIT: u64 = 16 << 20;
 
 /// What a CA owns, besides the OTA keys: `init --force` moves it all to the backup.
 pub const CA_OWNED: &[&str] = &[

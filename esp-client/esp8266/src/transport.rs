@@ -106,8 +106,8 @@ pub mod tls {
     const ETLS_ERR_CLIENT_IDENTITY: i32 = -14;
 
     extern "C" {
-        /// `sizeof(struct espconn_tls)` (firmware/c/tls_glue.c).
-        fn esp_tls_session_size() -> usize;
+        /// A zeroed session from the SDK heap, or null.
+        fn espconn_tls_new() -> *mut c_void;
         fn espconn_tls_start(
             c: *mut c_void,
             host: *const c_char,
@@ -256,10 +256,10 @@ pub mod tls {
             self.host[..host.len()].copy_from_slice(host);
             self.host[host.len()] = 0;
             if self.session.is_null() {
-                // SAFETY: SDK heap, zeroed. Taken once and kept: a block this large may not be
-                // found again once WiFi and lwIP have fragmented the heap.
-                let session =
-                    unsafe { sdk::pvPortZalloc(esp_tls_session_size(), c"esptls".as_ptr(), 0) };
+                // SAFETY: plain library call (a zeroed session from the SDK heap). Taken once
+                // and kept: a block this large may not be found again once WiFi and lwIP have
+                // fragmented the heap.
+                let session = unsafe { espconn_tls_new() };
                 if session.is_null() {
                     log_line(format_args!(
                         "esp-client: no heap left for a TLS session ({} bytes free)",
