@@ -244,11 +244,10 @@ impl Opening {
             let _ = sock.set_nodelay(true);
             self.sock = Some(sock);
         }
-        let (host, port) = (self.host.clone(), self.port);
         let io_err = |e: io::Error| {
             (
                 classify(&e),
-                format!("TLS handshake with {host}:{port}: {e}"),
+                format!("TLS handshake with {}:{}: {e}", self.host, self.port),
             )
         };
         let sock = self.sock.as_mut().expect("TCP is up");
