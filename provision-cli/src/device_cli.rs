@@ -298,7 +298,9 @@ fn check_connect_args(dir: &Path, connect: &crate::talk_cli::ConnectArgs) -> Res
         provision::client::BrokerAddr::parse(b)?;
     }
     let (cert, _) = provision::layout::Layout::new(dir).operator_identity(&connect.operator)?;
-    if !cert.is_file() {
+    // `_operator` is made by `init`: without it the directory itself is missing, which the
+    // revocation reports in its own words.
+    if connect.operator != provision::pki::OPERATOR_CN && !cert.is_file() {
         return Err(Error::InvalidInput(format!(
             "--operator {}: no such operator in {} (add it with `provision operator add {}`)",
             connect.operator,
