@@ -146,6 +146,9 @@ impl Broker {
                     platform: provision::registry::Platform::Plain,
                     max_packet_size: None,
                     existing_config: None,
+                    engine: provision::registry::Engine::Mosquitto,
+                    nodes: Vec::new(),
+                    node_count: None,
                 },
             )
             .expect("provision broker");
