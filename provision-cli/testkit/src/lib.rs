@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub mod rabbitmq;
+
 use provision::device_config::{self, ConfigOptions};
 use provision::{broker, device, init};
 
