@@ -7,7 +7,7 @@ use std::path::Path;
 use assert_cmd::Command;
 use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
-use wire_format::device_config::DeviceConfig;
+use wire_format::device_config::{DeviceConfig, Endpoint};
 
 fn provision(dir: &Path) -> Command {
     let mut c = Command::cargo_bin("provision").unwrap();
@@ -82,8 +82,14 @@ fn writes_a_private_blob_the_device_reads() {
         ("home net", "hunter22 hunter")
     );
     assert_eq!(
-        (cfg.broker_host, cfg.broker_port, cfg.telemetry_period_s),
-        ("mqtt.home.lan", 8884, 15)
+        (cfg.brokers.as_slice(), cfg.telemetry_period_s),
+        (
+            &[Endpoint {
+                host: "mqtt.home.lan",
+                port: 8884
+            }][..],
+            15
+        )
     );
     assert_eq!(cfg.ca_cert_der, der_of_pem(&dir.join("ca/ca.crt")));
     assert_eq!(
@@ -122,7 +128,13 @@ fn pins_the_broker_and_carries_ota_keys() {
         .stdout(contains("1 OTA key(s)"));
     let blob = std::fs::read(&out).unwrap();
     let cfg = DeviceConfig::parse(&blob).unwrap();
-    assert_eq!((cfg.broker_host, cfg.broker_port), ("127.0.0.1", 1883));
+    assert_eq!(
+        cfg.brokers.as_slice(),
+        [Endpoint {
+            host: "127.0.0.1",
+            port: 1883
+        }]
+    );
     let server = der_of_pem(&dir.join("broker/server.crt"));
     let (_, cert) = x509_parser::parse_x509_certificate(&server).unwrap();
     let want = wire_format::ota::sha256(cert.tbs_certificate.subject_pki.raw);
