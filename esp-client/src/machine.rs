@@ -12,7 +12,7 @@ use wire_format::device_config::{ConfigError, DeviceConfig, Endpoint, Layout};
 
 use crate::app::command::Commands;
 use crate::app::telemetry::Telemetry;
-use crate::app::{App, Ctx};
+use crate::app::{Apps, Ctx};
 use crate::backoff::Backoff;
 use crate::board::{Board, ConnectError, NetStatus, Server, TlsMaterial, Transport};
 use crate::clock::{self, TimeFloor};
@@ -180,12 +180,6 @@ impl From<SessionError> for Failure {
     }
 }
 
-/// The commands application's subscription; a commands app without one fails to compile.
-const COMMANDS_FILTER: &str = match Commands::FILTER {
-    Some(filter) => filter,
-    None => panic!("the commands application must subscribe"),
-};
-
 /// Packets handled per poll at most: a flood cannot starve the timers.
 const EVENTS_PER_POLL: usize = 8;
 /// Writes an orderly shutdown tries (without blocking) to get `offline` and DISCONNECT out.
@@ -197,13 +191,13 @@ fn io_failure<E>(_: E) -> Failure {
 
 /// The config sector as read at boot, with where its fields lie: checked once by `LoadConfig`,
 /// then viewed in constant time (no re-parse, no CRC over 4 KiB per poll).
-struct Config {
+pub(crate) struct Config {
     blob: [u8; CONFIG_BUF],
     layout: Option<Layout>,
 }
 
 impl Config {
-    fn get(&self) -> Option<DeviceConfig<'_>> {
+    pub(crate) fn get(&self) -> Option<DeviceConfig<'_>> {
         self.layout.map(|l| l.view(&self.blob))
     }
 }
@@ -230,10 +224,7 @@ pub struct Device {
     /// `devices/<id>/`, filled by `LoadConfig`.
     prefix: FmtBuf<TOPIC_BUF>,
     session: Session,
-    telemetry: Telemetry,
-    commands: Commands,
-    /// Over-the-air updates (idle on a board without an OTA layout).
-    ota: Ota,
+    apps: Apps,
     backoff: Backoff,
     /// The broker endpoint (index in the config's list) the device is on or connecting to.
     endpoint: u8,
@@ -265,9 +256,11 @@ impl Device {
                 ack_timeout_ms: settings.ack_timeout_ms,
                 max_retransmits: settings.max_retransmits,
             }),
-            telemetry: Telemetry::new(settings.adc_channels),
-            commands: Commands::new(settings.reboot_grace_ms),
-            ota: Ota::new(),
+            apps: Apps {
+                telemetry: Telemetry::new(settings.adc_channels),
+                commands: Commands::new(settings.reboot_grace_ms),
+                ota: Ota::new(),
+            },
             backoff: Backoff::new(settings.backoff),
             endpoint: 0,
             round_failures: 0,
@@ -294,7 +287,7 @@ impl Device {
 
     /// The image running now, from its slot's signed header (`None` on a board without OTA).
     pub fn ota_running(&self) -> Option<Running> {
-        self.ota.running()
+        self.apps.ota.running()
     }
 
     /// The config as loaded (only after `LoadConfig` succeeded).
@@ -350,10 +343,10 @@ impl Device {
         let s = self.session.stats();
         self.stats.retransmits = s.retransmits;
         self.stats.oversized = s.oversized;
-        self.stats.telemetry_sent = self.telemetry.sent;
-        self.stats.telemetry_acked = self.telemetry.acked;
-        self.stats.telemetry_dropped = self.telemetry.dropped;
-        self.stats.commands = self.commands.count;
+        self.stats.telemetry_sent = self.apps.telemetry.sent;
+        self.stats.telemetry_acked = self.apps.telemetry.acked;
+        self.stats.telemetry_dropped = self.apps.telemetry.dropped;
+        self.stats.commands = self.apps.commands.count;
     }
 
     /// One step of work. Returns when the core wants to be polled again at the latest.
@@ -361,8 +354,8 @@ impl Device {
         board.feed_watchdog();
         // The updater's timers run in every state: a trial image that never gets online still
         // resets, so the loader can count its next trial boot.
-        let ota_next = self.ota.tick(now);
-        if self.ota.reboot_due() {
+        let ota_next = self.apps.ota.tick(now);
+        if self.apps.ota.reboot_due() {
             self.reboot(board, now, "ota");
             return now;
         }
@@ -381,7 +374,7 @@ impl Device {
                     Err(_) => None,
                 };
                 self.time = TimeFloor::new(self.settings.build_time_unix, self.persisted_time, now);
-                self.ota.boot(board, self.settings.ota, now);
+                self.apps.ota.boot(board, self.settings.ota, now);
                 self.go(board, now, State::LoadConfig);
                 now
             }
@@ -475,7 +468,7 @@ impl Device {
                 self.prefix.clear();
                 // Cannot overflow: ids are at most 63 bytes (checked by parse).
                 let _ = write!(self.prefix, "devices/{}/", cfg.device_id);
-                self.telemetry.period_ms = u64::from(cfg.telemetry_period_s) * 1000;
+                self.apps.telemetry.period_ms = u64::from(cfg.telemetry_period_s) * 1000;
                 board.log(format_args!("config: device {}", cfg.device_id));
                 let deadline = now + self.settings.network_timeout_ms;
                 self.go(board, now, State::NetworkUp { deadline });
@@ -711,15 +704,11 @@ impl Device {
                     board,
                     out,
                     prefix: self.prefix.as_str(),
+                    config: &self.config,
                     now,
                 };
                 let suffix = msg.topic.strip_prefix(ctx.prefix).unwrap_or("");
-                if let Some(rest) = suffix.strip_prefix(Commands::PREFIX) {
-                    self.commands.on_publish(&mut ctx, rest, &msg)?;
-                } else if let Some(rest) = suffix.strip_prefix(Ota::PREFIX) {
-                    let (keys, n) = Ota::keys(self.config.get().as_ref());
-                    self.ota.on_publish(&mut ctx, rest, &msg, &keys[..n]);
-                }
+                self.apps.on_publish(&mut ctx, suffix, &msg)?;
                 if early {
                     Step::EarlyPublish
                 } else {
@@ -745,23 +734,19 @@ impl Device {
     }
 
     fn subscribe<B: Board>(&mut self, board: &mut B, now: u64) -> Result<(), Failure> {
-        let mut filter = FmtBuf::<TOPIC_BUF>::new();
-        write!(filter, "{}{COMMANDS_FILTER}", self.prefix.as_str())
-            .map_err(|_| Failure::Encode(EncodeError::BadTopic))?;
-        let mut ota_filter = FmtBuf::<TOPIC_BUF>::new();
-        write!(ota_filter, "{}{}", self.prefix.as_str(), Ota::FILTER)
-            .map_err(|_| Failure::Encode(EncodeError::BadTopic))?;
-        let all = [
-            (filter.as_str(), QoS::AtLeastOnce),
-            (ota_filter.as_str(), QoS::AtLeastOnce),
-        ];
-        let filters = if self.ota.enabled() {
-            &all[..]
-        } else {
-            &all[..1]
-        };
+        let mut topics = [const { FmtBuf::<TOPIC_BUF>::new() }; Apps::FILTERS];
+        let mut n = 0;
+        let mut fits = true;
+        self.apps.filters(|filter| {
+            fits &= write!(topics[n], "{}{filter}", self.prefix.as_str()).is_ok();
+            n += 1;
+        });
+        if !fits {
+            return Err(Failure::Encode(EncodeError::BadTopic));
+        }
+        let filters = topics.each_ref().map(|t| (t.as_str(), QoS::AtLeastOnce));
         self.session
-            .subscribe(now, filters)
+            .subscribe(now, &filters[..n])
             .map_err(Failure::Encode)?
             .ok_or(Failure::SendStalled)?;
         self.transmit(board, now)?;
@@ -775,17 +760,16 @@ impl Device {
         self.online_since = Some(now);
         // Unacknowledged publishes from the last connection go out again (as DUP), first.
         self.session.resume(now);
-        self.telemetry.on_online(now);
-        self.commands.on_online(now);
-        // The one place a trial image is confirmed: CONNACK and SUBACK are in.
-        let (keys, n) = Ota::keys(self.config.get().as_ref());
-        self.ota.on_online(board, &keys[..n], now);
         let mut ctx = Ctx {
             board,
             out: self.session.sender(),
             prefix: self.prefix.as_str(),
+            config: &self.config,
             now,
         };
+        // The one place a trial image is confirmed (by the update's `on_online`): CONNACK and
+        // SUBACK are in.
+        self.apps.on_online(&mut ctx);
         if let Ok(crate::mqtt::Sent::Busy) | Err(_) =
             ctx.publish("status", b"online", QoS::AtLeastOnce, true)
         {
@@ -808,6 +792,7 @@ impl Device {
             }
         }
         if self
+            .apps
             .commands
             .reboot_due(now, self.session.sender().all_acked())
         {
@@ -818,11 +803,10 @@ impl Device {
             board,
             out: self.session.sender(),
             prefix: self.prefix.as_str(),
+            config: &self.config,
             now,
         };
-        next = next.min(self.telemetry.poll(&mut ctx)?);
-        next = next.min(self.commands.poll(&mut ctx)?);
-        next = next.min(self.ota.poll(&mut ctx)?);
+        next = next.min(self.apps.poll(&mut ctx)?);
         // The floor keeps moving while the device runs: persist it (at most hourly), so a
         // reboot without a time source starts from recent time, not from the last sync.
         self.persist_time(board, now);
@@ -848,6 +832,7 @@ impl Device {
                 board: &mut *board,
                 out: self.session.sender(),
                 prefix: self.prefix.as_str(),
+                config: &self.config,
                 now,
             };
             let _ = ctx.publish("status", b"offline", QoS::AtMostOnce, true);

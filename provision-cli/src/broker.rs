@@ -132,7 +132,9 @@ pub fn configure(dir: &Path, opts: &BrokerOptions) -> Result<BrokerReport> {
         install_dir,
         platform: opts.platform,
         max_packet_size,
+        engine: crate::registry::Engine::Mosquitto,
         cert: issued.record,
+        nodes: Vec::new(),
     };
     let previous = registry.broker.replace(record.clone());
 
