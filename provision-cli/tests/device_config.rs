@@ -255,3 +255,94 @@ fn refusals_have_their_exit_codes() {
         .stderr(contains("revoked"));
     assert!(!out.exists(), "nothing written on refusal");
 }
+
+#[test]
+fn several_broker_endpoints_each_checked_against_the_certificate() {
+    let t = setup(true);
+    let dir = t.path().join("pki");
+    let out = t.path().join("kitchen.bin");
+    let run = |brokers: &[&str]| {
+        let mut c = provision(&dir);
+        c.args(["device", "config", "kitchen-1", "--wifi-ssid", "h"]);
+        for b in brokers {
+            c.args(["--broker", b]);
+        }
+        c.arg("-o").arg(&out);
+        c.assert()
+    };
+    run(&["mqtt.home.lan:8884", "127.0.0.1:18884"])
+        .success()
+        .stdout(contains("broker mqtt.home.lan:8884 then 127.0.0.1:18884"));
+    let blob = std::fs::read(&out).unwrap();
+    assert_eq!(blob[4], 2, "several endpoints: version 2");
+    let cfg = DeviceConfig::parse(&blob).unwrap();
+    assert_eq!(
+        cfg.brokers.as_slice(),
+        [
+            Endpoint {
+                host: "mqtt.home.lan",
+                port: 8884
+            },
+            Endpoint {
+                host: "127.0.0.1",
+                port: 18884
+            }
+        ]
+    );
+    std::fs::remove_file(&out).unwrap();
+
+    // One host the certificate does not name spoils the lot: nothing is written.
+    run(&["mqtt.home.lan:8884", "node-2.home.lan:8884"])
+        .code(3)
+        .stderr(contains(
+            "broker host node-2.home.lan is not in the broker certificate",
+        ));
+    run(&["mqtt.home.lan:8884", "MQTT.home.lan:8884"])
+        .code(3)
+        .stderr(contains("given twice"));
+    run(&[
+        "127.0.0.1:1",
+        "127.0.0.1:2",
+        "127.0.0.1:3",
+        "127.0.0.1:4",
+        "127.0.0.1:5",
+    ])
+    .code(3)
+    .stderr(contains(
+        "5 --broker endpoints given; a device config holds at most 4",
+    ));
+    for bad in [
+        "mqtt.home.lan",
+        "mqtt.home.lan:0",
+        "[::1]8883",
+        "bad host:1",
+    ] {
+        run(&[bad]).code(2).stderr(contains("--broker"));
+    }
+    provision(&dir)
+        .args(["device", "config", "kitchen-1", "--wifi-ssid", "h"])
+        .args([
+            "--broker",
+            "127.0.0.1:1",
+            "--broker-host",
+            "127.0.0.1",
+            "-o",
+        ])
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(contains("cannot be used with"));
+    assert!(!out.exists(), "nothing written on refusal");
+
+    // Without --broker: the registry's one endpoint, as version 1 (what older firmware reads).
+    run(&[]).success();
+    let blob = std::fs::read(&out).unwrap();
+    assert_eq!(blob[4], 1);
+    assert_eq!(
+        DeviceConfig::parse(&blob).unwrap().brokers.as_slice(),
+        [Endpoint {
+            host: "mqtt.home.lan",
+            port: 8884
+        }]
+    );
+}
