@@ -18,7 +18,7 @@ use crate::board::{Board, ConnectError, NetStatus, Server, TlsMaterial, Transpor
 use crate::clock::{self, TimeFloor};
 use crate::command::FmtBuf;
 use crate::mqtt::{
-    Connect, DecodeError, EncodeError, Event, QoS, Session, SessionConfig, SessionError, Will,
+    Connect, DecodeError, EncodeError, Event, QoS, Sent, Session, SessionConfig, SessionError, Will,
 };
 use crate::ota::{Ota, Running};
 use crate::settings::*;
@@ -237,7 +237,8 @@ pub struct Device {
     persisted_time: Option<u64>,
     /// The floor the current connection attempt is validated at, and when it was taken.
     connect_floor: (u64, u64),
-    stats: Stats,
+    /// CONNECTs sent (the one counter the lifecycle keeps; [`Device::stats`] asks the rest).
+    connects: u32,
 }
 
 impl Device {
@@ -268,7 +269,7 @@ impl Device {
             time: TimeFloor::new(settings.build_time_unix, None, 0),
             persisted_time: None,
             connect_floor: (0, 0),
-            stats: Stats::default(),
+            connects: 0,
         }
     }
 
@@ -276,8 +277,19 @@ impl Device {
         &self.state
     }
 
-    pub fn stats(&self) -> &Stats {
-        &self.stats
+    /// The counters, from the session and the applications that keep them.
+    pub fn stats(&self) -> Stats {
+        let session = self.session.stats();
+        let telemetry = &self.apps.telemetry;
+        Stats {
+            connects: self.connects,
+            telemetry_sent: telemetry.sent,
+            telemetry_acked: telemetry.acked,
+            telemetry_dropped: telemetry.dropped,
+            retransmits: session.retransmits,
+            commands: self.apps.commands.count,
+            oversized: session.oversized,
+        }
     }
 
     /// The time floor certificates are validated against, at `now`.
@@ -339,16 +351,6 @@ impl Device {
         );
     }
 
-    fn refresh_stats(&mut self) {
-        let s = self.session.stats();
-        self.stats.retransmits = s.retransmits;
-        self.stats.oversized = s.oversized;
-        self.stats.telemetry_sent = self.apps.telemetry.sent;
-        self.stats.telemetry_acked = self.apps.telemetry.acked;
-        self.stats.telemetry_dropped = self.apps.telemetry.dropped;
-        self.stats.commands = self.apps.commands.count;
-    }
-
     /// One step of work. Returns when the core wants to be polled again at the latest.
     pub fn poll<B: Board>(&mut self, now: u64, board: &mut B) -> u64 {
         board.feed_watchdog();
@@ -359,9 +361,7 @@ impl Device {
             self.reboot(board, now, "ota");
             return now;
         }
-        let next = self.step(now, board);
-        self.refresh_stats();
-        next.min(ota_next.max(now))
+        self.step(now, board).min(ota_next.max(now))
     }
 
     fn step<B: Board>(&mut self, now: u64, board: &mut B) -> u64 {
@@ -596,7 +596,7 @@ impl Device {
         self.session
             .connect(now, &connect)
             .map_err(Failure::Encode)?;
-        self.stats.connects += 1;
+        self.connects += 1;
         self.transmit(board, now)?;
         let deadline = now + self.settings.connack_timeout_ms;
         self.go(board, now, State::MqttConnect { deadline });
@@ -770,11 +770,12 @@ impl Device {
         // The one place a trial image is confirmed (by the update's `on_online`): CONNACK and
         // SUBACK are in.
         self.apps.on_online(&mut ctx);
-        if let Ok(crate::mqtt::Sent::Busy) | Err(_) =
-            ctx.publish("status", b"online", QoS::AtLeastOnce, true)
-        {
-            ctx.board
-                .log(format_args!("status online not sent: the queue is full"));
+        match ctx.publish("status", b"online", QoS::AtLeastOnce, true) {
+            Ok(Sent::Queued { .. }) => {}
+            Ok(Sent::Busy) => ctx
+                .board
+                .log(format_args!("status online not sent: the queue is full")),
+            Err(e) => ctx.board.log(format_args!("status online not sent: {e}")),
         }
     }
 

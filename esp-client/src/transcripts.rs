@@ -370,6 +370,14 @@ impl FakeNet {
             .collect()
     }
 
+    /// The broker hands the device a message on `topic` (QoS 1).
+    fn deliver(&mut self, topic: &str, payload: &[u8], retain: bool) {
+        let mut p = r::Publish::new(topic, RQoS::AtLeastOnce, payload.to_vec());
+        p.retain = retain;
+        p.pkid = 66;
+        self.send(r::Packet::Publish(p));
+    }
+
     fn command(&mut self, name: &str, payload: &str) {
         let mut p = r::Publish::new(
             format!("devices/{ID}/cmd/{name}"),
@@ -394,6 +402,8 @@ struct FakeBoard {
     causes: Vec<Failure>,
     backoff_delays: Vec<u64>,
     log: Vec<String>,
+    /// The OTA layout in `flash` (`None`: the board does not update over the air).
+    ota: Option<&'static crate::ota::Layout>,
 }
 
 impl Board for FakeBoard {
@@ -411,6 +421,9 @@ impl Board for FakeBoard {
     }
     fn avr(&mut self) -> &mut FakeAvr {
         &mut self.avr
+    }
+    fn ota_layout(&self) -> Option<&'static crate::ota::Layout> {
+        self.ota
     }
     fn random_u32(&mut self) -> u32 {
         self.rng = self.rng.wrapping_mul(1_103_515_245).wrapping_add(12345);
@@ -529,7 +542,19 @@ fn board_with(blob: Vec<u8>) -> FakeBoard {
         causes: Vec::new(),
         backoff_delays: Vec::new(),
         log: Vec::new(),
+        ota: None,
     }
+}
+
+/// A board with OTA slots after its config and state sectors (blank: no image installed yet).
+fn ota_board() -> FakeBoard {
+    let mut b = board();
+    let layout: &'static crate::ota::Layout = std::boxed::Box::leak(std::boxed::Box::new(
+        crate::ota::Layout::compact(8192, 4 * crate::ota::SECTOR),
+    ));
+    b.flash.mem.resize(layout.end() as usize, 0xFF);
+    b.ota = Some(layout);
+    b
 }
 
 fn settings() -> Settings {
@@ -1470,4 +1495,66 @@ fn a_network_failure_stays_on_the_endpoint() {
     run(&mut dev, &mut b, &mut now, 41_000);
     assert_eq!(b.net.hosts(), ["node-1.local"]);
     assert_eq!(*b.transcript.last().unwrap(), Online);
+}
+
+#[test]
+fn an_ota_query_is_answered_live_with_the_current_report_and_a_retained_one_is_not() {
+    use wire_format::ota_proto::{Phase, Query, Status};
+    let mut b = ota_board();
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 5_000);
+    assert_eq!(b.transcript, boot_to_online());
+    assert!(
+        matches!(&b.net.received[1], r::Packet::Subscribe(s)
+            if s.filters.iter().any(|f| f.path == format!("devices/{ID}/ota/down/+"))),
+        "the device subscribes to its OTA down topics"
+    );
+    let status_topic = format!("devices/{ID}/ota/up/status");
+    let reports = b.net.publishes("ota/up/status");
+    assert_eq!(reports.len(), 1, "the report at start-up");
+    assert!(reports[0].retain);
+    let retained = b.net.retained(&status_topic).expect("retained").to_vec();
+    assert_eq!(Status::parse(&retained).unwrap().phase, Phase::Idle);
+
+    // A live query: one answer, the current report, QoS 1, not retained.
+    let query = format!("devices/{ID}/ota/down/query");
+    b.net.deliver(&query, &Query.to_bytes(), false);
+    b.net.deliver(&query, &Query.to_bytes(), false);
+    run(&mut dev, &mut b, &mut now, 6_000);
+    let reports = b.net.publishes("ota/up/status");
+    assert_eq!(reports.len(), 2, "two queries in one read: one answer");
+    let answer = &reports[1];
+    assert_eq!((answer.qos, answer.retain), (RQoS::AtLeastOnce, false));
+    assert_eq!(&answer.payload[..], &retained[..]);
+    assert_eq!(b.net.retained(&status_topic), Some(&retained[..]));
+    // Both queries were acknowledged.
+    let acks = b
+        .net
+        .received
+        .iter()
+        .filter(|p| matches!(p, r::Packet::PubAck(a) if a.pkid == 66))
+        .count();
+    assert_eq!(acks, 2);
+
+    // A retained query (left on a broker by someone) is not answered; neither is a malformed one.
+    b.net.deliver(&query, &Query.to_bytes(), true);
+    b.net.deliver(&query, &[1, 5, 1, 0], false);
+    b.net.deliver(&query, &[1, 5, 0], false);
+    run(&mut dev, &mut b, &mut now, 7_000);
+    assert_eq!(b.net.publishes("ota/up/status").len(), 2);
+    assert!(b.log.iter().any(|l| l == "ota: retained message ignored"));
+    assert!(
+        b.log
+            .iter()
+            .any(|l| l == "ota: query dropped: reserved field is not zero"),
+        "{:?}",
+        b.log
+    );
+
+    // Asked again later: answered again.
+    b.net.deliver(&query, &Query.to_bytes(), false);
+    run(&mut dev, &mut b, &mut now, 8_000);
+    assert_eq!(b.net.publishes("ota/up/status").len(), 3);
+    assert_eq!(b.transcript, boot_to_online(), "no reconnect on the way");
 }

@@ -816,7 +816,7 @@ impl<W: Write> World<'_, '_, W> {
     }
 
     fn stats(&mut self, out_label: &str) -> Result<(), SimError> {
-        let s = *self.dev.stats();
+        let s = self.dev.stats();
         let connects = self.board.broker.connects;
         let mut status = Text::<16>::new();
         status.set(self.board.broker.status.as_bytes());

@@ -1,11 +1,12 @@
 //! The OTA application: the [`Updater`] on the device's MQTT session. Messages under
 //! `devices/<id>/ota/down/` go in (retained ones are ignored: an old offer must never start an
 //! update by itself), requests and status reports go out, and the device resets when the
-//! updater says so.
+//! updater says so. A query is answered with the current report, not retained, so an operator
+//! on any node of a clustered broker gets it live (docs/ota-protocol.md, "Status on demand").
 
 use wire_format::device_config::{DeviceConfig, MAX_OTA_KEYS};
 use wire_format::ota::{Target, TrustedKey};
-use wire_format::ota_proto::{Kind, STATUS_LEN, TOPIC_REQUEST, TOPIC_STATUS};
+use wire_format::ota_proto::{Kind, Query, STATUS_LEN, TOPIC_REQUEST, TOPIC_STATUS};
 
 use super::layout::Layout;
 use super::update::{Action, OtaSettings, Out, Running, Updater};
@@ -142,8 +143,16 @@ impl App for Ota {
         let kind = match rest {
             "offer" => Kind::Offer,
             "chunk" => Kind::Chunk,
+            "query" => Kind::Query,
             _ => return Ok(()),
         };
+        if kind == Kind::Query {
+            match Query::parse(msg.payload) {
+                Ok(Query) => u.on_query(),
+                Err(e) => ctx.board.log(format_args!("ota: query dropped: {e}")),
+            }
+            return Ok(());
+        }
         let result = match kind {
             // The status report that follows says what became of it.
             Kind::Offer => {
@@ -183,6 +192,12 @@ impl App for Ota {
                         s.phase, s.bundle_version, s.running
                     ));
                     ctx.publish(TOPIC_STATUS, &bytes, QoS::AtLeastOnce, true)
+                }
+                Out::Answer(s) => {
+                    let bytes: [u8; STATUS_LEN] = s.to_bytes();
+                    ctx.board
+                        .log(format_args!("ota: query answered: {}", s.phase));
+                    ctx.publish(TOPIC_STATUS, &bytes, QoS::AtLeastOnce, false)
                 }
             }?;
             if matches!(sent, Sent::Busy) {
