@@ -21,6 +21,7 @@ pub mod ota;
 pub mod ota_push;
 pub mod ota_status;
 pub mod pki;
+pub mod rabbitmq_conf;
 pub mod registry;
 pub mod reload;
 pub mod renew;

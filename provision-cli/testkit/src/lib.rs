@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub mod rabbitmq;
+
 use provision::device_config::{self, ConfigOptions};
 use provision::{broker, device, init};
 
@@ -147,6 +149,9 @@ impl Broker {
                     platform: provision::registry::Platform::Plain,
                     max_packet_size: None,
                     existing_config: None,
+                    engine: provision::registry::Engine::Mosquitto,
+                    nodes: Vec::new(),
+                    node_count: None,
                 },
             )
             .expect("provision broker");
