@@ -346,3 +346,69 @@ fn several_broker_endpoints_each_checked_against_the_certificate() {
         }]
     );
 }
+
+#[test]
+fn a_clusters_devices_get_every_node_starting_at_different_ones() {
+    let t = setup(false);
+    let dir = t.path().join("pki");
+    let nodes = [
+        ("rabbit-1", "n1.lan", 8883u16),
+        ("rabbit-2", "n2.lan", 8884),
+        ("rabbit-3", "10.0.0.3", 8885),
+        ("rabbit-4", "n4.lan", 8886),
+        ("rabbit-5", "n5.lan", 8887),
+    ];
+    let ids: Vec<String> = (0..12).map(|i| format!("hall-{i}")).collect();
+    provision(&dir)
+        .args(["device", "add"])
+        .args(&ids)
+        .assert()
+        .success();
+    for n in [3, 5] {
+        let mut broker = provision(&dir);
+        broker.args(["broker", "--engine", "rabbitmq"]);
+        for (name, host, port) in &nodes[..n] {
+            broker.arg("--node").arg(format!("{name}={host}:{port}"));
+        }
+        broker.assert().success();
+        let ids_file = t.path().join("ids.txt");
+        std::fs::write(&ids_file, ids.join("\n")).unwrap();
+        let out = t.path().join(format!("blobs-{n}"));
+        std::fs::create_dir(&out).unwrap();
+        provision(&dir)
+            .args(["device", "config", "--wifi-ssid", "h", "--from-file"])
+            .arg(&ids_file)
+            .arg("--out-dir")
+            .arg(&out)
+            .assert()
+            .success();
+        let mut starts = std::collections::BTreeSet::new();
+        for id in &ids {
+            let blob = std::fs::read(out.join(format!("{id}.bin"))).unwrap();
+            let cfg = DeviceConfig::parse(&blob).unwrap();
+            assert_eq!(blob[4], 2);
+            // Node crc32(id) mod n first, then the following ones, at most four.
+            let start = wire_format::device_config::crc32(id.as_bytes()) as usize % n;
+            let want: Vec<Endpoint<'_>> = (0..n.min(4))
+                .map(|k| {
+                    let (_, host, port) = nodes[(start + k) % n];
+                    Endpoint { host, port }
+                })
+                .collect();
+            assert_eq!(cfg.brokers.as_slice(), &want[..], "{id}");
+            starts.insert(start);
+        }
+        assert!(starts.len() >= 2, "twelve devices all start at one node");
+    }
+    // A node name the certificate does not carry is refused, by name.
+    let out = t.path().join("one.bin");
+    provision(&dir)
+        .args(["device", "config", "hall-1", "--wifi-ssid", "h"])
+        .args(["--broker", "n1.lan:8883", "--broker", "n9.lan:8883", "-o"])
+        .arg(&out)
+        .assert()
+        .code(3)
+        .stderr(contains(
+            "broker host n9.lan is not in the broker certificate",
+        ));
+}
