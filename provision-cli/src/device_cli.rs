@@ -70,10 +70,13 @@ Examples:
   provision device config kitchen-sensor-1 --wifi-ssid home --wifi-password-file wifi.txt -o kitchen.bin
   provision device config porch-1 --wifi-ssid home --broker-host mqtt.home.lan --broker-port 8883 --pin-broker -o porch.bin
   provision device config --from-file ids.txt --out-dir blobs/ --wifi-ssid home   # many at once
+  provision device config hall-1 --wifi-ssid home --broker n1.lan:8883 --broker n2.lan:8883 -o hall.bin
   esptool --chip esp8266 write-flash 0x3F9000 kitchen.bin      # 4 MiB flash
 
---broker-host must be a name or address the broker certificate carries. A warning says when
-the blob carries no OTA keys (`provision ota keygen` first).")]
+Without --broker the device gets every endpoint `provision broker` recorded (a cluster's list
+starting at a different node per device). Every broker host must be a name or address the broker
+certificate carries. A warning says when the blob carries no OTA keys (`provision ota keygen`
+first).")]
     Config(ConfigArgs),
     /// Export a device's identity for other firmwares, or the broker's fingerprints
     #[command(after_help = "\
@@ -398,12 +401,19 @@ pub struct ConfigArgs {
     /// File whose first line is the WiFi password (omit for an open network)
     #[arg(long)]
     wifi_password_file: Option<PathBuf>,
-    /// Broker name the device connects to (default: the first --host of `provision broker`);
-    /// must be a name or address in the broker certificate
+    /// A broker endpoint the device connects to, HOST:PORT ([v6]:PORT); repeat it for the nodes
+    /// of a cluster (at most 4, tried in this order). Default: every endpoint `provision broker`
+    /// recorded, starting at a different node for different devices. Each host must be a name
+    /// or address in the broker certificate
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_endpoint,
+          conflicts_with_all = ["broker_host", "broker_port"])]
+    broker: Vec<(String, u16)>,
+    /// One broker endpoint by name (default: the broker's first); must be a name or address in
+    /// the broker certificate
     #[arg(long)]
     broker_host: Option<String>,
-    /// Broker TLS port (default: the port of `provision broker`)
-    #[arg(long)]
+    /// That endpoint's TLS port (default: the broker's first endpoint's port)
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     broker_port: Option<u16>,
     /// Seconds between telemetry samples
     #[arg(long, default_value_t = device_config::DEFAULT_PERIOD_S)]
@@ -431,6 +441,7 @@ impl ConfigArgs {
             id,
             wifi_ssid: self.wifi_ssid.clone(),
             wifi_password_file: self.wifi_password_file.clone(),
+            brokers: self.broker.clone(),
             broker_host: self.broker_host.clone(),
             broker_port: self.broker_port,
             telemetry_period_s: self.telemetry_period,
@@ -480,14 +491,31 @@ impl ConfigArgs {
     }
 }
 
+/// `--broker HOST:PORT`, as the operator tools parse it.
+fn parse_endpoint(s: &str) -> Result<(String, u16), String> {
+    provision::client::BrokerAddr::parse(s)
+        .map(|a| (a.host, a.port))
+        .map_err(|e| e.to_string())
+}
+
 fn print_config(r: &ConfigReport) {
+    let brokers: Vec<String> = r
+        .brokers
+        .iter()
+        .map(|e| {
+            provision::client::BrokerAddr {
+                host: e.host.clone(),
+                port: e.port,
+            }
+            .to_string()
+        })
+        .collect();
     println!(
-        "wrote {} ({} bytes, mode 0600: it holds the device key): device {}, broker {}:{}, {} OTA key(s){}",
+        "wrote {} ({} bytes, mode 0600: it holds the device key): device {}, broker {}, {} OTA key(s){}",
         r.output.display(),
         r.bytes,
         r.id,
-        r.broker_host,
-        r.broker_port,
+        brokers.join(" then "),
         r.ota_keys,
         if r.pinned { ", broker key pinned" } else { "" }
     );

@@ -91,6 +91,7 @@ impl Pki {
             id: id.to_string(),
             wifi_ssid: "lab".into(),
             wifi_password_file: None,
+            brokers: Vec::new(),
             broker_host: None,
             broker_port: None,
             telemetry_period_s: 1,
