@@ -23,7 +23,8 @@ Examples:
   provision device add kitchen-sensor-1
   provision device add porch-1 porch-2 porch-3
   provision device add --from-file ids.txt    # one id per line, # comments
-  provision device add --replace porch-2      # a revoked id, issued a new identity on purpose")]
+  provision device add --replace porch-2      # a revoked id, issued a new identity on purpose
+  provision device add porch-4 --apply        # RabbitMQ: also imports its user (rabbitmqctl)")]
     Add(AddArgs),
     /// A new key and certificate for a device; the previous one is revoked
     #[command(after_help = "\
@@ -56,6 +57,7 @@ Examples:
   provision device revoke kitchen-sensor-1 --reload-cmd 'systemctl reload mosquitto'
   provision device revoke kitchen-sensor-1   # prints what to run
   provision device revoke porch-1 --previous # only the certificate `renew --keep-old` kept
+  provision device revoke porch-1 --apply    # RabbitMQ: also deletes its user (rabbitmqctl)
 
 Copy <dir>/broker/crl.pem and acl to the broker first if it runs elsewhere. After a reload it did
 itself, revoke clears the device's retained status as the operator (its Last Will is denied, so
