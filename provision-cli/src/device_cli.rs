@@ -107,6 +107,8 @@ pub struct AddArgs {
     /// Machine-readable output
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    sync: crate::rabbitmq_cli::SyncArgs,
 }
 
 #[derive(Args)]
@@ -128,6 +130,8 @@ pub struct RevokeArgs {
     /// After the reload, the operator connection that clears the device's retained status
     #[command(flatten)]
     connect: crate::talk_cli::ConnectArgs,
+    #[command(flatten)]
+    sync: crate::rabbitmq_cli::SyncArgs,
 }
 
 impl DeviceCommand {
@@ -139,26 +143,37 @@ impl DeviceCommand {
                 days,
                 replace,
                 json,
+                sync,
             }) => {
                 if let Some(f) = from_file {
                     ids.extend(device::read_id_file(&f)?);
                 }
+                sync.check(dir)?;
                 let added = device::add_with(dir, &ids, days, replace)?;
+                let say = |text: &str| {
+                    if json {
+                        eprintln!("{text}")
+                    } else {
+                        println!("{text}")
+                    }
+                };
                 if json {
                     lifecycle_cli::print_json(&added);
-                    return Ok(());
+                } else {
+                    for d in &added {
+                        println!(
+                            "added {} (serial {}, valid until {})",
+                            d.id,
+                            d.serial,
+                            d.not_after.date()
+                        );
+                    }
+                    if added.len() > 1 {
+                        println!("{} devices added", added.len());
+                    }
                 }
-                for d in &added {
-                    println!(
-                        "added {} (serial {}, valid until {})",
-                        d.id,
-                        d.serial,
-                        d.not_after.date()
-                    );
-                }
-                if added.len() > 1 {
-                    println!("{} devices added", added.len());
-                }
+                let ids = added.into_iter().map(|d| d.id).collect();
+                sync.finish(dir, provision::rabbitmq_sync::Change::Added(ids), &say)?;
             }
             DeviceCommand::List { json } => {
                 let devices = device::list(dir)?;
@@ -211,8 +226,19 @@ impl DeviceCommand {
                 reload_pid,
                 reload_cmd,
                 connect,
+                sync,
             }) => {
                 check_connect_args(dir, &connect)?;
+                sync.check(dir)?;
+                let rabbitmq = crate::rabbitmq_cli::is_rabbitmq(dir);
+                if rabbitmq && (reload_pid.is_some() || reload_cmd.is_some()) {
+                    return Err(Error::InvalidInput(
+                        "--reload-pid and --reload-cmd reload Mosquitto; this directory's broker \
+                         is RabbitMQ, which reads the new CRL by itself: pass --apply to delete \
+                         the device's user (or run the command printed)"
+                            .into(),
+                    ));
+                }
                 let r = if previous {
                     let (serials, crl) = device::revoke_previous(dir, &id)?;
                     device::RevokeReport {
@@ -247,6 +273,18 @@ impl DeviceCommand {
                         "no broker folder here: copy {} to your broker",
                         dir.join("crl.pem").display()
                     ));
+                }
+                if rabbitmq {
+                    let change = if previous {
+                        provision::rabbitmq_sync::Change::Crl
+                    } else {
+                        provision::rabbitmq_sync::Change::Revoked(id.clone())
+                    };
+                    sync.finish(dir, change, &say)?;
+                    if !previous {
+                        crate::rabbitmq_cli::clear_status_hint(dir, &id, &connect, &say);
+                    }
+                    return Ok(());
                 }
                 let how = match (reload_pid, reload_cmd) {
                     (Some(pid), _) => Some(reload::Reload::Pid(pid)),

@@ -22,6 +22,7 @@ pub mod ota_push;
 pub mod ota_status;
 pub mod pki;
 pub mod rabbitmq_conf;
+pub mod rabbitmq_sync;
 pub mod registry;
 pub mod reload;
 pub mod renew;

@@ -177,6 +177,8 @@ pub struct OperatorAddArgs {
     /// Machine-readable output
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    sync: crate::rabbitmq_cli::SyncArgs,
 }
 
 #[derive(Args)]
@@ -196,6 +198,7 @@ impl OperatorCommand {
     pub fn run(self, dir: &Path) -> Result<(), Error> {
         match self {
             OperatorCommand::Add(a) => {
+                a.sync.check(dir)?;
                 let r = provision::operator::add(dir, &a.name, a.days)?;
                 if a.json {
                     print_json(&r);
@@ -208,6 +211,20 @@ impl OperatorCommand {
                     );
                     println!("certificate: {}", r.cert.display());
                     println!("key:         {} (mode 0600)", r.key.display());
+                }
+                let say = |text: &str| {
+                    if a.json {
+                        eprintln!("{text}")
+                    } else {
+                        println!("{text}")
+                    }
+                };
+                if r.broker_updated && crate::rabbitmq_cli::is_rabbitmq(dir) {
+                    return a.sync.finish(
+                        dir,
+                        provision::rabbitmq_sync::Change::Added(vec![r.name.clone()]),
+                        &say,
+                    );
                 }
                 let hint = if r.broker_updated {
                     format!(

@@ -10,6 +10,7 @@ mod device_cli;
 mod lifecycle_cli;
 mod ota_cli;
 mod ota_push_cli;
+mod rabbitmq_cli;
 mod setup_cli;
 mod shell_cli;
 mod talk_cli;

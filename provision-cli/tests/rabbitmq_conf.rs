@@ -362,3 +362,143 @@ fn adds_revocations_and_operators_keep_definitions_and_the_crl_in_step() {
     assert!(ok, "{stderr}");
     assert_eq!(users(), ["_operator", "_ops", "dev-a", "dev-b"]);
 }
+
+#[test]
+fn without_apply_the_exact_commands_are_printed() {
+    let pki = Pki::new(&["dev-a"]);
+    assert!(
+        run(
+            pki.path(),
+            &[
+                "broker",
+                "--engine",
+                "rabbitmq",
+                "--node",
+                "rabbit-1=127.0.0.1:41001",
+                "--node",
+                "rabbit-2=127.0.0.1:41002"
+            ],
+        )
+        .0
+    );
+    let (ok, stdout, stderr) = run(pki.path(), &["device", "add", "dev-b"]);
+    assert!(ok, "{stderr}");
+    let defs = pki.path().join("broker/definitions.json");
+    let defs = std::path::absolute(defs).unwrap();
+    assert!(
+        stdout.contains(&format!(
+            "  rabbitmqctl -n rabbit-1@localhost import_definitions {}",
+            defs.display()
+        )),
+        "{stdout}"
+    );
+    let (ok, stdout, stderr) = run(
+        pki.path(),
+        &["device", "revoke", "dev-b", "-n", "rabbit-2@localhost"],
+    );
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("  rabbitmqctl -n rabbit-2@localhost delete_user dev-b"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("devices/dev-b/status"), "{stdout}");
+    assert!(!stdout.contains("kill -HUP"), "{stdout}");
+    let (ok, stdout, stderr) = run(pki.path(), &["operator", "add", "_ops", "--json"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.trim_start().starts_with('{'), "{stdout}");
+    assert!(stderr.contains("import_definitions"), "{stderr}");
+}
+
+#[test]
+fn another_install_folder_says_what_to_copy_where() {
+    let pki = Pki::new(&["dev-a"]);
+    assert!(
+        run(
+            pki.path(),
+            &[
+                "broker",
+                "--engine",
+                "rabbitmq",
+                "--install-dir",
+                "/etc/rabbitmq/provision",
+                "--node",
+                "rabbit-1=mq1.example.org:8883",
+                "--node",
+                "rabbit-2=mq2.example.org:8883"
+            ],
+        )
+        .0
+    );
+    let (ok, stdout, stderr) = run(pki.path(), &["device", "revoke", "dev-a"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("/etc/rabbitmq/provision on every node's host"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("mq1.example.org, mq2.example.org"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("rabbitmqctl -n rabbit-1@mq1.example.org delete_user dev-a"));
+}
+
+#[test]
+fn apply_and_reload_options_that_cannot_work_are_refused_before_anything_is_written() {
+    // --apply on a Mosquitto directory.
+    let pki = Pki::new(&["dev-a"]);
+    assert!(run(pki.path(), &["broker", "--host", "localhost"]).0);
+    let before = snapshot(pki.path());
+    let (ok, _, stderr) = run(pki.path(), &["device", "revoke", "dev-a", "--apply"]);
+    assert!(!ok && stderr.contains("--reload-pid"), "{stderr}");
+    let (ok, _, stderr) = run(pki.path(), &["device", "add", "dev-b", "--apply"]);
+    assert!(!ok && stderr.contains("RabbitMQ"), "{stderr}");
+    assert!(snapshot(pki.path()) == before);
+    // --reload-pid on a RabbitMQ directory; --apply without rabbitmqctl.
+    let pki = Pki::new(&["dev-a"]);
+    assert!(
+        run(
+            pki.path(),
+            &[
+                "broker",
+                "--engine",
+                "rabbitmq",
+                "--node",
+                "rabbit-1=127.0.0.1:41001"
+            ],
+        )
+        .0
+    );
+    let before = snapshot(pki.path());
+    let (ok, _, stderr) = run(
+        pki.path(),
+        &["device", "revoke", "dev-a", "--reload-pid", "1"],
+    );
+    assert!(!ok && stderr.contains("RabbitMQ"), "{stderr}");
+    let (ok, _, stderr) = run(
+        pki.path(),
+        &[
+            "device",
+            "revoke",
+            "dev-a",
+            "--apply",
+            "--rabbitmqctl",
+            "/nonexistent/rabbitmqctl",
+        ],
+    );
+    assert!(!ok && stderr.contains("no such program"), "{stderr}");
+    assert!(snapshot(pki.path()) == before);
+    let out = provision(pki.path())
+        .args(["device", "add", "dev-b", "--apply"])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Debian's /usr/sbin/rabbitmqctl is the fallback when PATH has none.
+    if !Path::new("/usr/sbin/rabbitmqctl").exists() {
+        assert!(
+            !out.status.success() && stderr.contains("not installed"),
+            "{stderr}"
+        );
+        assert!(snapshot(pki.path()) == before);
+    }
+}
