@@ -361,6 +361,26 @@ fn adds_revocations_and_operators_keep_definitions_and_the_crl_in_step() {
     let (ok, _, stderr) = run(pki.path(), &["device", "add", "--replace", "dev-a"]);
     assert!(ok, "{stderr}");
     assert_eq!(users(), ["_operator", "_ops", "dev-a", "dev-b"]);
+    // A new broker certificate: the old one goes on the CRL, the key stays owner-only.
+    let (ok, stdout, stderr) = run(pki.path(), &["broker", "renew"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("restart the nodes one at a time"),
+        "{stdout}"
+    );
+    assert_eq!(
+        fs::read(&crl_file).unwrap(),
+        fs::read(pki.path().join("crl.pem")).unwrap()
+    );
+    assert_eq!(
+        fs::metadata(b.join("server.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert!(b.join("nodes/rabbit-1/rabbitmq.conf").is_file());
 }
 
 #[test]
