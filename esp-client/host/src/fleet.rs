@@ -231,7 +231,7 @@ impl Fleet {
         let mut per_second = std::collections::HashMap::<u64, usize>::new();
         let mut by_endpoint = std::collections::BTreeMap::<String, usize>::new();
         for m in &self.members {
-            if let Some(e) = m.device.endpoint().filter(|_| m.board.online) {
+            if let Some(e) = m.device.endpoint().filter(|_| m.board.connections.online) {
                 let name = match e.host.contains(':') {
                     true => format!("[{}]:{}", e.host, e.port),
                     false => format!("{}:{}", e.host, e.port),
