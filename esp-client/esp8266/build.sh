@@ -72,7 +72,7 @@ c_object() {
 
 # --- the core's scenarios on the LX106 (QEMU, semihosting) ---
 rust_object lx106-sim
-c_object "$FW/c/qemu_rt.c" qemu_rt.o
+c_object "$HERE/qemu/rt.c" qemu_rt.o
 xtensa-lx106-elf-gcc -nostdlib -T "$FW/ld/qemu.ld" -Wl,--gc-sections -Wl,--no-warn-execstack \
   -o "$OUT/lx106-sim.elf" "$OBJ/lx106-sim.o" "$OBJ/qemu_rt.o" "$PICOLIBC/lib/libc.a" -lgcc
 echo "esp8266 build: $OUT/lx106-sim.elf"
