@@ -96,13 +96,8 @@ tls_link=()
 if [ -f "$TLS_DIR/build-lx106.sh" ]; then
   bash "$TLS_DIR/build-lx106.sh" "$OUT/tls" >"$OBJ/tls-build.log" 2>&1 ||
     die "the TLS library did not build: $(tail -20 "$OBJ/tls-build.log")"
-  mapfile -t TLS_DEFINES < <(grep -v '^\s*$' "$TLS_DIR/bearssl.flags")
-  # Same flags as the library, so its header checks see the library's configuration.
-  c_object "$FW/c/tls_glue.c" tls_glue.o -DICACHE_FLASH -DESP8266 "${TLS_DEFINES[@]}" \
-    -I"$TLS_DIR/lx106" -I"$HERE/vendor/bearssl/inc" -I"$HERE/vendor/bearssl/src" -I"$TLS_DIR" \
-    -I"$SDK/include"
   app_features=(--features tls)
-  tls_link=("$OBJ/tls_glue.o" "$OUT/tls/libesptls.a")
+  tls_link=("$OUT/tls/libesptls.a")
 else
   echo "esp8266 build: NOTE: no TLS library in this tree ($TLS_DIR/build-lx106.sh): the image cannot connect" >&2
 fi
