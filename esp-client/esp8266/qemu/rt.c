@@ -65,7 +65,8 @@ __asm__(".section .text.entry,\"ax\"\n"
         "  callx0 a0\n");
 
 /* Shift-and-subtract division: only shifts by one, compares and subtractions, so the compiler
- * does not call back into these functions. */
+ * does not call back into these functions. One 64-bit loop serves the 32-bit helpers too: these
+ * run only in the emulator, where speed does not matter. */
 static uint64_t udivmod64(uint64_t n, uint64_t d, uint64_t *rem)
 {
     uint64_t q = 0, r = 0;
@@ -73,24 +74,6 @@ static uint64_t udivmod64(uint64_t n, uint64_t d, uint64_t *rem)
         abort();
     }
     for (int i = 63; i >= 0; i--) {
-        r = (r << 1) | ((n >> i) & 1);
-        q <<= 1;
-        if (r >= d) {
-            r -= d;
-            q |= 1;
-        }
-    }
-    *rem = r;
-    return q;
-}
-
-static uint32_t udivmod32(uint32_t n, uint32_t d, uint32_t *rem)
-{
-    uint32_t q = 0, r = 0;
-    if (d == 0) {
-        abort();
-    }
-    for (int i = 31; i >= 0; i--) {
         r = (r << 1) | ((n >> i) & 1);
         q <<= 1;
         if (r >= d) {
@@ -121,18 +104,17 @@ int64_t __divdi3(int64_t n, int64_t d)
     uint64_t r, q = udivmod64(abs64(n), abs64(d), &r);
     return ((n < 0) != (d < 0)) ? (int64_t)(0u - q) : (int64_t)q;
 }
-uint32_t __udivsi3(uint32_t n, uint32_t d) { uint32_t r; return udivmod32(n, d, &r); }
-uint32_t __umodsi3(uint32_t n, uint32_t d) { uint32_t r; udivmod32(n, d, &r); return r; }
+uint32_t __udivsi3(uint32_t n, uint32_t d) { return (uint32_t)__udivdi3(n, d); }
+uint32_t __umodsi3(uint32_t n, uint32_t d) { return (uint32_t)__umoddi3(n, d); }
 int32_t __divsi3(int32_t n, int32_t d)
 {
-    uint32_t r, q = udivmod32(abs32(n), abs32(d), &r);
+    uint32_t q = __udivsi3(abs32(n), abs32(d));
     return ((n < 0) != (d < 0)) ? (int32_t)(0u - q) : (int32_t)q;
 }
 /* The remainder takes the dividend's sign (C99). */
 int32_t __modsi3(int32_t n, int32_t d)
 {
-    uint32_t r;
-    udivmod32(abs32(n), abs32(d), &r);
+    uint32_t r = __umodsi3(abs32(n), abs32(d));
     return n < 0 ? (int32_t)(0u - r) : (int32_t)r;
 }
 
