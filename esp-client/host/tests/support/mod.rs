@@ -51,19 +51,24 @@ impl DeviceProc {
         DeviceProc { child, lines, log }
     }
 
-    /// Waits for a log line containing `needle`.
-    pub fn wait_for(&self, needle: &str, within: Duration) -> bool {
+    /// The next log line containing `needle`, waiting up to `within`.
+    pub fn line_with(&self, needle: &str, within: Duration) -> Option<String> {
         let deadline = Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return true,
+                Ok(line) if line.contains(needle) => return Some(line),
                 Ok(_) => {}
                 Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
-                    return false
+                    return None
                 }
             }
         }
+    }
+
+    /// Waits for a log line containing `needle`.
+    pub fn wait_for(&self, needle: &str, within: Duration) -> bool {
+        self.line_with(needle, within).is_some()
     }
 
     /// Every line the device logged so far.
@@ -71,13 +76,11 @@ impl DeviceProc {
         self.log.lock().unwrap().join("\n")
     }
 
-    /// [`DeviceProc::wait_for`], failing the test with the log when the line does not come.
-    pub fn expect(&self, needle: &str, within: Duration) {
-        assert!(
-            self.wait_for(needle, within),
-            "no {needle:?} in the device log:\n{}",
-            self.log()
-        );
+    /// The next log line containing `needle`; fails the test with the log when it does not
+    /// come within `within`.
+    pub fn expect(&self, needle: &str, within: Duration) -> String {
+        self.line_with(needle, within)
+            .unwrap_or_else(|| panic!("no {needle:?} in the device log:\n{}", self.log()))
     }
 
     /// Kills the process (SIGKILL: no goodbye, as when power is cut) and reaps it.
