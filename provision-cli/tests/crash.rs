@@ -201,13 +201,13 @@ fn check(dir: &Path, context: &str, staging_allowed: bool) -> Registry {
     known.clear();
 
     // The broker folder follows the registry.
-    if reg.broker.is_some() && dir.join("broker").is_dir() {
+    if let Some(broker) = reg.broker.as_ref().filter(|_| dir.join("broker").is_dir()) {
         assert_eq!(
             fs::read(dir.join("broker/crl.pem")).unwrap(),
             fs::read(dir.join("crl.pem")).unwrap(),
             "{context}: broker CRL"
         );
-        match reg.broker.as_ref().unwrap().engine {
+        match broker.engine {
             provision::registry::Engine::Mosquitto => assert_eq!(
                 fs::read_to_string(dir.join("broker/acl")).unwrap(),
                 provision::broker::render_acl(&reg),
