@@ -8,7 +8,7 @@ use core::task::Poll;
 
 use embedded_io::{Error as _, Read, ReadReady, Write, WriteReady};
 use embedded_storage::nor_flash::ReadNorFlash;
-use wire_format::device_config::{ConfigError, DeviceConfig, Layout};
+use wire_format::device_config::{ConfigError, DeviceConfig, Endpoint, Layout};
 
 use crate::app::command::Commands;
 use crate::app::telemetry::Telemetry;
@@ -18,7 +18,7 @@ use crate::board::{Board, ConnectError, NetStatus, Server, TlsMaterial, Transpor
 use crate::clock::{self, TimeFloor};
 use crate::command::FmtBuf;
 use crate::mqtt::{
-    Connect, DecodeError, EncodeError, Event, QoS, Session, SessionConfig, SessionError, Will,
+    Connect, DecodeError, EncodeError, Event, QoS, Sent, Session, SessionConfig, SessionError, Will,
 };
 use crate::ota::{Ota, Running};
 use crate::settings::*;
@@ -122,6 +122,14 @@ pub enum Failure {
     SendStalled,
 }
 
+impl Failure {
+    /// The failure says nothing about the broker endpoint (the network itself is down): the
+    /// device stays on its endpoint and waits the growing delay.
+    pub fn is_network(&self) -> bool {
+        matches!(self, Failure::NetworkTimeout | Failure::NetworkFailed)
+    }
+}
+
 impl core::fmt::Display for Failure {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
@@ -218,13 +226,19 @@ pub struct Device {
     session: Session,
     apps: Apps,
     backoff: Backoff,
+    /// The broker endpoint (index in the config's list) the device is on or connecting to.
+    endpoint: u8,
+    /// Endpoints that failed since this round began; the failure that completes a round waits
+    /// the backoff's growing delay, the others only a hop (docs/esp-client.md).
+    round_failures: u8,
     /// Online since; the backoff resets once this is `stable_after_ms` ago.
     online_since: Option<u64>,
     time: TimeFloor,
     persisted_time: Option<u64>,
     /// The floor the current connection attempt is validated at, and when it was taken.
     connect_floor: (u64, u64),
-    stats: Stats,
+    /// CONNECTs sent (the one counter the lifecycle keeps; [`Device::stats`] asks the rest).
+    connects: u32,
 }
 
 impl Device {
@@ -249,11 +263,13 @@ impl Device {
                 ota: Ota::new(),
             },
             backoff: Backoff::new(settings.backoff),
+            endpoint: 0,
+            round_failures: 0,
             online_since: None,
             time: TimeFloor::new(settings.build_time_unix, None, 0),
             persisted_time: None,
             connect_floor: (0, 0),
-            stats: Stats::default(),
+            connects: 0,
         }
     }
 
@@ -261,8 +277,19 @@ impl Device {
         &self.state
     }
 
-    pub fn stats(&self) -> &Stats {
-        &self.stats
+    /// The counters, from the session and the applications that keep them.
+    pub fn stats(&self) -> Stats {
+        let session = self.session.stats();
+        let telemetry = &self.apps.telemetry;
+        Stats {
+            connects: self.connects,
+            telemetry_sent: telemetry.sent,
+            telemetry_acked: telemetry.acked,
+            telemetry_dropped: telemetry.dropped,
+            retransmits: session.retransmits,
+            commands: self.apps.commands.count,
+            oversized: session.oversized,
+        }
     }
 
     /// The time floor certificates are validated against, at `now`.
@@ -280,6 +307,12 @@ impl Device {
         self.config.get()
     }
 
+    /// The broker endpoint the device is connected or connecting to (or tries next, in
+    /// `Backoff`), from the config (only after `LoadConfig` succeeded).
+    pub fn endpoint(&self) -> Option<Endpoint<'_>> {
+        self.config.get()?.brokers.get(usize::from(self.endpoint))
+    }
+
     /// The one place the state changes.
     fn go<B: Board>(&mut self, board: &mut B, now: u64, new: State) {
         let old = self.state;
@@ -287,11 +320,27 @@ impl Device {
         self.state = new;
     }
 
-    /// A connected step failed: drop the connection and wait.
+    /// A connected step failed: drop the connection and wait. A failure at the broker moves to
+    /// the next endpoint: at once (after a short hop) while the round of endpoints is not
+    /// complete, after the growing backoff delay when every endpoint failed once. With one
+    /// endpoint every failure completes a round. A network failure stays on the endpoint.
     fn fail<B: Board>(&mut self, board: &mut B, now: u64, cause: Failure) {
         board.transport().close();
         self.online_since = None;
-        let delay = self.backoff.next_delay_ms(board.random_u32());
+        let count = self.config.layout.map_or(1, |l| l.broker_count()).max(1) as u8;
+        let random = board.random_u32();
+        let delay = if cause.is_network() {
+            self.backoff.next_delay_ms(random)
+        } else {
+            self.endpoint = (self.endpoint + 1) % count;
+            self.round_failures += 1;
+            if self.round_failures < count {
+                self.backoff.hop_delay_ms(random)
+            } else {
+                self.round_failures = 0;
+                self.backoff.next_delay_ms(random)
+            }
+        };
         self.go(
             board,
             now,
@@ -300,16 +349,6 @@ impl Device {
                 cause,
             },
         );
-    }
-
-    fn refresh_stats(&mut self) {
-        let s = self.session.stats();
-        self.stats.retransmits = s.retransmits;
-        self.stats.oversized = s.oversized;
-        self.stats.telemetry_sent = self.apps.telemetry.sent;
-        self.stats.telemetry_acked = self.apps.telemetry.acked;
-        self.stats.telemetry_dropped = self.apps.telemetry.dropped;
-        self.stats.commands = self.apps.commands.count;
     }
 
     /// One step of work. Returns when the core wants to be polled again at the latest.
@@ -322,9 +361,7 @@ impl Device {
             self.reboot(board, now, "ota");
             return now;
         }
-        let next = self.step(now, board);
-        self.refresh_stats();
-        next.min(ota_next.max(now))
+        self.step(now, board).min(ota_next.max(now))
     }
 
     fn step<B: Board>(&mut self, now: u64, board: &mut B) -> u64 {
@@ -466,9 +503,14 @@ impl Device {
         }
     }
 
-    /// The server and TLS material from the config, validated at `floor`.
-    fn endpoint(&self, floor: u64) -> Result<(Server<'_>, TlsMaterial<'_>), Failure> {
+    /// The current endpoint and the TLS material from the config, validated at `floor`. The
+    /// board's TLS checks the broker certificate against this endpoint's host.
+    fn target(&self, floor: u64) -> Result<(Server<'_>, TlsMaterial<'_>), Failure> {
         let cfg = self.config.get().ok_or(Failure::NetworkFailed)?;
+        let endpoint = cfg
+            .brokers
+            .get(usize::from(self.endpoint))
+            .ok_or(Failure::NetworkFailed)?;
         let tls = TlsMaterial {
             ca_der: cfg.ca_cert_der,
             client_cert_der: cfg.client_cert_der,
@@ -477,8 +519,8 @@ impl Device {
             time_floor_unix: floor,
         };
         let server = Server {
-            host: cfg.broker_host,
-            port: cfg.broker_port,
+            host: endpoint.host,
+            port: endpoint.port,
         };
         Ok((server, tls))
     }
@@ -486,14 +528,23 @@ impl Device {
     /// Starts TCP + TLS and enters `TlsConnect` with the connect deadline.
     fn start_connect<B: Board>(&mut self, board: &mut B, now: u64) {
         self.connect_floor = (self.time.at(now), now);
-        let started = self
-            .endpoint(self.connect_floor.0)
-            .and_then(|(server, tls)| {
-                board
-                    .transport()
-                    .connect_start(server, &tls)
-                    .map_err(Failure::Connect)
-            });
+        let count = self.config.layout.map_or(1, |l| l.broker_count());
+        if count > 1 {
+            if let Some(e) = self.endpoint() {
+                board.log(format_args!(
+                    "broker {}:{} (endpoint {} of {count})",
+                    e.host,
+                    e.port,
+                    self.endpoint + 1
+                ));
+            }
+        }
+        let started = self.target(self.connect_floor.0).and_then(|(server, tls)| {
+            board
+                .transport()
+                .connect_start(server, &tls)
+                .map_err(Failure::Connect)
+        });
         match started {
             Ok(()) => {
                 let deadline = now + self.settings.connect_timeout_ms;
@@ -507,7 +558,7 @@ impl Device {
     /// `MqttConnect`. `Ok(false)`: still in progress.
     fn poll_connect<B: Board>(&mut self, board: &mut B, now: u64) -> Result<bool, Failure> {
         let (floor, at) = self.connect_floor;
-        let (server, tls) = self.endpoint(floor)?;
+        let (server, tls) = self.target(floor)?;
         match board.transport().poll_connect(server, &tls) {
             Poll::Pending => return Ok(false),
             Poll::Ready(Ok(())) => {}
@@ -545,7 +596,7 @@ impl Device {
         self.session
             .connect(now, &connect)
             .map_err(Failure::Encode)?;
-        self.stats.connects += 1;
+        self.connects += 1;
         self.transmit(board, now)?;
         let deadline = now + self.settings.connack_timeout_ms;
         self.go(board, now, State::MqttConnect { deadline });
@@ -719,11 +770,12 @@ impl Device {
         // The one place a trial image is confirmed (by the update's `on_online`): CONNACK and
         // SUBACK are in.
         self.apps.on_online(&mut ctx);
-        if let Ok(crate::mqtt::Sent::Busy) | Err(_) =
-            ctx.publish("status", b"online", QoS::AtLeastOnce, true)
-        {
-            ctx.board
-                .log(format_args!("status online not sent: the queue is full"));
+        match ctx.publish("status", b"online", QoS::AtLeastOnce, true) {
+            Ok(Sent::Queued { .. }) => {}
+            Ok(Sent::Busy) => ctx
+                .board
+                .log(format_args!("status online not sent: the queue is full")),
+            Err(e) => ctx.board.log(format_args!("status online not sent: {e}")),
         }
     }
 
@@ -734,6 +786,7 @@ impl Device {
             let stable = since + self.settings.stable_after_ms;
             if now >= stable {
                 self.backoff.reset();
+                self.round_failures = 0;
                 self.online_since = None;
             } else {
                 next = next.min(stable);

@@ -86,6 +86,15 @@ pub fn clear_status_on(opts: &ConnectOptions, id: &str, within: Duration) -> Res
     }
 }
 
+/// The command that clears it with mosquitto_pub at one endpoint: `broker`, else the first of
+/// the registry's broker ([`clear_status_commands`] gives one per endpoint).
+pub fn clear_status_command(dir: &Path, id: &str, operator: &str, broker: Option<&str>) -> String {
+    clear_status_commands(dir, id, operator, broker)
+        .into_iter()
+        .next()
+        .unwrap_or_default()
+}
+
 /// The commands that do the same with mosquitto_pub (run them once the broker applied the new
 /// ACL), as operator `operator`: one per endpoint of the broker `provision broker` recorded (or
 /// just `broker`), in order.
