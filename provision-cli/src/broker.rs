@@ -437,12 +437,7 @@ fn configure_rabbitmq(dir: &Path, opts: &BrokerOptions) -> Result<BrokerReport> 
         None => crate::fsutil::read_text_bounded(&layout.crl(), crate::store::CRL_LIMIT, "CRL")?,
     };
     tx.create_dir_all(&layout.broker_dir())?;
-    // RabbitMQ reads the key as user rabbitmq: the install steps give it to that user.
-    tx.stage(
-        &layout.broker_file("server.key"),
-        issued.key_pem.as_bytes(),
-        SECRET,
-    )?;
+    stage_server_key_for(&mut tx, layout, &issued.key_pem, Engine::Rabbitmq)?;
     tx.stage(
         &layout.broker_file("server.crt"),
         issued.cert_pem.as_bytes(),
@@ -800,8 +795,26 @@ topic write devices/+/ota/down/#
     acl
 }
 
-/// Stages the broker's private key. The broker reads it after dropping to user `mosquitto`:
-/// give the group read access where that group exists, otherwise keep it owner-only.
+/// Stages the broker's private key. Mosquitto reads it after dropping to user `mosquitto`:
+/// give the group read access where that group exists, otherwise keep it owner-only. RabbitMQ's
+/// is owner-only (its install steps give it to user rabbitmq).
+pub fn stage_server_key_for(
+    tx: &mut Transaction,
+    layout: &Layout,
+    key_pem: &str,
+    engine: Engine,
+) -> Result<()> {
+    match engine {
+        Engine::Mosquitto => stage_server_key(tx, layout, key_pem),
+        Engine::Rabbitmq => tx.stage(
+            &layout.broker_file("server.key"),
+            key_pem.as_bytes(),
+            SECRET,
+        ),
+    }
+}
+
+/// [`stage_server_key_for`] Mosquitto.
 pub fn stage_server_key(tx: &mut Transaction, layout: &Layout, key_pem: &str) -> Result<()> {
     match fsutil::mosquitto_gid() {
         Some(gid) => tx.stage_with_group(

@@ -107,7 +107,7 @@ impl DeviceRenewArgs {
             "write its config again: provision device config {} --wifi-ssid ... -o {}.bin",
             r.subject, r.subject
         );
-        Ok(())
+        crate::rabbitmq_cli::crl_changed(dir, &|t| println!("{t}"))
     }
 }
 
@@ -138,10 +138,18 @@ impl BrokerRenewArgs {
                  (or renew with --keep-key)"
             );
         }
-        println!(
-            "copy server.crt, server.key and crl.pem from {} to the broker and restart it",
-            dir.join("broker").display()
-        );
+        if crate::rabbitmq_cli::is_rabbitmq(dir) {
+            println!(
+                "copy server.crt, server.key (owner rabbitmq, 0600) and crl/ from {} to every \
+                 node's install folder and restart the nodes one at a time",
+                dir.join("broker").display()
+            );
+        } else {
+            println!(
+                "copy server.crt, server.key and crl.pem from {} to the broker and restart it",
+                dir.join("broker").display()
+            );
+        }
         Ok(())
     }
 }
@@ -248,6 +256,7 @@ impl OperatorCommand {
                 } else {
                     print_renewed(&r);
                     println!("the previous certificate is revoked");
+                    crate::rabbitmq_cli::crl_changed(dir, &|t| println!("{t}"))?;
                 }
             }
         }

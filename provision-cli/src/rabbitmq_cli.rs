@@ -24,6 +24,11 @@ pub struct SyncArgs {
 }
 
 impl SyncArgs {
+    /// Whether the rabbitmqctl commands are run (`--apply`), not just printed.
+    pub fn applies(&self) -> bool {
+        self.apply
+    }
+
     pub fn into_options(self) -> CtlOptions {
         CtlOptions {
             rabbitmqctl: self.rabbitmqctl,
@@ -143,4 +148,18 @@ pub fn clear_status_hint(
         ));
     }
     say(&text);
+}
+
+/// After the CRL changed without a user changing (a renewal): where the nodes' copy of it must
+/// go, when they run from another folder. Nothing for Mosquitto.
+pub fn crl_changed(dir: &Path, say: &dyn Fn(&str)) -> Result<(), Error> {
+    if !is_rabbitmq(dir) {
+        return Ok(());
+    }
+    let sync = SyncArgs {
+        apply: false,
+        node: None,
+        rabbitmqctl: None,
+    };
+    sync.finish(dir, Change::Crl, say)
 }
