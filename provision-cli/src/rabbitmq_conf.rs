@@ -106,7 +106,14 @@ pub fn naming(nodes: &[NodeRecord]) -> Result<Naming> {
     if nodes.iter().all(|n| is_loopback(&n.host)) {
         return Ok(Naming::Local);
     }
-    let single = |n: &NodeRecord| !n.host.contains('.') && !n.host.contains(':');
+    if let Some(n) = nodes.iter().find(|n| n.host.contains(':')) {
+        return Err(Error::InvalidInput(format!(
+            "node {} is on the IPv6 address {}, which an Erlang node name cannot carry: give \
+             the node a DNS name (the certificate then names it)",
+            n.name, n.host
+        )));
+    }
+    let single = |n: &NodeRecord| !n.host.contains('.');
     if nodes.iter().all(single) {
         return Ok(Naming::Short);
     }
