@@ -466,13 +466,22 @@ fn another_install_folder_says_what_to_copy_where() {
     assert!(
         run(
             pki.path(),
-            &["broker", "--engine", "rabbitmq", "--node", "rabbit-1=mq1.example.org:8883"],
+            &[
+                "broker",
+                "--engine",
+                "rabbitmq",
+                "--node",
+                "rabbit-1=mq1.example.org:8883"
+            ],
         )
         .0
     );
     let (ok, stdout, stderr) = run(pki.path(), &["device", "revoke", "dev-a"]);
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("on every node's host (mq1.example.org)"), "{stdout}");
+    assert!(
+        stdout.contains("on every node's host (mq1.example.org)"),
+        "{stdout}"
+    );
 }
 
 #[test]
