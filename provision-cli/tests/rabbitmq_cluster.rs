@@ -147,7 +147,7 @@ fn subscribe(
 /// An operator subscriber on node `node` to the telemetry of `devices` (the tests run side by
 /// side: a wildcard would see the others' devices).
 fn operator_sub(c: &SharedCluster, node: usize, devices: &[&str]) -> MosquittoSub {
-    let id = format!("op-{}", free_port());
+    let id = format!("_operator-{}", free_port());
     let mut a = args(c, node, Some(&c.pki.operator()), Some(&id));
     a.extend(["-q".into(), "1".into()]);
     for d in devices {
@@ -240,7 +240,7 @@ fn a_command_via_node_2_reaches_the_device_on_node_1() {
         c,
         1,
         &ops,
-        "ops-cmd-1",
+        "_ops-cmd-1",
         "devices/dev-cmd/cmd/led",
         "on",
     ));
@@ -468,7 +468,7 @@ fn a_password_in_connect_does_not_change_who_the_certificate_says() {
         c,
         0,
         &operator(c, "_ops-cmd"),
-        "ops-pw",
+        "_ops-cmd-pw",
         "devices/dev-pw2/cmd/unlock",
         "real",
     ));
@@ -521,7 +521,7 @@ fn a_device_cannot_read_another_devices_topics() {
         c,
         1,
         &operator(c, "_ops-cmd"),
-        "ops-rd",
+        "_ops-cmd-rd",
         "devices/dev-rd2/cmd/x",
         "cmd",
     ));
@@ -559,7 +559,7 @@ fn a_device_cannot_publish_into_another_devices_subtree() {
         c,
         1,
         &operator(c, "_ops-cmd"),
-        "ops-wr",
+        "_ops-cmd-wr",
         "devices/dev-wr2/cmd/unlock",
         "real",
     ));
@@ -616,7 +616,7 @@ fn reusing_another_devices_client_id_does_not_take_its_queued_session() {
         c,
         1,
         &operator(c, "_ops-cmd"),
-        "ops-sess",
+        "_ops-cmd-sess",
         "devices/dev-sess/cmd/secret",
         "queued",
     ));
@@ -794,7 +794,7 @@ fn kill_9_of_the_devices_node_loses_nothing_acknowledged() {
         c,
         1,
         &ops,
-        "ops-kill",
+        "_ops-kill",
         "devices/dev-kill/cmd/n",
         "0",
     ));
@@ -815,7 +815,7 @@ fn kill_9_of_the_devices_node_loses_nothing_acknowledged() {
                 c,
                 1,
                 &ops,
-                "ops-kill",
+                "_ops-kill",
                 "devices/dev-kill/cmd/n",
                 &i.to_string(),
             );

@@ -44,8 +44,46 @@ pub struct NodeFiles {
     /// Short node name (`rabbit-1`); the Erlang node is `rabbit-1@localhost`.
     pub name: String,
     pub mqtt_port: u16,
-    /// `rabbitmq.conf`, `advanced.config` and `enabled_plugins`.
+    /// `rabbitmq.conf`, `advanced.config` and `enabled_plugins`, and `rabbitmq-env.conf` when
+    /// `provision broker` wrote one (the node then reads its settings from there; the harness
+    /// overrides only the distribution port, data and log folders, and epmd).
     pub conf_dir: PathBuf,
+}
+
+impl NodeFiles {
+    /// The nodes of the RabbitMQ broker `provision broker --engine rabbitmq` recorded in the
+    /// provisioning directory `dir`, with the folders it wrote for them (`broker/nodes/<name>`).
+    pub fn generated(dir: &Path) -> Result<Vec<NodeFiles>, String> {
+        let store = provision::store::Store::open_read(dir).map_err(|e| e.to_string())?;
+        let registry = store.registry().map_err(|e| e.to_string())?;
+        let broker = registry
+            .broker
+            .ok_or("no broker in the registry: run provision broker --engine rabbitmq")?;
+        if broker.nodes.is_empty() {
+            return Err("the registry's broker has no RabbitMQ nodes".into());
+        }
+        let nodes: Vec<NodeFiles> = broker
+            .nodes
+            .iter()
+            .map(|n| NodeFiles {
+                name: n.name.clone(),
+                mqtt_port: n.port,
+                conf_dir: dir.join("broker/nodes").join(&n.name),
+            })
+            .collect();
+        for n in &nodes {
+            for f in ["rabbitmq.conf", "advanced.config", "enabled_plugins"] {
+                if !n.conf_dir.join(f).is_file() {
+                    return Err(format!("{} is missing", n.conf_dir.join(f).display()));
+                }
+            }
+        }
+        Ok(nodes)
+    }
+
+    fn env_file(&self) -> Option<PathBuf> {
+        Some(self.conf_dir.join("rabbitmq-env.conf")).filter(|p| p.is_file())
+    }
 }
 
 struct Node {
@@ -261,6 +299,9 @@ impl Cluster {
         let conf = &node.files.conf_dir;
         let mut cmd = Command::new(RABBITMQ_SERVER);
         self.common_env(&mut cmd);
+        if let Some(env) = node.files.env_file() {
+            cmd.env("RABBITMQ_CONF_ENV_FILE", env);
+        }
         cmd.env("RABBITMQ_NODENAME", node.erlang_name())
             .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
             .env("RABBITMQ_NODE_PORT", node.amqp_port.to_string())
