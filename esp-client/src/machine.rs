@@ -8,7 +8,7 @@ use core::task::Poll;
 
 use embedded_io::{Error as _, Read, ReadReady, Write, WriteReady};
 use embedded_storage::nor_flash::ReadNorFlash;
-use wire_format::device_config::{ConfigError, DeviceConfig, Layout};
+use wire_format::device_config::{ConfigError, DeviceConfig, Endpoint, Layout};
 
 use crate::app::command::Commands;
 use crate::app::telemetry::Telemetry;
@@ -122,6 +122,14 @@ pub enum Failure {
     SendStalled,
 }
 
+impl Failure {
+    /// The failure says nothing about the broker endpoint (the network itself is down): the
+    /// device stays on its endpoint and waits the growing delay.
+    pub fn is_network(&self) -> bool {
+        matches!(self, Failure::NetworkTimeout | Failure::NetworkFailed)
+    }
+}
+
 impl core::fmt::Display for Failure {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
@@ -218,6 +226,11 @@ pub struct Device {
     session: Session,
     apps: Apps,
     backoff: Backoff,
+    /// The broker endpoint (index in the config's list) the device is on or connecting to.
+    endpoint: u8,
+    /// Endpoints that failed since this round began; the failure that completes a round waits
+    /// the backoff's growing delay, the others only a hop (docs/esp-client.md).
+    round_failures: u8,
     /// Online since; the backoff resets once this is `stable_after_ms` ago.
     online_since: Option<u64>,
     time: TimeFloor,
@@ -250,6 +263,8 @@ impl Device {
                 ota: Ota::new(),
             },
             backoff: Backoff::new(settings.backoff),
+            endpoint: 0,
+            round_failures: 0,
             online_since: None,
             time: TimeFloor::new(settings.build_time_unix, None, 0),
             persisted_time: None,
@@ -292,6 +307,12 @@ impl Device {
         self.config.get()
     }
 
+    /// The broker endpoint the device is connected or connecting to (or tries next, in
+    /// `Backoff`), from the config (only after `LoadConfig` succeeded).
+    pub fn endpoint(&self) -> Option<Endpoint<'_>> {
+        self.config.get()?.brokers.get(usize::from(self.endpoint))
+    }
+
     /// The one place the state changes.
     fn go<B: Board>(&mut self, board: &mut B, now: u64, new: State) {
         let old = self.state;
@@ -299,11 +320,27 @@ impl Device {
         self.state = new;
     }
 
-    /// A connected step failed: drop the connection and wait.
+    /// A connected step failed: drop the connection and wait. A failure at the broker moves to
+    /// the next endpoint: at once (after a short hop) while the round of endpoints is not
+    /// complete, after the growing backoff delay when every endpoint failed once. With one
+    /// endpoint every failure completes a round. A network failure stays on the endpoint.
     fn fail<B: Board>(&mut self, board: &mut B, now: u64, cause: Failure) {
         board.transport().close();
         self.online_since = None;
-        let delay = self.backoff.next_delay_ms(board.random_u32());
+        let count = self.config.layout.map_or(1, |l| l.broker_count()).max(1) as u8;
+        let random = board.random_u32();
+        let delay = if cause.is_network() {
+            self.backoff.next_delay_ms(random)
+        } else {
+            self.endpoint = (self.endpoint + 1) % count;
+            self.round_failures += 1;
+            if self.round_failures < count {
+                self.backoff.hop_delay_ms(random)
+            } else {
+                self.round_failures = 0;
+                self.backoff.next_delay_ms(random)
+            }
+        };
         self.go(
             board,
             now,
@@ -466,9 +503,14 @@ impl Device {
         }
     }
 
-    /// The server and TLS material from the config, validated at `floor`.
-    fn endpoint(&self, floor: u64) -> Result<(Server<'_>, TlsMaterial<'_>), Failure> {
+    /// The current endpoint and the TLS material from the config, validated at `floor`. The
+    /// board's TLS checks the broker certificate against this endpoint's host.
+    fn target(&self, floor: u64) -> Result<(Server<'_>, TlsMaterial<'_>), Failure> {
         let cfg = self.config.get().ok_or(Failure::NetworkFailed)?;
+        let endpoint = cfg
+            .brokers
+            .get(usize::from(self.endpoint))
+            .ok_or(Failure::NetworkFailed)?;
         let tls = TlsMaterial {
             ca_der: cfg.ca_cert_der,
             client_cert_der: cfg.client_cert_der,
@@ -477,23 +519,36 @@ impl Device {
             time_floor_unix: floor,
         };
         let server = Server {
-            host: cfg.broker_host,
-            port: cfg.broker_port,
+            host: endpoint.host,
+            port: endpoint.port,
         };
         Ok((server, tls))
     }
 
     /// Starts TCP + TLS and enters `TlsConnect` with the connect deadline.
+    // Not inlined into `poll` (nor `poll_connect`): with both inside it, LLVM's Xtensa backend
+    // fails to compile the LX106 build ("cannot scavenge register without an emergency spill
+    // slot"; `cargo test -p esp8266-board --test firmware` catches it).
+    #[inline(never)]
     fn start_connect<B: Board>(&mut self, board: &mut B, now: u64) {
         self.connect_floor = (self.time.at(now), now);
-        let started = self
-            .endpoint(self.connect_floor.0)
-            .and_then(|(server, tls)| {
-                board
-                    .transport()
-                    .connect_start(server, &tls)
-                    .map_err(Failure::Connect)
-            });
+        let count = self.config.layout.map_or(1, |l| l.broker_count());
+        if count > 1 {
+            if let Some(e) = self.endpoint() {
+                board.log(format_args!(
+                    "broker {}:{} (endpoint {} of {count})",
+                    e.host,
+                    e.port,
+                    self.endpoint + 1
+                ));
+            }
+        }
+        let started = self.target(self.connect_floor.0).and_then(|(server, tls)| {
+            board
+                .transport()
+                .connect_start(server, &tls)
+                .map_err(Failure::Connect)
+        });
         match started {
             Ok(()) => {
                 let deadline = now + self.settings.connect_timeout_ms;
@@ -505,9 +560,10 @@ impl Device {
 
     /// Polls the handshake; once done, queues CONNECT with the retained Last Will and enters
     /// `MqttConnect`. `Ok(false)`: still in progress.
+    #[inline(never)]
     fn poll_connect<B: Board>(&mut self, board: &mut B, now: u64) -> Result<bool, Failure> {
         let (floor, at) = self.connect_floor;
-        let (server, tls) = self.endpoint(floor)?;
+        let (server, tls) = self.target(floor)?;
         match board.transport().poll_connect(server, &tls) {
             Poll::Pending => return Ok(false),
             Poll::Ready(Ok(())) => {}
@@ -735,6 +791,7 @@ impl Device {
             let stable = since + self.settings.stable_after_ms;
             if now >= stable {
                 self.backoff.reset();
+                self.round_failures = 0;
                 self.online_since = None;
             } else {
                 next = next.min(stable);

@@ -11,7 +11,7 @@ use crate::ota::sim::SimFlash;
 use bytes::BytesMut;
 use rumqttc::mqttbytes::v4 as r;
 use rumqttc::mqttbytes::QoS as RQoS;
-use wire_format::device_config::DeviceConfig;
+use wire_format::device_config::{Brokers, DeviceConfig, Endpoint};
 
 use crate::board::*;
 use crate::machine::{Device, Failure, State, StateKind, StateKind::*};
@@ -78,6 +78,10 @@ struct BrokerScript {
     /// The broker certificate's validity: a handshake at a time floor outside it fails as
     /// the board's TLS would (expired or not yet valid).
     cert_valid: (u64, u64),
+    /// Broker endpoints (hosts) that are down: TCP refused.
+    dead: Vec<&'static str>,
+    /// Broker endpoints (hosts) that answer CONNECT with "not authorized".
+    refusing: Vec<&'static str>,
 }
 
 /// The broker side of the connection, speaking through rumqttc's codec.
@@ -213,7 +217,7 @@ impl Transport for FakeNet {
             return Poll::Pending;
         }
         let (from, until) = self.script.cert_valid;
-        let r = if !self.script.up {
+        let r = if !self.script.up || self.script.dead.contains(&server.host) {
             Err(ConnectError::Tcp)
         } else if !(from..=until).contains(&seen.time_floor) {
             Err(ConnectError::ServerCertificate)
@@ -258,8 +262,10 @@ impl FakeNet {
                     if self.script.puback_before_connack {
                         self.send(r::Packet::PubAck(r::PubAck::new(1)));
                     }
+                    let host = self.connects.last().map(|c| c.host.as_str());
+                    let refusing = self.script.refusing.iter().any(|h| Some(*h) == host);
                     let code = match self.script.connack_code {
-                        0 => r::ConnectReturnCode::Success,
+                        0 if !refusing => r::ConnectReturnCode::Success,
                         _ => r::ConnectReturnCode::NotAuthorized,
                     };
                     self.send(r::Packet::ConnAck(r::ConnAck::new(code, false)));
@@ -329,6 +335,21 @@ impl FakeNet {
         }
         self.fire_will();
         self.script.up = false;
+    }
+
+    /// One node of a cluster dies: its session drops (the Will fires) and it refuses TCP.
+    fn crash_node(&mut self, host: &'static str) {
+        let on_it = self.connects.last().is_some_and(|c| c.host == host);
+        if let Some(c) = self.conn.as_mut().filter(|_| on_it) {
+            c.closed_by_broker = true;
+            self.fire_will();
+        }
+        self.script.dead.push(host);
+    }
+
+    /// The hosts of every connection attempt, in order.
+    fn hosts(&self) -> Vec<&str> {
+        self.connects.iter().map(|c| c.host.as_str()).collect()
     }
 
     fn retained(&self, topic: &str) -> Option<&[u8]> {
@@ -435,12 +456,18 @@ impl Board for FakeBoard {
 }
 
 fn config_blob() -> Vec<u8> {
+    config_blob_with(&[Endpoint {
+        host: "broker.local",
+        port: 8883,
+    }])
+}
+
+fn config_blob_with(brokers: &[Endpoint<'_>]) -> Vec<u8> {
     let cfg = DeviceConfig {
         device_id: ID,
         wifi_ssid: "home",
         wifi_password: "secret-pass",
-        broker_host: "broker.local",
-        broker_port: 8883,
+        brokers: Brokers::new(brokers).unwrap(),
         telemetry_period_s: 30,
         ca_cert_der: b"\x30\x03ca!",
         client_cert_der: b"\x30\x03crt",
@@ -455,8 +482,27 @@ fn config_blob() -> Vec<u8> {
 }
 
 fn board() -> FakeBoard {
+    board_with(config_blob())
+}
+
+/// The three nodes of a cluster, as a config names them.
+const NODES: [Endpoint<'static>; 3] = [
+    Endpoint {
+        host: "node-1.local",
+        port: 8883,
+    },
+    Endpoint {
+        host: "node-2.local",
+        port: 8884,
+    },
+    Endpoint {
+        host: "node-3.local",
+        port: 8885,
+    },
+];
+
+fn board_with(blob: Vec<u8>) -> FakeBoard {
     let mut flash = vec![0xFF; 8192];
-    let blob = config_blob();
     flash[..blob.len()].copy_from_slice(&blob);
     FakeBoard {
         net: FakeNet {
@@ -473,6 +519,8 @@ fn board() -> FakeBoard {
                 write_blocked: false,
                 break_after_suback: false,
                 cert_valid: (0, u64::MAX),
+                dead: Vec::new(),
+                refusing: Vec::new(),
             },
             conn: None,
             received: Vec::new(),
@@ -1289,6 +1337,164 @@ fn the_state_table_and_diagram_in_the_docs_name_every_state() {
             "docs/esp-client.md names a state the code lacks: {row}"
         );
     }
+}
+
+/// The hop between endpoints within a round: `BackoffConfig::hop_ms`.
+const HOP_MS: u64 = 500;
+
+#[test]
+fn first_endpoint_dead_the_second_is_used() {
+    let mut b = board_with(config_blob_with(&NODES[..2]));
+    b.net.script.dead.push("node-1.local");
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 5_000);
+    let mut want = vec![Boot, LoadConfig, NetworkUp, TimeSync, TlsConnect, Backoff];
+    want.extend(CONNECTING);
+    want.push(Online);
+    assert_eq!(b.transcript, want);
+    assert_eq!(b.causes, [Failure::Connect(ConnectError::Tcp)]);
+    // The second node at once (a hop, not the backoff), at its own host and port: the board's
+    // TLS checks the certificate against the name it connects to.
+    assert!(b.backoff_delays[0] <= HOP_MS, "{:?}", b.backoff_delays);
+    let seen: Vec<_> = b
+        .net
+        .connects
+        .iter()
+        .map(|c| (c.host.as_str(), c.port))
+        .collect();
+    assert_eq!(seen, [("node-1.local", 8883), ("node-2.local", 8884)]);
+    assert_eq!(dev.endpoint(), Some(NODES[1]));
+    assert!(
+        b.log
+            .iter()
+            .any(|l| l == "broker node-2.local:8884 (endpoint 2 of 2)"),
+        "{:?}",
+        b.log
+    );
+    assert!(!b.net.publishes("telemetry").is_empty());
+
+    // A node that refuses CONNECT (CONNACK 5) is passed over the same way.
+    let mut b = board_with(config_blob_with(&NODES[..2]));
+    b.net.script.refusing.push("node-1.local");
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 5_000);
+    assert_eq!(b.causes, [Failure::Refused(5)]);
+    assert_eq!(b.net.hosts(), ["node-1.local", "node-2.local"]);
+    assert_eq!(*b.transcript.last().unwrap(), Online);
+}
+
+#[test]
+fn a_session_lost_on_node_2_goes_back_to_trying_the_others() {
+    let mut b = board_with(config_blob_with(&NODES));
+    b.net.script.dead.push("node-1.local");
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    // Online on node 2, for longer than `stable_after_ms`.
+    run(&mut dev, &mut b, &mut now, 40_000);
+    assert_eq!(b.net.hosts(), ["node-1.local", "node-2.local"]);
+    assert_eq!(dev.endpoint(), Some(NODES[1]));
+    let sent_on_2 = b.net.publishes("telemetry").len();
+    assert!(sent_on_2 >= 2);
+
+    // Node 2 dies, node 3 too; node 1 is back.
+    b.net.script.dead.clear();
+    b.net.crash_node("node-2.local");
+    b.net.crash_node("node-3.local");
+    assert_eq!(
+        b.net.retained("devices/kitchen-sensor-1/status"),
+        Some(&b"offline"[..])
+    );
+    let before = b.backoff_delays.len();
+    run(&mut dev, &mut b, &mut now, 45_000);
+    assert_eq!(
+        b.net.hosts(),
+        [
+            "node-1.local",
+            "node-2.local",
+            "node-3.local",
+            "node-1.local"
+        ]
+    );
+    assert_eq!(
+        b.causes[1..],
+        [Failure::Closed, Failure::Connect(ConnectError::Tcp)]
+    );
+    // Two hops: the round (node 2 lost, node 3 down) is not complete when node 1 answers.
+    assert!(
+        b.backoff_delays[before..].iter().all(|d| *d <= HOP_MS),
+        "{:?}",
+        b.backoff_delays
+    );
+    assert_eq!(*b.transcript.last().unwrap(), Online);
+    assert_eq!(dev.endpoint(), Some(NODES[0]));
+    assert_eq!(
+        b.net.retained("devices/kitchen-sensor-1/status"),
+        Some(&b"online"[..])
+    );
+    // Telemetry goes on, on node 1.
+    run(&mut dev, &mut b, &mut now, 100_000);
+    assert!(b.net.publishes("telemetry").len() >= sent_on_2 + 2);
+    assert_eq!(b.net.hosts().len(), 4, "no reconnect while node 1 serves");
+}
+
+#[test]
+fn every_endpoint_dead_the_backoff_grows_per_round_without_a_busy_loop() {
+    let mut b = board_with(config_blob_with(&NODES));
+    b.net.script.up = false;
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    // `run` fails on a poll loop that never sleeps.
+    run(&mut dev, &mut b, &mut now, 600_000);
+    let d = &b.backoff_delays;
+    assert!(b
+        .causes
+        .iter()
+        .all(|c| *c == Failure::Connect(ConnectError::Tcp)));
+    // Per round: two hops to the next node, then the growing delay (1, 2, 4, ... 60 s).
+    for (round, r) in d.chunks(3).enumerate() {
+        assert!(
+            r[..r.len().min(2)].iter().all(|h| *h <= HOP_MS),
+            "round {round}: {r:?}"
+        );
+        if let Some(wait) = r.get(2) {
+            let ceiling = (1000u64 << round).min(60_000);
+            assert!(
+                (ceiling / 2..=ceiling).contains(wait),
+                "round {round}: {wait} outside the ceiling {ceiling}"
+            );
+        }
+    }
+    // Three nodes cost three attempts per delay: 10 minutes are 13 to 20 rounds.
+    let rounds = d.len() / 3;
+    assert!((13..=20).contains(&rounds), "{rounds} rounds: {d:?}");
+    // The nodes in turn, the rotation continuing across rounds.
+    let hosts = b.net.hosts();
+    for (i, h) in hosts.iter().enumerate() {
+        assert_eq!(*h, NODES[i % 3].host);
+    }
+    // One node back: the device finds it within one round's delay.
+    b.net.script.up = true;
+    b.net.script.dead = vec!["node-1.local", "node-3.local"];
+    run(&mut dev, &mut b, &mut now, 680_000);
+    assert_eq!(*b.transcript.last().unwrap(), Online);
+    assert_eq!(dev.endpoint(), Some(NODES[1]));
+}
+
+#[test]
+fn a_network_failure_stays_on_the_endpoint() {
+    let mut b = board_with(config_blob_with(&NODES[..2]));
+    b.network = NetStatus::Pending;
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 40_000);
+    assert_eq!(b.causes, [Failure::NetworkTimeout]);
+    assert!((500..=1000).contains(&b.backoff_delays[0]));
+    b.network = NetStatus::Up;
+    run(&mut dev, &mut b, &mut now, 41_000);
+    assert_eq!(b.net.hosts(), ["node-1.local"]);
+    assert_eq!(*b.transcript.last().unwrap(), Online);
 }
 
 #[test]

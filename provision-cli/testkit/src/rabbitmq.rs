@@ -717,6 +717,9 @@ pub fn interim_config(
             platform: provision::registry::Platform::Plain,
             max_packet_size: None,
             existing_config: None,
+            engine: provision::registry::Engine::Mosquitto,
+            nodes: Vec::new(),
+            node_count: None,
         },
     )
     .map_err(|e| format!("provision broker: {e}"))?;
