@@ -14,7 +14,7 @@ use std::net::TcpStream;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use broker_testkit::rabbitmq::{self, Cluster, SharedCluster};
+use broker_testkit::rabbitmq::{self, Cluster, NodeFiles, SharedCluster};
 use broker_testkit::{free_port, Identity, MosquittoSub, Pki};
 
 /// Every device the tests use; each test has its own.
@@ -45,13 +45,22 @@ fn cluster() -> &'static SharedCluster {
         for o in OPERATORS {
             pki.add_operator(o);
         }
-        let nodes: Vec<(String, u16)> = (1..=3)
-            .map(|i| (format!("rabbit-{i}"), free_port()))
-            .collect();
-        let mut users: Vec<&str> = vec!["_operator"];
-        users.extend_from_slice(OPERATORS);
-        let files = rabbitmq::interim_config(&pki, &nodes, DEVICES, &users)?;
-        let cluster = Cluster::start(&files)?;
+        // The nodes' files as users get them: `provision broker --engine rabbitmq`.
+        let mut cmd = assert_cmd::Command::cargo_bin("provision").unwrap();
+        cmd.arg("--dir")
+            .arg(pki.path())
+            .args(["broker", "--engine", "rabbitmq", "--host", "localhost"]);
+        for i in 1..=3 {
+            cmd.args(["--node", &format!("rabbit-{i}=127.0.0.1:{}", free_port())]);
+        }
+        let out = cmd.output().unwrap();
+        if !out.status.success() {
+            return Err(format!(
+                "provision broker --engine rabbitmq failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let cluster = Cluster::start(&NodeFiles::generated(pki.path())?)?;
         Ok((pki, cluster))
     })
 }
@@ -887,19 +896,20 @@ fn kill_9_of_the_devices_node_loses_nothing_acknowledged() {
     );
 }
 
-/// What `device revoke` must do to a RabbitMQ cluster: the CRL replaced on every node, the user
-/// deleted (which closes its open sessions).
+/// `device revoke` on a RabbitMQ broker: the CRL replaced in the nodes' hash dir (by the
+/// command), then the user deleted (which closes its open sessions).
 fn revoke_on_the_cluster(c: &SharedCluster, id: &str) {
     provision::device::revoke(c.pki.path(), id).expect("device revoke");
-    let crl_dir = c.pki.path().join("rabbitmq/crl");
-    let hash = std::fs::read_dir(&crl_dir)
+    let crl = std::fs::read_dir(c.pki.path().join("broker/crl"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| p.extension().is_some_and(|e| e == "r0"))
-        .unwrap();
-    let tmp = crl_dir.join(".crl.tmp");
-    std::fs::copy(c.pki.path().join("crl.pem"), &tmp).unwrap();
-    std::fs::rename(&tmp, &hash).unwrap();
+        .expect("the CRL in hash-dir form");
+    assert_eq!(
+        std::fs::read(&crl).unwrap(),
+        std::fs::read(c.pki.path().join("crl.pem")).unwrap(),
+        "the nodes' CRL is not the new one"
+    );
     c.cluster.ctl_ok(0, &["delete_user", id]).unwrap();
 }
 
