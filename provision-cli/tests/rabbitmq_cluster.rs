@@ -47,9 +47,13 @@ fn cluster() -> &'static SharedCluster {
         }
         // The nodes' files as users get them: `provision broker --engine rabbitmq`.
         let mut cmd = assert_cmd::Command::cargo_bin("provision").unwrap();
-        cmd.arg("--dir")
-            .arg(pki.path())
-            .args(["broker", "--engine", "rabbitmq", "--host", "localhost"]);
+        cmd.arg("--dir").arg(pki.path()).args([
+            "broker",
+            "--engine",
+            "rabbitmq",
+            "--host",
+            "localhost",
+        ]);
         for i in 1..=3 {
             cmd.args(["--node", &format!("rabbit-{i}=127.0.0.1:{}", free_port())]);
         }
@@ -896,10 +900,25 @@ fn kill_9_of_the_devices_node_loses_nothing_acknowledged() {
     );
 }
 
-/// `device revoke` on a RabbitMQ broker: the CRL replaced in the nodes' hash dir (by the
-/// command), then the user deleted (which closes its open sessions).
+/// `provision device revoke ID --apply` against the cluster (rabbitmqctl reaches the nodes
+/// through the cluster's epmd and cookie): the CRL replaced in the nodes' hash dir, the user
+/// deleted, which closes its open sessions on every node.
 fn revoke_on_the_cluster(c: &SharedCluster, id: &str) {
-    provision::device::revoke(c.pki.path(), id).expect("device revoke");
+    let out = Command::new(env!("CARGO_BIN_EXE_provision"))
+        .arg("--dir")
+        .arg(c.pki.path())
+        .args(["device", "revoke", id, "--apply"])
+        .envs(c.cluster.ctl_env())
+        .env("PROVISION_RABBITMQCTL", rabbitmq::RABBITMQCTL)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "device revoke --apply failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let crl = std::fs::read_dir(c.pki.path().join("broker/crl"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -910,7 +929,15 @@ fn revoke_on_the_cluster(c: &SharedCluster, id: &str) {
         std::fs::read(c.pki.path().join("crl.pem")).unwrap(),
         "the nodes' CRL is not the new one"
     );
-    c.cluster.ctl_ok(0, &["delete_user", id]).unwrap();
+    for node in 0..3 {
+        let users = c.cluster.ctl_ok(node, &["list_users", "-q"]).unwrap();
+        assert!(
+            !users
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(id)),
+            "{id} is still a user on node {node}:\n{users}"
+        );
+    }
 }
 
 #[test]

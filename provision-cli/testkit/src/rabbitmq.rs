@@ -174,10 +174,22 @@ impl Cluster {
         };
         cluster.start_epmd()?;
         for f in nodes {
+            // The node runs in its data folder: a relative config path would miss.
+            let mut f = f.clone();
+            f.conf_dir = std::path::absolute(&f.conf_dir)
+                .map_err(|e| format!("{}: {e}", f.conf_dir.display()))?;
+            for name in ["rabbitmq.conf", "advanced.config", "enabled_plugins"] {
+                if !f.conf_dir.join(name).is_file() {
+                    return Err(format!(
+                        "{} is missing: run provision broker --engine rabbitmq",
+                        f.conf_dir.join(name).display()
+                    ));
+                }
+            }
             let data = cluster.work_dir().join(&f.name);
             fs::create_dir_all(&data).map_err(|e| e.to_string())?;
             cluster.nodes.push(Mutex::new(Node {
-                files: f.clone(),
+                files: f,
                 dist_port: free_port(),
                 amqp_port: free_port(),
                 data,
