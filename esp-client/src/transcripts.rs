@@ -1374,6 +1374,12 @@ fn first_endpoint_dead_the_second_is_used() {
         b.log
     );
     assert!(!b.net.publishes("telemetry").is_empty());
+    // Several endpoints are one cluster's nodes: a persistent session, which outlives its node
+    // (one broker keeps the clean session: see the single-endpoint CONNECT above).
+    match &b.net.received[0] {
+        r::Packet::Connect(c) => assert!(!c.clean_session, "{c:?}"),
+        other => panic!("first packet {other:?}"),
+    }
 
     // A node that refuses CONNECT (CONNACK 5) is passed over the same way.
     let mut b = board_with(config_blob_with(&NODES[..2]));
