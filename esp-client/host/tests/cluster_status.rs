@@ -10,104 +10,16 @@
 //! The `provision` binary is found next to `esp-client-host` (the same target directory);
 //! `cargo test --workspace` builds both.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
+mod support;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use broker_testkit::rabbitmq::{Cluster, NodeFiles};
 use broker_testkit::{free_port, Pki};
+use support::{ok, provision, provision_bin, DeviceProc};
 
 const T: Duration = Duration::from_secs(60);
-
-fn provision_bin() -> PathBuf {
-    let p = Path::new(env!("CARGO_BIN_EXE_esp-client-host")).with_file_name("provision");
-    assert!(
-        p.exists(),
-        "{} is missing: build it first (`cargo build -p provision-cli --bin provision`)",
-        p.display()
-    );
-    p
-}
-
-fn provision(pki: &Pki, args: &[&str]) -> Output {
-    Command::new(provision_bin())
-        .arg("--dir")
-        .arg(pki.path())
-        .args(args)
-        .env_remove("PROVISION_DIR")
-        .env_remove("PROVISION_BROKER")
-        .env_remove("PROVISION_OPERATOR")
-        .stdin(Stdio::null())
-        .output()
-        .expect("provision runs")
-}
-
-fn ok(o: Output) -> Output {
-    assert!(
-        o.status.success(),
-        "provision failed: {}\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    );
-    o
-}
-
-/// The host device; its log lines arrive on a channel and are kept.
-struct DeviceProc {
-    child: Child,
-    lines: Receiver<String>,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl DeviceProc {
-    fn start(flash: &Path) -> DeviceProc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_esp-client-host"))
-            .arg("--flash")
-            .arg(flash)
-            .args(["--keep-alive", "5", "--timeout-ms", "5000"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("esp-client-host");
-        let (tx, lines) = mpsc::channel();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (err, keep) = (child.stderr.take().unwrap(), log.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                keep.lock().unwrap().push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
-        DeviceProc { child, lines, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    fn expect(&self, needle: &str, within: Duration) {
-        let deadline = Instant::now() + within;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return,
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        panic!("no {needle:?} in the device log:\n{}", self.log());
-    }
-}
-
-impl Drop for DeviceProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Whether node `port` holds a retained message on `topic`: a fresh subscription (as an
 /// operator tool, mosquitto_sub) that gets one within 3 s.
@@ -188,7 +100,7 @@ fn operator_tools_through_node_1_reach_a_device_on_node_3() {
     let mut config = pki.config_options("dev-3", "dev-3.flash");
     config.brokers = vec![("127.0.0.1".into(), node3)];
     let flash = pki.write_config(&config);
-    let dev = DeviceProc::start(&flash);
+    let dev = DeviceProc::start(&flash, &["--timeout-ms", "5000"]);
     dev.expect("Subscribe => Online", T);
     dev.expect("ota: status idle", T);
 
