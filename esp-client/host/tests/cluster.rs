@@ -4,10 +4,6 @@
 //! is killed (SIGKILL), it comes online on another node and its telemetry goes on; a QoS 1
 //! `mosquitto_sub` on the third node (a client no one here wrote) sees every sample.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use broker_testkit::rabbitmq::{Cluster, NodeFiles};
@@ -15,83 +11,10 @@ use broker_testkit::{free_port, MosquittoSub, Pki};
 use provision::registry::{Engine, NodeRecord, Platform};
 use wire_format::device_config::DeviceConfig;
 
+mod support;
+use support::DeviceProc;
+
 const ID: &str = "dev-1";
-
-/// The device process; its log lines arrive on a channel and are kept for failure messages.
-struct DeviceProc {
-    child: Child,
-    lines: Receiver<String>,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl DeviceProc {
-    fn start(flash: &std::path::Path) -> DeviceProc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_esp-client-host"))
-            .arg("--flash")
-            .arg(flash)
-            .args([
-                "--keep-alive",
-                "5",
-                "--max-backoff-ms",
-                "1500",
-                "--timeout-ms",
-                "3000",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("esp-client-host");
-        let (tx, lines) = mpsc::channel();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (err, keep) = (child.stderr.take().unwrap(), log.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                keep.lock().unwrap().push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
-        DeviceProc { child, lines, log }
-    }
-
-    fn wait_for(&self, needle: &str, within: Duration) -> bool {
-        let deadline = Instant::now() + within;
-        loop {
-            match self
-                .lines
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
-                Ok(line) if line.contains(needle) => return true,
-                Ok(_) => {}
-                Err(_) => return false,
-            }
-        }
-    }
-
-    fn expect(&self, needle: &str, within: Duration) -> String {
-        let deadline = Instant::now() + within;
-        loop {
-            match self
-                .lines
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(_) => panic!(
-                    "no {needle:?} in the device log:\n{}",
-                    self.log.lock().unwrap().join("\n")
-                ),
-            }
-        }
-    }
-}
-
-impl Drop for DeviceProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn seqs(lines: &[String]) -> Vec<u64> {
     let topic = format!("devices/{ID}/telemetry ");
@@ -179,7 +102,7 @@ fn kill_9_of_the_devices_node_it_goes_on_on_another_and_nothing_is_lost() {
     .to_vec();
     let sub = MosquittoSub::start(&args, || cluster.log_tail(third, 40));
 
-    let dev = DeviceProc::start(&flash);
+    let dev = DeviceProc::start(&flash, &[]);
     dev.expect("(endpoint 1 of 3)", Duration::from_secs(10));
     dev.expect("=> Online", Duration::from_secs(30));
     let mut seen = seqs(&sub.messages_until(Duration::from_secs(30), 3));
@@ -196,7 +119,7 @@ fn kill_9_of_the_devices_node_it_goes_on_on_another_and_nothing_is_lost() {
         panic!(
             "not online on {}:\n{}\n{}",
             nodes[second].name,
-            dev.log.lock().unwrap().join("\n"),
+            dev.log(),
             cluster.log_tail(second, 60)
         );
     }
