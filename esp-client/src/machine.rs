@@ -590,11 +590,9 @@ impl Device {
         let connect = Connect {
             client_id: cfg.device_id,
             keep_alive_s: self.settings.keep_alive_s,
-            // Several endpoints are the nodes of one cluster: the session (the subscriptions and
-            // the commands queued for the device) must outlive the node it was made on, or a
-            // node's crash leaves the device unable to subscribe on the others (RabbitMQ keeps a
-            // clean session's queue on its node). One broker: a clean session, as always.
-            clean_session: cfg.brokers.len() <= 1,
+            // A cluster's config asks for a persistent session: its subscription queue is then
+            // replicated and survives the node the device was on (docs/esp-client.md).
+            clean_session: !cfg.persistent_session,
             will: Some(Will {
                 topic: will_topic.as_str(),
                 payload: b"offline",
