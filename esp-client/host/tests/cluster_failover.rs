@@ -1,7 +1,9 @@
 //! The host device (the real `esp-client-host` binary) on a real three-node RabbitMQ cluster
 //! (started from the files `provision broker --engine rabbitmq` wrote, on loopback, stopped by
-//! the test): its config names the three nodes, node 3 first. Node 3 is killed (SIGKILL) under
-//! it; the device comes online on another node and its telemetry goes on. A QoS 1
+//! the test): its config names the three nodes, node 3 first, and asks for a persistent session
+//! (as `provision device config` writes it for RabbitMQ). Node 3 is killed (SIGKILL) under it; the
+//! device comes online on another node, its replicated session with it, and its telemetry goes
+//! on. A QoS 1
 //! `mosquitto_sub` (a client no one here wrote) on node 1 sees every sample the device sent,
 //! none missing, none dropped by the device.
 //!
