@@ -22,6 +22,7 @@ pub mod ota_push;
 pub mod ota_status;
 pub mod pki;
 pub mod registry;
+pub mod registry_files;
 pub mod reload;
 pub mod renew;
 pub mod retained_status;

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use crate::client::{BrokerAddr, Client, ConnectOptions, Event};
 use crate::error::Result;
 use crate::layout::Layout;
-use crate::registry::Registry;
 
 /// `devices/<id>/status`.
 pub fn status_topic(id: &str) -> String {
@@ -64,7 +63,7 @@ pub fn clear_status_command(dir: &Path, id: &str, operator: &str, broker: Option
         crate::shell_word(&std::path::absolute(&p).unwrap_or(p).display().to_string())
     };
     let addr = broker.and_then(|b| BrokerAddr::parse(b).ok()).or_else(|| {
-        Registry::load(&layout.registry())
+        crate::store::read_registry(dir)
             .ok()
             .flatten()
             .and_then(|r| BrokerAddr::from_registry(&r, dir).ok())

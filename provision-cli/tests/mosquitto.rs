@@ -320,7 +320,7 @@ fn cert_from_another_ca_is_refused() {
 fn expired_cert_is_refused() {
     let pki = Pki::new(&[]);
     // An expired device certificate from our own CA, written next to the others.
-    let reg = provision::registry::Registry::load(&pki.path().join("registry.toml"))
+    let reg = provision::store::read_registry(pki.path())
         .unwrap()
         .unwrap();
     let key = std::fs::read_to_string(pki.path().join("ca/ca.key")).unwrap();
