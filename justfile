@@ -26,8 +26,9 @@ home host="localhost":
 man:
     cargo run -q -p provision-cli -- man --out-dir target/man/man1
 
-# Unit, CLI and integration tests of every crate (real Mosquitto, the AVR firmware built for both
-# chips and run in simavr), the no_std builds for the chips, the demo (`just demo`), lints.
+# Unit, CLI and integration tests of every crate (real Mosquitto, a three-node RabbitMQ cluster on
+# loopback, the AVR firmware built for both chips and run in simavr), the no_std builds for the
+# chips, the demo (`just demo`), lints.
 # Every test
 test: lint test-host check-nostd test-demo
 

@@ -1,6 +1,11 @@
 //! Exponential, capped, jittered backoff between connection attempts. "Equal jitter": half of
 //! the capped delay is fixed, the other half random, so a fleet that lost its broker at the same
 //! moment does not come back in lockstep, and no device retries sooner than half the delay.
+//!
+//! A config with several broker endpoints moves to the next one after each failure: within a
+//! round of endpoints a hop waits only [`Backoff::hop_delay_ms`] (uniform in `[0, hop_ms]`) and
+//! does not count as a failure; the failure that completes the round waits the growing delay
+//! (`machine.rs` applies the rule; docs/esp-client.md, "Backoff and failover").
 
 /// Backoff parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -9,6 +14,8 @@ pub struct BackoffConfig {
     pub base_ms: u64,
     /// Longest delay.
     pub cap_ms: u64,
+    /// Longest wait before trying the next broker endpoint within a round.
+    pub hop_ms: u64,
 }
 
 impl Default for BackoffConfig {
@@ -16,6 +23,7 @@ impl Default for BackoffConfig {
         BackoffConfig {
             base_ms: 1_000,
             cap_ms: 60_000,
+            hop_ms: 500,
         }
     }
 }
@@ -54,6 +62,12 @@ impl Backoff {
         half + u64::from(random) % (ceiling - half + 1)
     }
 
+    /// The wait before trying the next endpoint within a round: uniform in `[0, hop_ms]`, so a
+    /// fleet that lost one node spreads over the others; the failure count does not change.
+    pub fn hop_delay_ms(&self, random: u32) -> u64 {
+        u64::from(random) % (self.cfg.hop_ms.saturating_add(1)).max(1)
+    }
+
     /// Success: the next failure starts from `base_ms` again.
     pub fn reset(&mut self) {
         self.failures = 0;
@@ -69,6 +83,7 @@ mod tests {
         let mut b = Backoff::new(BackoffConfig {
             base_ms: 1000,
             cap_ms: 60_000,
+            hop_ms: 500,
         });
         let ceilings: std::vec::Vec<u64> = (0..10)
             .map(|i| {
@@ -96,10 +111,25 @@ mod tests {
         let mut b = Backoff::new(BackoffConfig {
             base_ms: u64::MAX / 2,
             cap_ms: u64::MAX,
+            hop_ms: u64::MAX,
         });
         for _ in 0..100 {
             b.next_delay_ms(u32::MAX);
         }
         assert_eq!(b.ceiling_ms(), u64::MAX);
+        assert_eq!(b.hop_delay_ms(u32::MAX), u64::from(u32::MAX));
+    }
+
+    #[test]
+    fn a_hop_is_short_and_counts_no_failure() {
+        let b = Backoff::new(BackoffConfig::default());
+        assert_eq!((b.hop_delay_ms(0), b.hop_delay_ms(500)), (0, 500));
+        assert!((0..10_000).all(|r| b.hop_delay_ms(r * 7919) <= 500));
+        assert_eq!(b.failures(), 0);
+        let none = Backoff::new(BackoffConfig {
+            hop_ms: 0,
+            ..BackoffConfig::default()
+        });
+        assert_eq!(none.hop_delay_ms(u32::MAX), 0);
     }
 }

@@ -8,17 +8,17 @@ use core::task::Poll;
 
 use embedded_io::{Error as _, Read, ReadReady, Write, WriteReady};
 use embedded_storage::nor_flash::ReadNorFlash;
-use wire_format::device_config::{ConfigError, DeviceConfig, Layout};
+use wire_format::device_config::{ConfigError, DeviceConfig, Endpoint, Layout};
 
 use crate::app::command::Commands;
 use crate::app::telemetry::Telemetry;
-use crate::app::{App, Ctx};
+use crate::app::{Apps, Ctx};
 use crate::backoff::Backoff;
 use crate::board::{Board, ConnectError, NetStatus, Server, TlsMaterial, Transport};
 use crate::clock::{self, TimeFloor};
 use crate::command::FmtBuf;
 use crate::mqtt::{
-    Connect, DecodeError, EncodeError, Event, QoS, Session, SessionConfig, SessionError, Will,
+    Connect, DecodeError, EncodeError, Event, QoS, Sent, Session, SessionConfig, SessionError, Will,
 };
 use crate::ota::{Ota, Running};
 use crate::settings::*;
@@ -122,6 +122,14 @@ pub enum Failure {
     SendStalled,
 }
 
+impl Failure {
+    /// The failure says nothing about the broker endpoint (the network itself is down): the
+    /// device stays on its endpoint and waits the growing delay.
+    pub fn is_network(&self) -> bool {
+        matches!(self, Failure::NetworkTimeout | Failure::NetworkFailed)
+    }
+}
+
 impl core::fmt::Display for Failure {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
@@ -172,12 +180,6 @@ impl From<SessionError> for Failure {
     }
 }
 
-/// The commands application's subscription; a commands app without one fails to compile.
-const COMMANDS_FILTER: &str = match Commands::FILTER {
-    Some(filter) => filter,
-    None => panic!("the commands application must subscribe"),
-};
-
 /// Packets handled per poll at most: a flood cannot starve the timers.
 const EVENTS_PER_POLL: usize = 8;
 /// Writes an orderly shutdown tries (without blocking) to get `offline` and DISCONNECT out.
@@ -189,13 +191,13 @@ fn io_failure<E>(_: E) -> Failure {
 
 /// The config sector as read at boot, with where its fields lie: checked once by `LoadConfig`,
 /// then viewed in constant time (no re-parse, no CRC over 4 KiB per poll).
-struct Config {
+pub(crate) struct Config {
     blob: [u8; CONFIG_BUF],
     layout: Option<Layout>,
 }
 
 impl Config {
-    fn get(&self) -> Option<DeviceConfig<'_>> {
+    pub(crate) fn get(&self) -> Option<DeviceConfig<'_>> {
         self.layout.map(|l| l.view(&self.blob))
     }
 }
@@ -222,18 +224,21 @@ pub struct Device {
     /// `devices/<id>/`, filled by `LoadConfig`.
     prefix: FmtBuf<TOPIC_BUF>,
     session: Session,
-    telemetry: Telemetry,
-    commands: Commands,
-    /// Over-the-air updates (idle on a board without an OTA layout).
-    ota: Ota,
+    apps: Apps,
     backoff: Backoff,
+    /// The broker endpoint (index in the config's list) the device is on or connecting to.
+    endpoint: u8,
+    /// Endpoints that failed since this round began; the failure that completes a round waits
+    /// the backoff's growing delay, the others only a hop (docs/esp-client.md).
+    round_failures: u8,
     /// Online since; the backoff resets once this is `stable_after_ms` ago.
     online_since: Option<u64>,
     time: TimeFloor,
     persisted_time: Option<u64>,
     /// The floor the current connection attempt is validated at, and when it was taken.
     connect_floor: (u64, u64),
-    stats: Stats,
+    /// CONNECTs sent (the one counter the lifecycle keeps; [`Device::stats`] asks the rest).
+    connects: u32,
 }
 
 impl Device {
@@ -252,15 +257,19 @@ impl Device {
                 ack_timeout_ms: settings.ack_timeout_ms,
                 max_retransmits: settings.max_retransmits,
             }),
-            telemetry: Telemetry::new(settings.adc_channels),
-            commands: Commands::new(settings.reboot_grace_ms),
-            ota: Ota::new(),
+            apps: Apps {
+                telemetry: Telemetry::new(settings.adc_channels),
+                commands: Commands::new(settings.reboot_grace_ms),
+                ota: Ota::new(),
+            },
             backoff: Backoff::new(settings.backoff),
+            endpoint: 0,
+            round_failures: 0,
             online_since: None,
             time: TimeFloor::new(settings.build_time_unix, None, 0),
             persisted_time: None,
             connect_floor: (0, 0),
-            stats: Stats::default(),
+            connects: 0,
         }
     }
 
@@ -268,8 +277,19 @@ impl Device {
         &self.state
     }
 
-    pub fn stats(&self) -> &Stats {
-        &self.stats
+    /// The counters, from the session and the applications that keep them.
+    pub fn stats(&self) -> Stats {
+        let session = self.session.stats();
+        let telemetry = &self.apps.telemetry;
+        Stats {
+            connects: self.connects,
+            telemetry_sent: telemetry.sent,
+            telemetry_acked: telemetry.acked,
+            telemetry_dropped: telemetry.dropped,
+            retransmits: session.retransmits,
+            commands: self.apps.commands.count,
+            oversized: session.oversized,
+        }
     }
 
     /// The time floor certificates are validated against, at `now`.
@@ -279,12 +299,18 @@ impl Device {
 
     /// The image running now, from its slot's signed header (`None` on a board without OTA).
     pub fn ota_running(&self) -> Option<Running> {
-        self.ota.running()
+        self.apps.ota.running()
     }
 
     /// The config as loaded (only after `LoadConfig` succeeded).
     pub fn config(&self) -> Option<DeviceConfig<'_>> {
         self.config.get()
+    }
+
+    /// The broker endpoint the device is connected or connecting to (or tries next, in
+    /// `Backoff`), from the config (only after `LoadConfig` succeeded).
+    pub fn endpoint(&self) -> Option<Endpoint<'_>> {
+        self.config.get()?.brokers.get(usize::from(self.endpoint))
     }
 
     /// The one place the state changes.
@@ -294,11 +320,27 @@ impl Device {
         self.state = new;
     }
 
-    /// A connected step failed: drop the connection and wait.
+    /// A connected step failed: drop the connection and wait. A failure at the broker moves to
+    /// the next endpoint: at once (after a short hop) while the round of endpoints is not
+    /// complete, after the growing backoff delay when every endpoint failed once. With one
+    /// endpoint every failure completes a round. A network failure stays on the endpoint.
     fn fail<B: Board>(&mut self, board: &mut B, now: u64, cause: Failure) {
         board.transport().close();
         self.online_since = None;
-        let delay = self.backoff.next_delay_ms(board.random_u32());
+        let count = self.config.layout.map_or(1, |l| l.broker_count()).max(1) as u8;
+        let random = board.random_u32();
+        let delay = if cause.is_network() {
+            self.backoff.next_delay_ms(random)
+        } else {
+            self.endpoint = (self.endpoint + 1) % count;
+            self.round_failures += 1;
+            if self.round_failures < count {
+                self.backoff.hop_delay_ms(random)
+            } else {
+                self.round_failures = 0;
+                self.backoff.next_delay_ms(random)
+            }
+        };
         self.go(
             board,
             now,
@@ -309,29 +351,17 @@ impl Device {
         );
     }
 
-    fn refresh_stats(&mut self) {
-        let s = self.session.stats();
-        self.stats.retransmits = s.retransmits;
-        self.stats.oversized = s.oversized;
-        self.stats.telemetry_sent = self.telemetry.sent;
-        self.stats.telemetry_acked = self.telemetry.acked;
-        self.stats.telemetry_dropped = self.telemetry.dropped;
-        self.stats.commands = self.commands.count;
-    }
-
     /// One step of work. Returns when the core wants to be polled again at the latest.
     pub fn poll<B: Board>(&mut self, now: u64, board: &mut B) -> u64 {
         board.feed_watchdog();
         // The updater's timers run in every state: a trial image that never gets online still
         // resets, so the loader can count its next trial boot.
-        let ota_next = self.ota.tick(now);
-        if self.ota.reboot_due() {
+        let ota_next = self.apps.ota.tick(now);
+        if self.apps.ota.reboot_due() {
             self.reboot(board, now, "ota");
             return now;
         }
-        let next = self.step(now, board);
-        self.refresh_stats();
-        next.min(ota_next.max(now))
+        self.step(now, board).min(ota_next.max(now))
     }
 
     fn step<B: Board>(&mut self, now: u64, board: &mut B) -> u64 {
@@ -344,7 +374,7 @@ impl Device {
                     Err(_) => None,
                 };
                 self.time = TimeFloor::new(self.settings.build_time_unix, self.persisted_time, now);
-                self.ota.boot(board, self.settings.ota, now);
+                self.apps.ota.boot(board, self.settings.ota, now);
                 self.go(board, now, State::LoadConfig);
                 now
             }
@@ -438,7 +468,7 @@ impl Device {
                 self.prefix.clear();
                 // Cannot overflow: ids are at most 63 bytes (checked by parse).
                 let _ = write!(self.prefix, "devices/{}/", cfg.device_id);
-                self.telemetry.period_ms = u64::from(cfg.telemetry_period_s) * 1000;
+                self.apps.telemetry.period_ms = u64::from(cfg.telemetry_period_s) * 1000;
                 board.log(format_args!("config: device {}", cfg.device_id));
                 let deadline = now + self.settings.network_timeout_ms;
                 self.go(board, now, State::NetworkUp { deadline });
@@ -473,9 +503,14 @@ impl Device {
         }
     }
 
-    /// The server and TLS material from the config, validated at `floor`.
-    fn endpoint(&self, floor: u64) -> Result<(Server<'_>, TlsMaterial<'_>), Failure> {
+    /// The current endpoint and the TLS material from the config, validated at `floor`. The
+    /// board's TLS checks the broker certificate against this endpoint's host.
+    fn target(&self, floor: u64) -> Result<(Server<'_>, TlsMaterial<'_>), Failure> {
         let cfg = self.config.get().ok_or(Failure::NetworkFailed)?;
+        let endpoint = cfg
+            .brokers
+            .get(usize::from(self.endpoint))
+            .ok_or(Failure::NetworkFailed)?;
         let tls = TlsMaterial {
             ca_der: cfg.ca_cert_der,
             client_cert_der: cfg.client_cert_der,
@@ -484,8 +519,8 @@ impl Device {
             time_floor_unix: floor,
         };
         let server = Server {
-            host: cfg.broker_host,
-            port: cfg.broker_port,
+            host: endpoint.host,
+            port: endpoint.port,
         };
         Ok((server, tls))
     }
@@ -493,14 +528,23 @@ impl Device {
     /// Starts TCP + TLS and enters `TlsConnect` with the connect deadline.
     fn start_connect<B: Board>(&mut self, board: &mut B, now: u64) {
         self.connect_floor = (self.time.at(now), now);
-        let started = self
-            .endpoint(self.connect_floor.0)
-            .and_then(|(server, tls)| {
-                board
-                    .transport()
-                    .connect_start(server, &tls)
-                    .map_err(Failure::Connect)
-            });
+        let count = self.config.layout.map_or(1, |l| l.broker_count());
+        if count > 1 {
+            if let Some(e) = self.endpoint() {
+                board.log(format_args!(
+                    "broker {}:{} (endpoint {} of {count})",
+                    e.host,
+                    e.port,
+                    self.endpoint + 1
+                ));
+            }
+        }
+        let started = self.target(self.connect_floor.0).and_then(|(server, tls)| {
+            board
+                .transport()
+                .connect_start(server, &tls)
+                .map_err(Failure::Connect)
+        });
         match started {
             Ok(()) => {
                 let deadline = now + self.settings.connect_timeout_ms;
@@ -514,7 +558,7 @@ impl Device {
     /// `MqttConnect`. `Ok(false)`: still in progress.
     fn poll_connect<B: Board>(&mut self, board: &mut B, now: u64) -> Result<bool, Failure> {
         let (floor, at) = self.connect_floor;
-        let (server, tls) = self.endpoint(floor)?;
+        let (server, tls) = self.target(floor)?;
         match board.transport().poll_connect(server, &tls) {
             Poll::Pending => return Ok(false),
             Poll::Ready(Ok(())) => {}
@@ -552,7 +596,7 @@ impl Device {
         self.session
             .connect(now, &connect)
             .map_err(Failure::Encode)?;
-        self.stats.connects += 1;
+        self.connects += 1;
         self.transmit(board, now)?;
         let deadline = now + self.settings.connack_timeout_ms;
         self.go(board, now, State::MqttConnect { deadline });
@@ -660,15 +704,11 @@ impl Device {
                     board,
                     out,
                     prefix: self.prefix.as_str(),
+                    config: &self.config,
                     now,
                 };
                 let suffix = msg.topic.strip_prefix(ctx.prefix).unwrap_or("");
-                if let Some(rest) = suffix.strip_prefix(Commands::PREFIX) {
-                    self.commands.on_publish(&mut ctx, rest, &msg)?;
-                } else if let Some(rest) = suffix.strip_prefix(Ota::PREFIX) {
-                    let (keys, n) = Ota::keys(self.config.get().as_ref());
-                    self.ota.on_publish(&mut ctx, rest, &msg, &keys[..n]);
-                }
+                self.apps.on_publish(&mut ctx, suffix, &msg)?;
                 if early {
                     Step::EarlyPublish
                 } else {
@@ -694,23 +734,19 @@ impl Device {
     }
 
     fn subscribe<B: Board>(&mut self, board: &mut B, now: u64) -> Result<(), Failure> {
-        let mut filter = FmtBuf::<TOPIC_BUF>::new();
-        write!(filter, "{}{COMMANDS_FILTER}", self.prefix.as_str())
-            .map_err(|_| Failure::Encode(EncodeError::BadTopic))?;
-        let mut ota_filter = FmtBuf::<TOPIC_BUF>::new();
-        write!(ota_filter, "{}{}", self.prefix.as_str(), Ota::FILTER)
-            .map_err(|_| Failure::Encode(EncodeError::BadTopic))?;
-        let all = [
-            (filter.as_str(), QoS::AtLeastOnce),
-            (ota_filter.as_str(), QoS::AtLeastOnce),
-        ];
-        let filters = if self.ota.enabled() {
-            &all[..]
-        } else {
-            &all[..1]
-        };
+        let mut topics = [const { FmtBuf::<TOPIC_BUF>::new() }; Apps::FILTERS];
+        let mut n = 0;
+        let mut fits = true;
+        self.apps.filters(|filter| {
+            fits &= write!(topics[n], "{}{filter}", self.prefix.as_str()).is_ok();
+            n += 1;
+        });
+        if !fits {
+            return Err(Failure::Encode(EncodeError::BadTopic));
+        }
+        let filters = topics.each_ref().map(|t| (t.as_str(), QoS::AtLeastOnce));
         self.session
-            .subscribe(now, filters)
+            .subscribe(now, &filters[..n])
             .map_err(Failure::Encode)?
             .ok_or(Failure::SendStalled)?;
         self.transmit(board, now)?;
@@ -724,22 +760,22 @@ impl Device {
         self.online_since = Some(now);
         // Unacknowledged publishes from the last connection go out again (as DUP), first.
         self.session.resume(now);
-        self.telemetry.on_online(now);
-        self.commands.on_online(now);
-        // The one place a trial image is confirmed: CONNACK and SUBACK are in.
-        let (keys, n) = Ota::keys(self.config.get().as_ref());
-        self.ota.on_online(board, &keys[..n], now);
         let mut ctx = Ctx {
             board,
             out: self.session.sender(),
             prefix: self.prefix.as_str(),
+            config: &self.config,
             now,
         };
-        if let Ok(crate::mqtt::Sent::Busy) | Err(_) =
-            ctx.publish("status", b"online", QoS::AtLeastOnce, true)
-        {
-            ctx.board
-                .log(format_args!("status online not sent: the queue is full"));
+        // The one place a trial image is confirmed (by the update's `on_online`): CONNACK and
+        // SUBACK are in.
+        self.apps.on_online(&mut ctx);
+        match ctx.publish("status", b"online", QoS::AtLeastOnce, true) {
+            Ok(Sent::Queued { .. }) => {}
+            Ok(Sent::Busy) => ctx
+                .board
+                .log(format_args!("status online not sent: the queue is full")),
+            Err(e) => ctx.board.log(format_args!("status online not sent: {e}")),
         }
     }
 
@@ -750,12 +786,14 @@ impl Device {
             let stable = since + self.settings.stable_after_ms;
             if now >= stable {
                 self.backoff.reset();
+                self.round_failures = 0;
                 self.online_since = None;
             } else {
                 next = next.min(stable);
             }
         }
         if self
+            .apps
             .commands
             .reboot_due(now, self.session.sender().all_acked())
         {
@@ -766,11 +804,10 @@ impl Device {
             board,
             out: self.session.sender(),
             prefix: self.prefix.as_str(),
+            config: &self.config,
             now,
         };
-        next = next.min(self.telemetry.poll(&mut ctx)?);
-        next = next.min(self.commands.poll(&mut ctx)?);
-        next = next.min(self.ota.poll(&mut ctx)?);
+        next = next.min(self.apps.poll(&mut ctx)?);
         // The floor keeps moving while the device runs: persist it (at most hourly), so a
         // reboot without a time source starts from recent time, not from the last sync.
         self.persist_time(board, now);
@@ -796,6 +833,7 @@ impl Device {
                 board: &mut *board,
                 out: self.session.sender(),
                 prefix: self.prefix.as_str(),
+                config: &self.config,
                 now,
             };
             let _ = ctx.publish("status", b"offline", QoS::AtMostOnce, true);

@@ -11,7 +11,7 @@ use crate::ota::sim::SimFlash;
 use bytes::BytesMut;
 use rumqttc::mqttbytes::v4 as r;
 use rumqttc::mqttbytes::QoS as RQoS;
-use wire_format::device_config::DeviceConfig;
+use wire_format::device_config::{Brokers, DeviceConfig, Endpoint};
 
 use crate::board::*;
 use crate::machine::{Device, Failure, State, StateKind, StateKind::*};
@@ -78,6 +78,10 @@ struct BrokerScript {
     /// The broker certificate's validity: a handshake at a time floor outside it fails as
     /// the board's TLS would (expired or not yet valid).
     cert_valid: (u64, u64),
+    /// Broker endpoints (hosts) that are down: TCP refused.
+    dead: Vec<&'static str>,
+    /// Broker endpoints (hosts) that answer CONNECT with "not authorized".
+    refusing: Vec<&'static str>,
 }
 
 /// The broker side of the connection, speaking through rumqttc's codec.
@@ -213,7 +217,7 @@ impl Transport for FakeNet {
             return Poll::Pending;
         }
         let (from, until) = self.script.cert_valid;
-        let r = if !self.script.up {
+        let r = if !self.script.up || self.script.dead.contains(&server.host) {
             Err(ConnectError::Tcp)
         } else if !(from..=until).contains(&seen.time_floor) {
             Err(ConnectError::ServerCertificate)
@@ -258,8 +262,10 @@ impl FakeNet {
                     if self.script.puback_before_connack {
                         self.send(r::Packet::PubAck(r::PubAck::new(1)));
                     }
+                    let host = self.connects.last().map(|c| c.host.as_str());
+                    let refusing = self.script.refusing.iter().any(|h| Some(*h) == host);
                     let code = match self.script.connack_code {
-                        0 => r::ConnectReturnCode::Success,
+                        0 if !refusing => r::ConnectReturnCode::Success,
                         _ => r::ConnectReturnCode::NotAuthorized,
                     };
                     self.send(r::Packet::ConnAck(r::ConnAck::new(code, false)));
@@ -331,6 +337,21 @@ impl FakeNet {
         self.script.up = false;
     }
 
+    /// One node of a cluster dies: its session drops (the Will fires) and it refuses TCP.
+    fn crash_node(&mut self, host: &'static str) {
+        let on_it = self.connects.last().is_some_and(|c| c.host == host);
+        if let Some(c) = self.conn.as_mut().filter(|_| on_it) {
+            c.closed_by_broker = true;
+            self.fire_will();
+        }
+        self.script.dead.push(host);
+    }
+
+    /// The hosts of every connection attempt, in order.
+    fn hosts(&self) -> Vec<&str> {
+        self.connects.iter().map(|c| c.host.as_str()).collect()
+    }
+
     fn retained(&self, topic: &str) -> Option<&[u8]> {
         self.retained
             .iter()
@@ -347,6 +368,14 @@ impl FakeNet {
                 _ => None,
             })
             .collect()
+    }
+
+    /// The broker hands the device a message on `topic` (QoS 1).
+    fn deliver(&mut self, topic: &str, payload: &[u8], retain: bool) {
+        let mut p = r::Publish::new(topic, RQoS::AtLeastOnce, payload.to_vec());
+        p.retain = retain;
+        p.pkid = 66;
+        self.send(r::Packet::Publish(p));
     }
 
     fn command(&mut self, name: &str, payload: &str) {
@@ -373,6 +402,8 @@ struct FakeBoard {
     causes: Vec<Failure>,
     backoff_delays: Vec<u64>,
     log: Vec<String>,
+    /// The OTA layout in `flash` (`None`: the board does not update over the air).
+    ota: Option<&'static crate::ota::Layout>,
 }
 
 impl Board for FakeBoard {
@@ -390,6 +421,9 @@ impl Board for FakeBoard {
     }
     fn avr(&mut self) -> &mut FakeAvr {
         &mut self.avr
+    }
+    fn ota_layout(&self) -> Option<&'static crate::ota::Layout> {
+        self.ota
     }
     fn random_u32(&mut self) -> u32 {
         self.rng = self.rng.wrapping_mul(1_103_515_245).wrapping_add(12345);
@@ -422,12 +456,18 @@ impl Board for FakeBoard {
 }
 
 fn config_blob() -> Vec<u8> {
+    config_blob_with(&[Endpoint {
+        host: "broker.local",
+        port: 8883,
+    }])
+}
+
+fn config_blob_with(brokers: &[Endpoint<'_>]) -> Vec<u8> {
     let cfg = DeviceConfig {
         device_id: ID,
         wifi_ssid: "home",
         wifi_password: "secret-pass",
-        broker_host: "broker.local",
-        broker_port: 8883,
+        brokers: Brokers::new(brokers).unwrap(),
         telemetry_period_s: 30,
         ca_cert_der: b"\x30\x03ca!",
         client_cert_der: b"\x30\x03crt",
@@ -442,8 +482,27 @@ fn config_blob() -> Vec<u8> {
 }
 
 fn board() -> FakeBoard {
+    board_with(config_blob())
+}
+
+/// The three nodes of a cluster, as a config names them.
+const NODES: [Endpoint<'static>; 3] = [
+    Endpoint {
+        host: "node-1.local",
+        port: 8883,
+    },
+    Endpoint {
+        host: "node-2.local",
+        port: 8884,
+    },
+    Endpoint {
+        host: "node-3.local",
+        port: 8885,
+    },
+];
+
+fn board_with(blob: Vec<u8>) -> FakeBoard {
     let mut flash = vec![0xFF; 8192];
-    let blob = config_blob();
     flash[..blob.len()].copy_from_slice(&blob);
     FakeBoard {
         net: FakeNet {
@@ -460,6 +519,8 @@ fn board() -> FakeBoard {
                 write_blocked: false,
                 break_after_suback: false,
                 cert_valid: (0, u64::MAX),
+                dead: Vec::new(),
+                refusing: Vec::new(),
             },
             conn: None,
             received: Vec::new(),
@@ -481,7 +542,19 @@ fn board() -> FakeBoard {
         causes: Vec::new(),
         backoff_delays: Vec::new(),
         log: Vec::new(),
+        ota: None,
     }
+}
+
+/// A board with OTA slots after its config and state sectors (blank: no image installed yet).
+fn ota_board() -> FakeBoard {
+    let mut b = board();
+    let layout: &'static crate::ota::Layout = std::boxed::Box::leak(std::boxed::Box::new(
+        crate::ota::Layout::compact(8192, 4 * crate::ota::SECTOR),
+    ));
+    b.flash.mem.resize(layout.end() as usize, 0xFF);
+    b.ota = Some(layout);
+    b
 }
 
 fn settings() -> Settings {
@@ -550,9 +623,12 @@ fn happy_path() {
         (will.topic.as_str(), &will.message[..], will.retain),
         ("devices/kitchen-sensor-1/status", &b"offline"[..], true)
     );
-    assert!(
-        matches!(&b.net.received[1], r::Packet::Subscribe(s) if s.filters[0].path == "devices/kitchen-sensor-1/cmd/#")
-    );
+    // Without an OTA layout the update is off: the commands' filter is the whole subscription.
+    let r::Packet::Subscribe(sub) = &b.net.received[1] else {
+        panic!("{:?}", b.net.received[1]);
+    };
+    let filters: Vec<_> = sub.filters.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(filters, ["devices/kitchen-sensor-1/cmd/#"]);
     assert_eq!(
         b.net.retained("devices/kitchen-sensor-1/status"),
         Some(&b"online"[..])
@@ -1261,4 +1337,224 @@ fn the_state_table_and_diagram_in_the_docs_name_every_state() {
             "docs/esp-client.md names a state the code lacks: {row}"
         );
     }
+}
+
+/// The hop between endpoints within a round: `BackoffConfig::hop_ms`.
+const HOP_MS: u64 = 500;
+
+#[test]
+fn first_endpoint_dead_the_second_is_used() {
+    let mut b = board_with(config_blob_with(&NODES[..2]));
+    b.net.script.dead.push("node-1.local");
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 5_000);
+    let mut want = vec![Boot, LoadConfig, NetworkUp, TimeSync, TlsConnect, Backoff];
+    want.extend(CONNECTING);
+    want.push(Online);
+    assert_eq!(b.transcript, want);
+    assert_eq!(b.causes, [Failure::Connect(ConnectError::Tcp)]);
+    // The second node at once (a hop, not the backoff), at its own host and port: the board's
+    // TLS checks the certificate against the name it connects to.
+    assert!(b.backoff_delays[0] <= HOP_MS, "{:?}", b.backoff_delays);
+    let seen: Vec<_> = b
+        .net
+        .connects
+        .iter()
+        .map(|c| (c.host.as_str(), c.port))
+        .collect();
+    assert_eq!(seen, [("node-1.local", 8883), ("node-2.local", 8884)]);
+    assert_eq!(dev.endpoint(), Some(NODES[1]));
+    assert!(
+        b.log
+            .iter()
+            .any(|l| l == "broker node-2.local:8884 (endpoint 2 of 2)"),
+        "{:?}",
+        b.log
+    );
+    assert!(!b.net.publishes("telemetry").is_empty());
+
+    // A node that refuses CONNECT (CONNACK 5) is passed over the same way.
+    let mut b = board_with(config_blob_with(&NODES[..2]));
+    b.net.script.refusing.push("node-1.local");
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 5_000);
+    assert_eq!(b.causes, [Failure::Refused(5)]);
+    assert_eq!(b.net.hosts(), ["node-1.local", "node-2.local"]);
+    assert_eq!(*b.transcript.last().unwrap(), Online);
+}
+
+#[test]
+fn a_session_lost_on_node_2_goes_back_to_trying_the_others() {
+    let mut b = board_with(config_blob_with(&NODES));
+    b.net.script.dead.push("node-1.local");
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    // Online on node 2, for longer than `stable_after_ms`.
+    run(&mut dev, &mut b, &mut now, 40_000);
+    assert_eq!(b.net.hosts(), ["node-1.local", "node-2.local"]);
+    assert_eq!(dev.endpoint(), Some(NODES[1]));
+    let sent_on_2 = b.net.publishes("telemetry").len();
+    assert!(sent_on_2 >= 2);
+
+    // Node 2 dies, node 3 too; node 1 is back.
+    b.net.script.dead.clear();
+    b.net.crash_node("node-2.local");
+    b.net.crash_node("node-3.local");
+    assert_eq!(
+        b.net.retained("devices/kitchen-sensor-1/status"),
+        Some(&b"offline"[..])
+    );
+    let before = b.backoff_delays.len();
+    run(&mut dev, &mut b, &mut now, 45_000);
+    assert_eq!(
+        b.net.hosts(),
+        [
+            "node-1.local",
+            "node-2.local",
+            "node-3.local",
+            "node-1.local"
+        ]
+    );
+    assert_eq!(
+        b.causes[1..],
+        [Failure::Closed, Failure::Connect(ConnectError::Tcp)]
+    );
+    // Two hops: the round (node 2 lost, node 3 down) is not complete when node 1 answers.
+    assert!(
+        b.backoff_delays[before..].iter().all(|d| *d <= HOP_MS),
+        "{:?}",
+        b.backoff_delays
+    );
+    assert_eq!(*b.transcript.last().unwrap(), Online);
+    assert_eq!(dev.endpoint(), Some(NODES[0]));
+    assert_eq!(
+        b.net.retained("devices/kitchen-sensor-1/status"),
+        Some(&b"online"[..])
+    );
+    // Telemetry goes on, on node 1.
+    run(&mut dev, &mut b, &mut now, 100_000);
+    assert!(b.net.publishes("telemetry").len() >= sent_on_2 + 2);
+    assert_eq!(b.net.hosts().len(), 4, "no reconnect while node 1 serves");
+}
+
+#[test]
+fn every_endpoint_dead_the_backoff_grows_per_round_without_a_busy_loop() {
+    let mut b = board_with(config_blob_with(&NODES));
+    b.net.script.up = false;
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    // `run` fails on a poll loop that never sleeps.
+    run(&mut dev, &mut b, &mut now, 600_000);
+    let d = &b.backoff_delays;
+    assert!(b
+        .causes
+        .iter()
+        .all(|c| *c == Failure::Connect(ConnectError::Tcp)));
+    // Per round: two hops to the next node, then the growing delay (1, 2, 4, ... 60 s).
+    for (round, r) in d.chunks(3).enumerate() {
+        assert!(
+            r[..r.len().min(2)].iter().all(|h| *h <= HOP_MS),
+            "round {round}: {r:?}"
+        );
+        if let Some(wait) = r.get(2) {
+            let ceiling = (1000u64 << round).min(60_000);
+            assert!(
+                (ceiling / 2..=ceiling).contains(wait),
+                "round {round}: {wait} outside the ceiling {ceiling}"
+            );
+        }
+    }
+    // Three nodes cost three attempts per delay: 10 minutes are 13 to 20 rounds.
+    let rounds = d.len() / 3;
+    assert!((13..=20).contains(&rounds), "{rounds} rounds: {d:?}");
+    // The nodes in turn, the rotation continuing across rounds.
+    let hosts = b.net.hosts();
+    for (i, h) in hosts.iter().enumerate() {
+        assert_eq!(*h, NODES[i % 3].host);
+    }
+    // One node back: the device finds it within one round's delay.
+    b.net.script.up = true;
+    b.net.script.dead = vec!["node-1.local", "node-3.local"];
+    run(&mut dev, &mut b, &mut now, 680_000);
+    assert_eq!(*b.transcript.last().unwrap(), Online);
+    assert_eq!(dev.endpoint(), Some(NODES[1]));
+}
+
+#[test]
+fn a_network_failure_stays_on_the_endpoint() {
+    let mut b = board_with(config_blob_with(&NODES[..2]));
+    b.network = NetStatus::Pending;
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 40_000);
+    assert_eq!(b.causes, [Failure::NetworkTimeout]);
+    assert!((500..=1000).contains(&b.backoff_delays[0]));
+    b.network = NetStatus::Up;
+    run(&mut dev, &mut b, &mut now, 41_000);
+    assert_eq!(b.net.hosts(), ["node-1.local"]);
+    assert_eq!(*b.transcript.last().unwrap(), Online);
+}
+
+#[test]
+fn an_ota_query_is_answered_live_with_the_current_report_and_a_retained_one_is_not() {
+    use wire_format::ota_proto::{Phase, Query, Status};
+    let mut b = ota_board();
+    let mut dev = Device::new(settings());
+    let mut now = 0;
+    run(&mut dev, &mut b, &mut now, 5_000);
+    assert_eq!(b.transcript, boot_to_online());
+    assert!(
+        matches!(&b.net.received[1], r::Packet::Subscribe(s)
+            if s.filters.iter().any(|f| f.path == format!("devices/{ID}/ota/down/+"))),
+        "the device subscribes to its OTA down topics"
+    );
+    let status_topic = format!("devices/{ID}/ota/up/status");
+    let reports = b.net.publishes("ota/up/status");
+    assert_eq!(reports.len(), 1, "the report at start-up");
+    assert!(reports[0].retain);
+    let retained = b.net.retained(&status_topic).expect("retained").to_vec();
+    assert_eq!(Status::parse(&retained).unwrap().phase, Phase::Idle);
+
+    // A live query: one answer, the current report, QoS 1, not retained.
+    let query = format!("devices/{ID}/ota/down/query");
+    b.net.deliver(&query, &Query.to_bytes(), false);
+    b.net.deliver(&query, &Query.to_bytes(), false);
+    run(&mut dev, &mut b, &mut now, 6_000);
+    let reports = b.net.publishes("ota/up/status");
+    assert_eq!(reports.len(), 2, "two queries in one read: one answer");
+    let answer = &reports[1];
+    assert_eq!((answer.qos, answer.retain), (RQoS::AtLeastOnce, false));
+    assert_eq!(&answer.payload[..], &retained[..]);
+    assert_eq!(b.net.retained(&status_topic), Some(&retained[..]));
+    // Both queries were acknowledged.
+    let acks = b
+        .net
+        .received
+        .iter()
+        .filter(|p| matches!(p, r::Packet::PubAck(a) if a.pkid == 66))
+        .count();
+    assert_eq!(acks, 2);
+
+    // A retained query (left on a broker by someone) is not answered; neither is a malformed one.
+    b.net.deliver(&query, &Query.to_bytes(), true);
+    b.net.deliver(&query, &[1, 5, 1, 0], false);
+    b.net.deliver(&query, &[1, 5, 0], false);
+    run(&mut dev, &mut b, &mut now, 7_000);
+    assert_eq!(b.net.publishes("ota/up/status").len(), 2);
+    assert!(b.log.iter().any(|l| l == "ota: retained message ignored"));
+    assert!(
+        b.log
+            .iter()
+            .any(|l| l == "ota: query dropped: reserved field is not zero"),
+        "{:?}",
+        b.log
+    );
+
+    // Asked again later: answered again.
+    b.net.deliver(&query, &Query.to_bytes(), false);
+    run(&mut dev, &mut b, &mut now, 8_000);
+    assert_eq!(b.net.publishes("ota/up/status").len(), 3);
+    assert_eq!(b.transcript, boot_to_online(), "no reconnect on the way");
 }

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wire_format::ota_proto::{Chunk, Offer, OfferView, Request, Status, MAX_CHUNK_MSG};
+use wire_format::ota_proto::{Chunk, Offer, OfferView, Query, Request, Status, MAX_CHUNK_MSG};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(o) = Offer::parse(data) {
@@ -24,5 +24,8 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(s) = Status::parse(data) {
         assert_eq!(&s.to_bytes()[..], data);
         let _ = std::format!("{}", s.phase);
+    }
+    if let Ok(q) = Query::parse(data) {
+        assert_eq!(&q.to_bytes()[..], data);
     }
 });

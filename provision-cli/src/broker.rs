@@ -8,7 +8,10 @@ use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, Transaction, BROKER_SECRET, PUBLIC, SECRET};
 use crate::layout::Layout;
 use crate::pki::Leaf;
-use crate::registry::{BrokerRecord, Platform, Registry, RetiredCert, BROKER_SUBJECT};
+use crate::rabbitmq_conf;
+use crate::registry::{
+    BrokerRecord, Engine, NodeRecord, Platform, Registry, RetiredCert, BROKER_SUBJECT, MAX_NODES,
+};
 use crate::store::Store;
 
 /// TLS 1.2 suites the broker offers: forward secrecy (ECDHE) and AEAD only, ECDSA because our
@@ -35,6 +38,130 @@ pub struct BrokerOptions {
     /// The broker's existing main config to check our drop-in against (Debian; default
     /// [`DEBIAN_MAIN_CONF`] when it exists on this machine).
     pub existing_config: Option<PathBuf>,
+    /// The broker software.
+    pub engine: Engine,
+    /// RabbitMQ: the nodes as given (`--node NAME=HOST:PORT`, see [`parse_node`]).
+    pub nodes: Vec<NodeRecord>,
+    /// RabbitMQ: `--nodes N`, nodes `rabbit-1..N` on the hosts (see [`resolve_nodes`]).
+    pub node_count: Option<u32>,
+}
+
+/// `NAME=HOST:PORT` (an IPv6 address in brackets: `NAME=[::1]:8883`) as a node, checked.
+pub fn parse_node(spec: &str) -> Result<NodeRecord> {
+    let bad = |why: &str| {
+        Error::InvalidInput(format!(
+            "--node {spec:?}: {why} (expected NAME=HOST:PORT, e.g. rabbit-1=mq1.example.org:8883)"
+        ))
+    };
+    let (name, endpoint) = spec.split_once('=').ok_or_else(|| bad("no `=`"))?;
+    crate::registry::check_node_name(name).map_err(|e| bad(&e))?;
+    let (host, port) = endpoint.rsplit_once(':').ok_or_else(|| bad("no `:PORT`"))?;
+    let host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) if v6.parse::<std::net::Ipv6Addr>().is_ok() => v6.to_string(),
+        Some(_) => return Err(bad("not an IPv6 address in brackets")),
+        None if host.contains(':') => return Err(bad("an IPv6 address goes in brackets")),
+        None => host.to_string(),
+    };
+    if host.parse::<IpAddr>().is_err() && !is_dns_name(&host) {
+        return Err(bad(&format!("{host:?} is not a DNS name or an IP address")));
+    }
+    let port: u16 = port
+        .parse()
+        .map_err(|_| bad(&format!("{port:?} is not a port number")))?;
+    if port == 0 {
+        return Err(bad("port 0"));
+    }
+    Ok(NodeRecord {
+        name: name.to_string(),
+        host,
+        port,
+    })
+}
+
+/// The nodes of a RabbitMQ broker: `opts.nodes` as given, or `--nodes N`: nodes `rabbit-1..N`,
+/// node i on the i-th `--host` at `--port` when there is one host per node, or all on the one
+/// `--host` at `--port`, `--port`+1, ... (a cluster on one machine). At most [`MAX_NODES`], no
+/// name or endpoint twice.
+pub fn resolve_nodes(opts: &BrokerOptions) -> Result<Vec<NodeRecord>> {
+    let nodes = match (opts.node_count, opts.nodes.is_empty()) {
+        (Some(_), false) => {
+            return Err(Error::InvalidInput(
+                "give either --nodes N or --node NAME=HOST:PORT, not both".into(),
+            ))
+        }
+        (None, true) => {
+            return Err(Error::InvalidInput(
+                "--engine rabbitmq needs its nodes: --node NAME=HOST:PORT (repeatable) or \
+                 --nodes N"
+                    .into(),
+            ))
+        }
+        (None, false) => opts.nodes.clone(),
+        (Some(0), _) => {
+            return Err(Error::InvalidInput(
+                "--nodes 0: a cluster has at least one node".into(),
+            ))
+        }
+        (Some(n), _) if n as usize > MAX_NODES => {
+            return Err(Error::InvalidInput(format!(
+                "--nodes {n}: at most {MAX_NODES} nodes (quorum queues replicate to every node; \
+                 3 or 5 is usual)"
+            )))
+        }
+        (Some(n), _) => {
+            let n = n as usize;
+            let hosts = &opts.hosts;
+            let on = |i: usize| -> Result<NodeRecord> {
+                let (host, port) = match hosts.len() {
+                    len if len == n => (hosts[i].clone(), Some(opts.port)),
+                    1 => (hosts[0].clone(), opts.port.checked_add(i as u16)),
+                    _ => {
+                        return Err(Error::InvalidInput(format!(
+                            "--nodes {n} with {} --host: give one --host per node (in order), or \
+                             one --host for all nodes on one machine, or --node NAME=HOST:PORT \
+                             for each",
+                            hosts.len()
+                        )))
+                    }
+                };
+                Ok(NodeRecord {
+                    name: format!("rabbit-{}", i + 1),
+                    host,
+                    port: port.filter(|p| *p != 0).ok_or_else(|| {
+                        Error::InvalidInput(format!(
+                            "--port {} + {n} nodes runs past port 65535",
+                            opts.port
+                        ))
+                    })?,
+                })
+            };
+            (0..n).map(on).collect::<Result<_>>()?
+        }
+    };
+    if nodes.len() > MAX_NODES {
+        return Err(Error::InvalidInput(format!(
+            "{} nodes: at most {MAX_NODES} (quorum queues replicate to every node; 3 or 5 is usual)",
+            nodes.len()
+        )));
+    }
+    let mut names = std::collections::HashSet::new();
+    let mut endpoints = std::collections::HashSet::new();
+    for n in &nodes {
+        if !names.insert(n.name.as_str()) {
+            return Err(Error::InvalidInput(format!(
+                "node name {} is given twice",
+                n.name
+            )));
+        }
+        if !endpoints.insert((n.host.to_ascii_lowercase(), n.port)) {
+            return Err(Error::InvalidInput(format!(
+                "endpoint {}:{} is given to two nodes: each node needs its own port on a host",
+                n.host, n.port
+            )));
+        }
+    }
+    rabbitmq_conf::naming(&nodes)?;
+    Ok(nodes)
 }
 
 /// Debian's main Mosquitto config, which includes `conf.d/`.
@@ -51,13 +178,21 @@ pub struct BrokerReport {
 }
 
 pub fn configure(dir: &Path, opts: &BrokerOptions) -> Result<BrokerReport> {
-    if opts.hosts.is_empty() {
+    if opts.hosts.is_empty() && (opts.engine == Engine::Mosquitto || opts.nodes.is_empty()) {
         return Err(Error::InvalidInput(
             "at least one --host is required".into(),
         ));
     }
     for h in &opts.hosts {
         validate_host(h)?;
+    }
+    if opts.engine == Engine::Rabbitmq {
+        return configure_rabbitmq(dir, opts);
+    }
+    if !opts.nodes.is_empty() || opts.node_count.is_some() {
+        return Err(Error::InvalidInput(
+            "--node and --nodes are for --engine rabbitmq; Mosquitto is one process".into(),
+        ));
     }
     if opts.port == 0 {
         return Err(Error::InvalidInput("--port must not be 0".into()));
@@ -132,8 +267,12 @@ pub fn configure(dir: &Path, opts: &BrokerOptions) -> Result<BrokerReport> {
         install_dir,
         platform: opts.platform,
         max_packet_size,
+        engine: Engine::Mosquitto,
         cert: issued.record,
+        nodes: Vec::new(),
     };
+    let mut warnings = warnings;
+    warnings.extend(leftovers(&store.layout, Engine::Mosquitto, &[]));
     let previous = registry.broker.replace(record.clone());
 
     let layout = &store.layout;
@@ -181,6 +320,240 @@ pub fn configure(dir: &Path, opts: &BrokerOptions) -> Result<BrokerReport> {
         checked,
         warnings,
     })
+}
+
+/// `provision broker --engine rabbitmq`: one certificate for every node's host, the shared
+/// files and each node's folder (layout: [`crate::rabbitmq_conf`]).
+fn configure_rabbitmq(dir: &Path, opts: &BrokerOptions) -> Result<BrokerReport> {
+    if opts.platform != Platform::Plain {
+        return Err(Error::InvalidInput(format!(
+            "--platform {} is for Mosquitto; a RabbitMQ node runs from the files of its folder \
+             (the install steps say where they go)",
+            opts.platform
+        )));
+    }
+    if opts.max_packet_size.is_some() {
+        return Err(Error::InvalidInput(
+            "--max-packet-size is Mosquitto's: RabbitMQ 3.10's MQTT plugin has no packet size \
+             limit to set"
+                .into(),
+        ));
+    }
+    if opts.existing_config.is_some() {
+        return Err(Error::InvalidInput(
+            "--existing-config checks a Mosquitto config; it has no meaning for RabbitMQ".into(),
+        ));
+    }
+    if opts.port == 0 {
+        return Err(Error::InvalidInput("--port must not be 0".into()));
+    }
+    if let Some(bind) = &opts.bind {
+        if bind.parse::<IpAddr>().is_err() {
+            return Err(Error::InvalidInput(format!(
+                "--bind {bind:?}: RabbitMQ listens on an IP address; give one"
+            )));
+        }
+    }
+    let nodes = resolve_nodes(opts)?;
+    // The certificate names every node's host: DNS names and addresses apart.
+    let mut hosts = opts.hosts.clone();
+    let mut ips = opts.ips.clone();
+    for n in &nodes {
+        match n.host.parse::<IpAddr>() {
+            Ok(ip) if !ips.contains(&ip) => ips.push(ip),
+            Ok(_) => {}
+            Err(_) if !hosts.iter().any(|h| h.eq_ignore_ascii_case(&n.host)) => {
+                hosts.push(n.host.clone())
+            }
+            Err(_) => {}
+        }
+    }
+    let store = Store::open(dir)?;
+    let mut registry = store.registry()?;
+    let ca = store.ca(&registry)?;
+    let layout = &store.layout;
+    let install_dir = match &opts.install_dir {
+        Some(d) if !d.is_absolute() => {
+            return Err(Error::InvalidInput(format!(
+                "--install-dir {} must be an absolute path (it is written into the config files)",
+                d.display()
+            )))
+        }
+        Some(d) => d.clone(),
+        None => std::path::absolute(layout.broker_dir())
+            .context(|| "resolving the broker folder".to_string())?,
+    };
+    rabbitmq_conf::check_path(&install_dir)?;
+    let ca_pem =
+        crate::fsutil::read_bounded(&layout.ca_cert(), crate::store::PEM_LIMIT, "CA certificate")?;
+    let issued = ca.issue(
+        Leaf::Server {
+            hosts: &hosts,
+            ips: &ips,
+        },
+        opts.days,
+    )?;
+    let record = BrokerRecord {
+        hosts,
+        ips,
+        port: nodes[0].port,
+        bind: opts.bind.clone(),
+        install_dir,
+        platform: Platform::Plain,
+        max_packet_size: MAX_PACKET_SIZE,
+        engine: Engine::Rabbitmq,
+        cert: issued.record,
+        nodes,
+    };
+    // Every file's text is made before anything is written.
+    let mut node_files = Vec::new();
+    for n in &record.nodes {
+        node_files.push((
+            n.name.clone(),
+            [
+                rabbitmq_conf::render_rabbitmq_conf(&record, n)?,
+                rabbitmq_conf::render_advanced_config(&record)?,
+                rabbitmq_conf::ENABLED_PLUGINS.to_string(),
+                rabbitmq_conf::render_env(&record, n)?,
+            ],
+        ));
+    }
+    let install = rabbitmq_conf::install_steps(&record, &layout.broker_dir())?;
+    let warnings = leftovers(layout, Engine::Rabbitmq, &record.nodes);
+    let previous = registry.broker.replace(record.clone());
+
+    let mut tx = store.transaction();
+    let crl_pem = match previous {
+        Some(old) => {
+            registry.retired.push(RetiredCert {
+                subject: BROKER_SUBJECT.to_string(),
+                cert: old.cert,
+                revoked_at: Some(crate::pki::now()),
+            });
+            let crl = crate::crl::sign_next(&store, &mut registry, &ca)?;
+            tx.stage(&layout.crl(), crl.as_bytes(), PUBLIC)?;
+            crl
+        }
+        None => crate::fsutil::read_text_bounded(&layout.crl(), crate::store::CRL_LIMIT, "CRL")?,
+    };
+    tx.create_dir_all(&layout.broker_dir())?;
+    stage_server_key_for(&mut tx, layout, &issued.key_pem, Engine::Rabbitmq)?;
+    tx.stage(
+        &layout.broker_file("server.crt"),
+        issued.cert_pem.as_bytes(),
+        PUBLIC,
+    )?;
+    tx.stage(&layout.broker_file("ca.crt"), &ca_pem, PUBLIC)?;
+    stage_rabbitmq_updates(&mut tx, layout, &registry, &crl_pem)?;
+    for (name, texts) in &node_files {
+        let node_dir = layout.broker_file(&rabbitmq_conf::node_dir(name));
+        for (file, text) in rabbitmq_conf::NODE_FILES.iter().zip(texts) {
+            tx.stage(&node_dir.join(file), text.as_bytes(), PUBLIC)?;
+        }
+    }
+    tx.stage(&layout.broker_file("INSTALL"), install.as_bytes(), PUBLIC)?;
+    store.stage_registry(&mut tx, &registry)?;
+    tx.commit()?;
+    Ok(BrokerReport {
+        record,
+        checked: None,
+        warnings,
+    })
+}
+
+/// Files in the broker folder that the configuration for `engine` (with `nodes`) no longer
+/// writes or updates: another engine's, or a node no longer in the cluster.
+fn leftovers(layout: &Layout, engine: Engine, nodes: &[NodeRecord]) -> Vec<String> {
+    let dir = layout.broker_dir();
+    let mut stale: Vec<String> = Vec::new();
+    let others: &[&str] = match engine {
+        Engine::Mosquitto => &["definitions.json", "nodes", "crl", "INSTALL"],
+        Engine::Rabbitmq => &["mosquitto.conf", "acl"],
+    };
+    for f in others {
+        if std::fs::symlink_metadata(dir.join(f)).is_ok() {
+            stale.push(f.to_string());
+        }
+    }
+    if engine == Engine::Rabbitmq {
+        if let Ok(entries) = std::fs::read_dir(dir.join("nodes")) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !nodes.iter().any(|n| n.name == name) {
+                    stale.push(format!("nodes/{name}"));
+                }
+            }
+        }
+    }
+    if stale.is_empty() {
+        return Vec::new();
+    }
+    stale.sort();
+    vec![format!(
+        "{} also holds {}, which this configuration neither uses nor updates any more: remove \
+         them (and from the broker) so that no one installs them by mistake",
+        dir.display(),
+        stale.join(", ")
+    )]
+}
+
+/// Stages what a RabbitMQ broker folder keeps in step with the registry: `crl.pem`, the CRL in
+/// hash-dir form (`crl/<CA hash>.r0`) and `definitions.json`.
+fn stage_rabbitmq_updates(
+    tx: &mut Transaction,
+    layout: &Layout,
+    registry: &Registry,
+    crl_pem: &str,
+) -> Result<()> {
+    let ca_pem =
+        crate::fsutil::read_bounded(&layout.ca_cert(), crate::store::PEM_LIMIT, "CA certificate")?;
+    let ca_der = x509_parser::pem::parse_x509_pem(&ca_pem)
+        .map(|(_, pem)| pem.contents)
+        .map_err(|_| Error::Corrupt {
+            path: layout.ca_cert(),
+            reason: "is not a PEM certificate".into(),
+        })?;
+    let name = rabbitmq_conf::crl_file_name(&ca_der)?;
+    tx.stage(&layout.broker_file("crl.pem"), crl_pem.as_bytes(), PUBLIC)?;
+    tx.stage(
+        &layout.broker_file(rabbitmq_conf::CRL_DIR).join(name),
+        crl_pem.as_bytes(),
+        PUBLIC,
+    )?;
+    tx.stage(
+        &layout.broker_file("definitions.json"),
+        rabbitmq_conf::render_definitions(registry).as_bytes(),
+        PUBLIC,
+    )
+}
+
+/// Stages the broker folder's user list (Mosquitto's ACL, RabbitMQ's definitions) after the
+/// users changed (`operator add`, `device add`) when a broker folder exists; returns whether it
+/// did. The CRL is not touched.
+pub fn stage_users_update(
+    tx: &mut Transaction,
+    layout: &Layout,
+    registry: &Registry,
+) -> Result<bool> {
+    let Some(b) = &registry.broker else {
+        return Ok(false);
+    };
+    if !layout.broker_dir().is_dir() {
+        return Ok(false);
+    }
+    match b.engine {
+        Engine::Mosquitto => tx.stage(
+            &layout.broker_file("acl"),
+            render_acl(registry).as_bytes(),
+            PUBLIC,
+        )?,
+        Engine::Rabbitmq => tx.stage(
+            &layout.broker_file("definitions.json"),
+            rabbitmq_conf::render_definitions(registry).as_bytes(),
+            PUBLIC,
+        )?,
+    }
+    Ok(true)
 }
 
 fn validate_host(h: &str) -> Result<()> {
@@ -422,8 +795,26 @@ topic write devices/+/ota/down/#
     acl
 }
 
-/// Stages the broker's private key. The broker reads it after dropping to user `mosquitto`:
-/// give the group read access where that group exists, otherwise keep it owner-only.
+/// Stages the broker's private key. Mosquitto reads it after dropping to user `mosquitto`:
+/// give the group read access where that group exists, otherwise keep it owner-only. RabbitMQ's
+/// is owner-only (its install steps give it to user rabbitmq).
+pub fn stage_server_key_for(
+    tx: &mut Transaction,
+    layout: &Layout,
+    key_pem: &str,
+    engine: Engine,
+) -> Result<()> {
+    match engine {
+        Engine::Mosquitto => stage_server_key(tx, layout, key_pem),
+        Engine::Rabbitmq => tx.stage(
+            &layout.broker_file("server.key"),
+            key_pem.as_bytes(),
+            SECRET,
+        ),
+    }
+}
+
+/// [`stage_server_key_for`] Mosquitto.
 pub fn stage_server_key(tx: &mut Transaction, layout: &Layout, key_pem: &str) -> Result<()> {
     match fsutil::mosquitto_gid() {
         Some(gid) => tx.stage_with_group(
@@ -440,20 +831,30 @@ pub fn stage_server_key(tx: &mut Transaction, layout: &Layout, key_pem: &str) ->
     }
 }
 
-/// Stages `<dir>/broker/acl` and `crl.pem` when a broker folder exists.
+/// Stages `<dir>/broker/acl` and `crl.pem` (Mosquitto), or `crl.pem`, the CRL's hash-dir file
+/// and `definitions.json` (RabbitMQ), when a broker folder exists.
 pub fn stage_broker_updates(
     tx: &mut Transaction,
     layout: &Layout,
     registry: &Registry,
     crl_pem: &str,
 ) -> Result<()> {
-    if registry.broker.is_some() && layout.broker_dir().is_dir() {
-        tx.stage(&layout.broker_file("crl.pem"), crl_pem.as_bytes(), PUBLIC)?;
-        tx.stage(
-            &layout.broker_file("acl"),
-            render_acl(registry).as_bytes(),
-            PUBLIC,
-        )?;
+    let Some(b) = &registry.broker else {
+        return Ok(());
+    };
+    if !layout.broker_dir().is_dir() {
+        return Ok(());
+    }
+    match b.engine {
+        Engine::Mosquitto => {
+            tx.stage(&layout.broker_file("crl.pem"), crl_pem.as_bytes(), PUBLIC)?;
+            tx.stage(
+                &layout.broker_file("acl"),
+                render_acl(registry).as_bytes(),
+                PUBLIC,
+            )?;
+        }
+        Engine::Rabbitmq => stage_rabbitmq_updates(tx, layout, registry, crl_pem)?,
     }
     Ok(())
 }
@@ -461,6 +862,10 @@ pub fn stage_broker_updates(
 /// What the user runs to install `folder` (the broker folder `provision broker` wrote) on the
 /// broker, for the record's platform. Paths are quoted for the shell.
 pub fn install_steps(b: &BrokerRecord, folder: &Path) -> String {
+    if b.engine == Engine::Rabbitmq {
+        // Checked when the configuration was written.
+        return rabbitmq_conf::install_steps(b, folder).unwrap_or_else(|e| format!("{e}\n"));
+    }
     let src = |name: &str| crate::shell_word(&folder.join(name).display().to_string());
     let dst = crate::shell_word(&b.install_dir.display().to_string());
     let port = b.port;

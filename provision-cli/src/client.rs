@@ -272,12 +272,10 @@ impl Client {
         timeout: Duration,
     ) -> Result<Client> {
         // A broker that enforces client id = user name ignores this; otherwise it keeps two
-        // tools run by one operator from taking over each other's session.
-        let client_id = format!(
-            "{}-{:08x}",
-            identity.name.trim_start_matches('_'),
-            rand::random::<u32>()
-        );
+        // tools run by one operator from taking over each other's session. It starts with the
+        // operator's name (with its `_`, which no device id has): RabbitMQ lets each user use
+        // only the session queues of its own client ids.
+        let client_id = format!("{}-{:08x}", identity.name, rand::random::<u32>());
         let mut mqtt = rumqttc::MqttOptions::new(client_id, addr.host.clone(), addr.port);
         mqtt.set_keep_alive(Duration::from_secs(30));
         mqtt.set_clean_session(true);

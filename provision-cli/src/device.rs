@@ -10,7 +10,7 @@ use crate::crl;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, PUBLIC, SECRET};
 use crate::pki::{self, Leaf};
-use crate::registry::{DeviceRecord, DeviceStatus, RetiredCert};
+use crate::registry::{DeviceRecord, DeviceStatus, Engine, RetiredCert};
 use crate::store::Store;
 
 /// Default device certificate lifetime: devices in the field are hard to re-key.
@@ -143,6 +143,13 @@ pub fn add_with(dir: &Path, ids: &[String], days: u32, replace: bool) -> Result<
     if replaced {
         // The old serials stay on the CRL; the ACL stops denying the id.
         crl::stage(&store, &mut registry, &ca, &mut tx)?;
+    } else if registry
+        .broker
+        .as_ref()
+        .is_some_and(|b| b.engine == Engine::Rabbitmq)
+    {
+        // RabbitMQ knows each device as a user.
+        crate::broker::stage_users_update(&mut tx, &store.layout, &registry)?;
     }
     store.stage_registry(&mut tx, &registry)?;
     tx.commit()?;

@@ -23,7 +23,8 @@ Examples:
   provision device add kitchen-sensor-1
   provision device add porch-1 porch-2 porch-3
   provision device add --from-file ids.txt    # one id per line, # comments
-  provision device add --replace porch-2      # a revoked id, issued a new identity on purpose")]
+  provision device add --replace porch-2      # a revoked id, issued a new identity on purpose
+  provision device add porch-4 --apply        # RabbitMQ: also imports its user (rabbitmqctl)")]
     Add(AddArgs),
     /// A new key and certificate for a device; the previous one is revoked
     #[command(after_help = "\
@@ -56,6 +57,7 @@ Examples:
   provision device revoke kitchen-sensor-1 --reload-cmd 'systemctl reload mosquitto'
   provision device revoke kitchen-sensor-1   # prints what to run
   provision device revoke porch-1 --previous # only the certificate `renew --keep-old` kept
+  provision device revoke porch-1 --apply    # RabbitMQ: also deletes its user (rabbitmqctl)
 
 Copy <dir>/broker/crl.pem and acl to the broker first if it runs elsewhere. After a reload it did
 itself, revoke clears the device's retained status as the operator (its Last Will is denied, so
@@ -70,10 +72,13 @@ Examples:
   provision device config kitchen-sensor-1 --wifi-ssid home --wifi-password-file wifi.txt -o kitchen.bin
   provision device config porch-1 --wifi-ssid home --broker-host mqtt.home.lan --broker-port 8883 --pin-broker -o porch.bin
   provision device config --from-file ids.txt --out-dir blobs/ --wifi-ssid home   # many at once
+  provision device config hall-1 --wifi-ssid home --broker n1.lan:8883 --broker n2.lan:8883 -o hall.bin
   esptool --chip esp8266 write-flash 0x3F9000 kitchen.bin      # 4 MiB flash
 
---broker-host must be a name or address the broker certificate carries. A warning says when
-the blob carries no OTA keys (`provision ota keygen` first).")]
+Without --broker the device gets every endpoint `provision broker` recorded (a cluster's list
+starting at a different node per device). Every broker host must be a name or address the broker
+certificate carries. A warning says when the blob carries no OTA keys (`provision ota keygen`
+first).")]
     Config(ConfigArgs),
     /// Export a device's identity for other firmwares, or the broker's fingerprints
     #[command(after_help = "\
@@ -104,6 +109,8 @@ pub struct AddArgs {
     /// Machine-readable output
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    sync: crate::rabbitmq_cli::SyncArgs,
 }
 
 #[derive(Args)]
@@ -125,6 +132,8 @@ pub struct RevokeArgs {
     /// After the reload, the operator connection that clears the device's retained status
     #[command(flatten)]
     connect: crate::talk_cli::ConnectArgs,
+    #[command(flatten)]
+    sync: crate::rabbitmq_cli::SyncArgs,
 }
 
 impl DeviceCommand {
@@ -136,26 +145,37 @@ impl DeviceCommand {
                 days,
                 replace,
                 json,
+                sync,
             }) => {
                 if let Some(f) = from_file {
                     ids.extend(device::read_id_file(&f)?);
                 }
+                sync.check(dir)?;
                 let added = device::add_with(dir, &ids, days, replace)?;
+                let say = |text: &str| {
+                    if json {
+                        eprintln!("{text}")
+                    } else {
+                        println!("{text}")
+                    }
+                };
                 if json {
                     lifecycle_cli::print_json(&added);
-                    return Ok(());
+                } else {
+                    for d in &added {
+                        println!(
+                            "added {} (serial {}, valid until {})",
+                            d.id,
+                            d.serial,
+                            d.not_after.date()
+                        );
+                    }
+                    if added.len() > 1 {
+                        println!("{} devices added", added.len());
+                    }
                 }
-                for d in &added {
-                    println!(
-                        "added {} (serial {}, valid until {})",
-                        d.id,
-                        d.serial,
-                        d.not_after.date()
-                    );
-                }
-                if added.len() > 1 {
-                    println!("{} devices added", added.len());
-                }
+                let ids = added.into_iter().map(|d| d.id).collect();
+                sync.finish(dir, provision::rabbitmq_sync::Change::Added(ids), &say)?;
             }
             DeviceCommand::List { json } => {
                 let devices = device::list(dir)?;
@@ -208,8 +228,19 @@ impl DeviceCommand {
                 reload_pid,
                 reload_cmd,
                 connect,
+                sync,
             }) => {
                 check_connect_args(dir, &connect)?;
+                sync.check(dir)?;
+                let rabbitmq = crate::rabbitmq_cli::is_rabbitmq(dir);
+                if rabbitmq && (reload_pid.is_some() || reload_cmd.is_some()) {
+                    return Err(Error::InvalidInput(
+                        "--reload-pid and --reload-cmd reload Mosquitto; this directory's broker \
+                         is RabbitMQ, which reads the new CRL by itself: pass --apply to delete \
+                         the device's user (or run the command printed)"
+                            .into(),
+                    ));
+                }
                 let r = if previous {
                     let (serials, crl) = device::revoke_previous(dir, &id)?;
                     device::RevokeReport {
@@ -244,6 +275,18 @@ impl DeviceCommand {
                         "no broker folder here: copy {} to your broker",
                         dir.join("crl.pem").display()
                     ));
+                }
+                if rabbitmq {
+                    let change = if previous {
+                        provision::rabbitmq_sync::Change::Crl
+                    } else {
+                        provision::rabbitmq_sync::Change::Revoked(id.clone())
+                    };
+                    sync.finish(dir, change, &say)?;
+                    if !previous {
+                        crate::rabbitmq_cli::clear_status_hint(dir, &id, &connect, &say);
+                    }
+                    return Ok(());
                 }
                 let how = match (reload_pid, reload_cmd) {
                     (Some(pid), _) => Some(reload::Reload::Pid(pid)),
@@ -360,12 +403,19 @@ pub struct ConfigArgs {
     /// File whose first line is the WiFi password (omit for an open network)
     #[arg(long)]
     wifi_password_file: Option<PathBuf>,
-    /// Broker name the device connects to (default: the first --host of `provision broker`);
-    /// must be a name or address in the broker certificate
+    /// A broker endpoint the device connects to, HOST:PORT ([v6]:PORT); repeat it for the nodes
+    /// of a cluster (at most 4, tried in this order). Default: every endpoint `provision broker`
+    /// recorded, starting at a different node for different devices. Each host must be a name
+    /// or address in the broker certificate
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_endpoint,
+          conflicts_with_all = ["broker_host", "broker_port"])]
+    broker: Vec<(String, u16)>,
+    /// One broker endpoint by name (default: the broker's first); must be a name or address in
+    /// the broker certificate
     #[arg(long)]
     broker_host: Option<String>,
-    /// Broker TLS port (default: the port of `provision broker`)
-    #[arg(long)]
+    /// That endpoint's TLS port (default: the broker's first endpoint's port)
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     broker_port: Option<u16>,
     /// Seconds between telemetry samples
     #[arg(long, default_value_t = device_config::DEFAULT_PERIOD_S)]
@@ -393,6 +443,7 @@ impl ConfigArgs {
             id,
             wifi_ssid: self.wifi_ssid.clone(),
             wifi_password_file: self.wifi_password_file.clone(),
+            brokers: self.broker.clone(),
             broker_host: self.broker_host.clone(),
             broker_port: self.broker_port,
             telemetry_period_s: self.telemetry_period,
@@ -442,14 +493,31 @@ impl ConfigArgs {
     }
 }
 
+/// `--broker HOST:PORT`, as the operator tools parse it.
+fn parse_endpoint(s: &str) -> Result<(String, u16), String> {
+    provision::client::BrokerAddr::parse(s)
+        .map(|a| (a.host, a.port))
+        .map_err(|e| e.to_string())
+}
+
 fn print_config(r: &ConfigReport) {
+    let brokers: Vec<String> = r
+        .brokers
+        .iter()
+        .map(|e| {
+            provision::client::BrokerAddr {
+                host: e.host.clone(),
+                port: e.port,
+            }
+            .to_string()
+        })
+        .collect();
     println!(
-        "wrote {} ({} bytes, mode 0600: it holds the device key): device {}, broker {}:{}, {} OTA key(s){}",
+        "wrote {} ({} bytes, mode 0600: it holds the device key): device {}, broker {}, {} OTA key(s){}",
         r.output.display(),
         r.bytes,
         r.id,
-        r.broker_host,
-        r.broker_port,
+        brokers.join(" then "),
         r.ota_keys,
         if r.pinned { ", broker key pinned" } else { "" }
     );

@@ -13,7 +13,7 @@ use x509_parser::pem::parse_x509_pem;
 use crate::device::validate_ids;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{Transaction, SECRET};
-use crate::registry::{DeviceStatus, Registry};
+use crate::registry::{BrokerRecord, DeviceStatus, Registry};
 use crate::store::Store;
 
 /// Default telemetry period, seconds.
@@ -26,9 +26,15 @@ pub struct ConfigOptions {
     pub wifi_ssid: String,
     /// File holding the WiFi password (first line); `None` for an open network.
     pub wifi_password_file: Option<PathBuf>,
-    /// Default: the broker's first `--host` from `provision broker`.
+    /// The broker endpoints, in the order the device tries them (`--broker HOST:PORT`, at most
+    /// [`device_config::MAX_BROKERS`]). Empty: every endpoint of the broker `provision broker`
+    /// recorded ([`BrokerRecord::endpoints`]), in an order that starts at a different node for
+    /// different devices ([`registry_endpoints`]).
+    pub brokers: Vec<(String, u16)>,
+    /// One endpoint instead (`--broker-host`): this host, with `broker_port` or the registry's
+    /// first endpoint's port.
     pub broker_host: Option<String>,
-    /// Default: the broker's port from `provision broker`.
+    /// With `broker_host` (or alone: the registry's first host at this port).
     pub broker_port: Option<u16>,
     pub telemetry_period_s: u32,
     /// Pin the broker's public key (SHA-256 of its SPKI) in addition to the CA check.
@@ -42,12 +48,40 @@ pub struct ConfigReport {
     pub id: String,
     pub output: PathBuf,
     pub bytes: usize,
+    /// The first endpoint (the one the device tries first).
     pub broker_host: String,
     pub broker_port: u16,
+    /// Every endpoint, in the order the device tries them.
+    pub brokers: Vec<Endpoint>,
     pub ota_keys: usize,
     pub pinned: bool,
     /// Things that work but are probably not what the user wants (no OTA keys, ...).
     pub warnings: Vec<String>,
+}
+
+/// One broker endpoint written to a blob.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+/// The endpoints a device gets from the registry: every endpoint of the broker, rotated so that
+/// the list starts at node `crc32(id) mod n` — a cluster's devices spread over its nodes instead
+/// of all starting (and failing over) at the first — and at most
+/// [`device_config::MAX_BROKERS`] of them (the next ones in that order).
+pub fn registry_endpoints(broker: &BrokerRecord, id: &str) -> Vec<(String, u16)> {
+    let all = broker.endpoints();
+    if all.is_empty() {
+        return all;
+    }
+    let start = device_config::crc32(id.as_bytes()) as usize % all.len();
+    all.iter()
+        .cycle()
+        .skip(start)
+        .take(all.len().min(device_config::MAX_BROKERS))
+        .cloned()
+        .collect()
 }
 
 /// Reads the one PEM block of `label` in `path` as DER.
@@ -261,6 +295,54 @@ impl BrokerNames {
     }
 }
 
+/// The endpoints for one device: `--broker` as given, or the one `--broker-host`/`--broker-port`
+/// name, or the registry's ([`registry_endpoints`]). Never empty, at most
+/// [`device_config::MAX_BROKERS`].
+fn endpoints(
+    dir: &Path,
+    opts: &ConfigOptions,
+    broker: Option<&BrokerRecord>,
+) -> Result<Vec<(String, u16)>> {
+    let single = opts.broker_host.is_some() || opts.broker_port.is_some();
+    if !opts.brokers.is_empty() {
+        if single {
+            return Err(Error::InvalidInput(
+                "--broker names every endpoint; leave out --broker-host and --broker-port".into(),
+            ));
+        }
+        if opts.brokers.len() > device_config::MAX_BROKERS {
+            return Err(Error::InvalidInput(format!(
+                "{} --broker endpoints given; a device config holds at most {}",
+                opts.brokers.len(),
+                device_config::MAX_BROKERS
+            )));
+        }
+        return Ok(opts.brokers.clone());
+    }
+    let registry = match broker {
+        Some(b) => b.endpoints(),
+        None if opts.broker_host.is_some() => Vec::new(),
+        None => return Err(Error::no_broker(dir)),
+    };
+    if single {
+        let first = registry.first();
+        let host = opts
+            .broker_host
+            .clone()
+            .or_else(|| first.map(|(h, _)| h.clone()))
+            .ok_or_else(|| Error::no_broker(dir))?;
+        let port = opts.broker_port.or(first.map(|(_, p)| *p)).unwrap_or(8883);
+        return Ok(vec![(host, port)]);
+    }
+    let list = broker
+        .map(|b| registry_endpoints(b, &opts.id))
+        .unwrap_or_default();
+    if list.is_empty() {
+        return Err(Error::no_broker(dir));
+    }
+    Ok(list)
+}
+
 fn build(
     dir: &Path,
     store: &Store,
@@ -279,30 +361,38 @@ fn build(
         return Err(Error::AlreadyRevoked(opts.id.clone()));
     }
     let broker = registry.broker.as_ref();
-    let broker_host = match (&opts.broker_host, broker) {
-        (Some(h), _) => h.clone(),
-        (None, Some(b)) => b.hosts.first().cloned().unwrap_or_default(),
-        (None, None) => return Err(Error::no_broker(dir)),
-    };
-    // The device connects to this name and checks it against the broker certificate: a name
-    // that is neither a DNS name nor an address would only show up there, as an endless backoff.
-    if !crate::broker::is_dns_name(&broker_host) && broker_host.parse::<IpAddr>().is_err() {
-        return Err(Error::InvalidInput(format!(
-            "broker host {broker_host:?} is not a DNS name or an IP address"
-        )));
-    }
-    // Likewise a name the broker certificate does not carry: the device would refuse the broker.
-    if let Some(names) = sans {
-        if !names.matches(&broker_host) {
+    let endpoints = endpoints(dir, opts, broker)?;
+    let mut seen = std::collections::BTreeSet::new();
+    for (host, port) in &endpoints {
+        // The device connects to this name and checks it against the broker certificate: a
+        // name that is neither a DNS name nor an address would only show up there, as an
+        // endless backoff.
+        if !crate::broker::is_dns_name(host) && host.parse::<IpAddr>().is_err() {
             return Err(Error::InvalidInput(format!(
-                "--broker-host {broker_host} is not in the broker certificate (it names: {}); \
-                 the device would refuse the broker. Use one of those, or add it with \
-                 `provision broker --host/--ip`",
-                names.list()
+                "broker host {host:?} is not a DNS name or an IP address"
+            )));
+        }
+        // Likewise a name the broker certificate does not carry: the device would refuse the
+        // broker there.
+        if let Some(names) = sans {
+            if !names.matches(host) {
+                return Err(Error::InvalidInput(format!(
+                    "broker host {host} is not in the broker certificate (it names: {}); \
+                     the device would refuse the broker there. Use one of those, or add it with \
+                     `provision broker --host/--ip`",
+                    names.list()
+                )));
+            }
+        }
+        if *port == 0 {
+            return Err(Error::InvalidInput(format!("broker {host}: port 0")));
+        }
+        if !seen.insert((host.to_ascii_lowercase(), *port)) {
+            return Err(Error::InvalidInput(format!(
+                "broker endpoint {host}:{port} is given twice"
             )));
         }
     }
-    let broker_port = opts.broker_port.or(broker.map(|b| b.port)).unwrap_or(8883);
     let ca = pem_der(&layout.ca_cert(), "CERTIFICATE")?;
     let cert = pem_der(&layout.device_cert(&opts.id), "CERTIFICATE")?;
     let key = pem_der(&layout.device_key(&opts.id), "PRIVATE KEY")?;
@@ -329,12 +419,16 @@ fn build(
         ota.push(device_config::ota_key_entry(k.key_id, &public));
     }
 
+    let list: Vec<device_config::Endpoint<'_>> = endpoints
+        .iter()
+        .map(|(host, port)| device_config::Endpoint { host, port: *port })
+        .collect();
     let cfg = DeviceConfig {
         device_id: &opts.id,
         wifi_ssid: &opts.wifi_ssid,
         wifi_password,
-        broker_host: &broker_host,
-        broker_port,
+        brokers: device_config::Brokers::new(&list)
+            .map_err(|e| Error::InvalidInput(e.to_string()))?,
         telemetry_period_s: opts.telemetry_period_s,
         ca_cert_der: &ca,
         client_cert_der: &cert,
@@ -362,8 +456,15 @@ fn build(
         id: opts.id.clone(),
         output: opts.output.clone(),
         bytes: n,
-        broker_host,
-        broker_port,
+        broker_host: endpoints[0].0.clone(),
+        broker_port: endpoints[0].1,
+        brokers: endpoints
+            .iter()
+            .map(|(host, port)| Endpoint {
+                host: host.clone(),
+                port: *port,
+            })
+            .collect(),
         ota_keys: ota.len(),
         pinned: pin.is_some(),
         warnings,

@@ -117,15 +117,12 @@ pub fn export(dir: &Path, opts: &ExportOptions) -> Result<ExportReport> {
     let text = match opts.format {
         Format::Pem => Some(format!("{ca_pem}{cert_pem}{key_pem}")),
         Format::Arduino => {
-            let broker = registry.broker.as_ref();
-            Some(arduino_header(
-                id,
-                broker.and_then(|b| b.hosts.first().map(String::as_str)),
-                broker.map(|b| b.port),
-                &ca_pem,
-                &cert_pem,
-                &key_pem,
-            ))
+            let endpoints = registry
+                .broker
+                .as_ref()
+                .map(|b| crate::device_config::registry_endpoints(b, id))
+                .unwrap_or_default();
+            Some(arduino_header(id, &endpoints, &ca_pem, &cert_pem, &key_pem))
         }
         Format::Der | Format::Fingerprint => None,
     };
@@ -235,11 +232,12 @@ fn raw_literal(pem: &str) -> String {
     format!("R\"PEM({pem})PEM\"")
 }
 
-/// The Arduino header (ESP8266 core 3.x, `BearSSL::WiFiClientSecure`).
+/// The Arduino header (ESP8266 core 3.x, `BearSSL::WiFiClientSecure`). `endpoints`: where the
+/// broker listens, in the order the device should try them (as its config blob would list
+/// them); none leaves the broker out.
 pub fn arduino_header(
     id: &str,
-    host: Option<&str>,
-    port: Option<u16>,
+    endpoints: &[(String, u16)],
     ca_pem: &str,
     cert_pem: &str,
     key_pem: &str,
@@ -264,10 +262,20 @@ static const char DEVICE_ID[] = \"{id}\";
 static const char TOPIC_PREFIX[] = \"devices/{id}/\";
 "
     );
-    if let (Some(host), Some(port)) = (host, port) {
+    if let Some((host, port)) = endpoints.first() {
+        let hosts: Vec<String> = endpoints.iter().map(|(h, _)| format!("\"{h}\"")).collect();
+        let ports: Vec<String> = endpoints.iter().map(|(_, p)| p.to_string()).collect();
         let _ = write!(
             h,
-            "static const char MQTT_HOST[] = \"{host}\";\nstatic const uint16_t MQTT_PORT = {port};\n"
+            "static const char MQTT_HOST[] = \"{host}\";\nstatic const uint16_t MQTT_PORT = {port};\n\
+             // Every endpoint of the broker (a cluster's nodes), in the order to try them: on a\n\
+             // failed connect or a lost session, move to the next. The first is MQTT_HOST:MQTT_PORT.\n\
+             static const unsigned MQTT_ENDPOINTS = {};\n\
+             static const char *const MQTT_HOSTS[] = {{{}}};\n\
+             static const uint16_t MQTT_PORTS[] = {{{}}};\n",
+            endpoints.len(),
+            hosts.join(", "),
+            ports.join(", ")
         );
     }
     let _ = write!(

@@ -10,7 +10,8 @@
 //! <dir>/operator/<name>.crt .key   further operator identities
 //! <dir>/devices/<id>/device.crt .key
 //! <dir>/broker/                    installable broker folder: mosquitto.conf acl ca.crt
-//!                                  server.crt server.key crl.pem
+//!                                  server.crt server.key crl.pem (RabbitMQ: see
+//!                                  crate::rabbitmq_conf)
 //! ```
 
 use std::path::{Path, PathBuf};

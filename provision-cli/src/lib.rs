@@ -1,7 +1,7 @@
 //! `provision`: the library behind the `provision` binary.
 //!
 //! It creates a P-256 CA and the broker, device and operator certificates, writes a hardened
-//! Mosquitto configuration and ACL, keeps a registry of everything it issued and revokes devices
+//! Mosquitto configuration and ACL (or a RabbitMQ cluster's), keeps a registry of everything it issued and revokes devices
 //! through a CRL. Every command writes all of its files or none (see [`fsutil`]).
 
 pub mod broker;
@@ -21,6 +21,8 @@ pub mod ota;
 pub mod ota_push;
 pub mod ota_status;
 pub mod pki;
+pub mod rabbitmq_conf;
+pub mod rabbitmq_sync;
 pub mod registry;
 pub mod registry_files;
 pub mod reload;

@@ -107,7 +107,7 @@ impl DeviceRenewArgs {
             "write its config again: provision device config {} --wifi-ssid ... -o {}.bin",
             r.subject, r.subject
         );
-        Ok(())
+        crate::rabbitmq_cli::crl_changed(dir, &|t| println!("{t}"))
     }
 }
 
@@ -138,10 +138,18 @@ impl BrokerRenewArgs {
                  (or renew with --keep-key)"
             );
         }
-        println!(
-            "copy server.crt, server.key and crl.pem from {} to the broker and restart it",
-            dir.join("broker").display()
-        );
+        if crate::rabbitmq_cli::is_rabbitmq(dir) {
+            println!(
+                "copy server.crt, server.key (owner rabbitmq, 0600) and crl/ from {} to every \
+                 node's install folder and restart the nodes one at a time",
+                dir.join("broker").display()
+            );
+        } else {
+            println!(
+                "copy server.crt, server.key and crl.pem from {} to the broker and restart it",
+                dir.join("broker").display()
+            );
+        }
         Ok(())
     }
 }
@@ -177,6 +185,8 @@ pub struct OperatorAddArgs {
     /// Machine-readable output
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    sync: crate::rabbitmq_cli::SyncArgs,
 }
 
 #[derive(Args)]
@@ -196,6 +206,7 @@ impl OperatorCommand {
     pub fn run(self, dir: &Path) -> Result<(), Error> {
         match self {
             OperatorCommand::Add(a) => {
+                a.sync.check(dir)?;
                 let r = provision::operator::add(dir, &a.name, a.days)?;
                 if a.json {
                     print_json(&r);
@@ -208,6 +219,20 @@ impl OperatorCommand {
                     );
                     println!("certificate: {}", r.cert.display());
                     println!("key:         {} (mode 0600)", r.key.display());
+                }
+                let say = |text: &str| {
+                    if a.json {
+                        eprintln!("{text}")
+                    } else {
+                        println!("{text}")
+                    }
+                };
+                if r.broker_updated && crate::rabbitmq_cli::is_rabbitmq(dir) {
+                    return a.sync.finish(
+                        dir,
+                        provision::rabbitmq_sync::Change::Added(vec![r.name.clone()]),
+                        &say,
+                    );
                 }
                 let hint = if r.broker_updated {
                     format!(
@@ -231,6 +256,7 @@ impl OperatorCommand {
                 } else {
                     print_renewed(&r);
                     println!("the previous certificate is revoked");
+                    crate::rabbitmq_cli::crl_changed(dir, &|t| println!("{t}"))?;
                 }
             }
         }

@@ -10,6 +10,7 @@ mod device_cli;
 mod lifecycle_cli;
 mod ota_cli;
 mod ota_push_cli;
+mod rabbitmq_cli;
 mod setup_cli;
 mod shell_cli;
 mod talk_cli;
@@ -53,15 +54,19 @@ Examples:
   provision --dir /srv/pki init --ca-name \"Garden CA\" --days 3650
   provision init --force      # replace the CA; the old one is moved to backup-<time>/")]
     Init(setup_cli::InitArgs),
-    /// Issue the broker's server certificate and write a hardened Mosquitto folder
+    /// Issue the broker's server certificate and write a hardened Mosquitto (or RabbitMQ) folder
     #[command(after_help = "\
 Examples:
   provision broker --host mqtt.home.lan --ip 192.168.1.1
   provision broker --host localhost --ip 127.0.0.1 --port 8883 --bind 127.0.0.1
   provision broker --host router.lan --install-dir /etc/mosquitto
+  provision broker --engine rabbitmq --node rabbit-1=mq1.lan:8883 --node rabbit-2=mq2.lan:8883
+  provision broker --engine rabbitmq --nodes 3 --host localhost --port 8883   # one machine
 
 The folder <dir>/broker/ holds mosquitto.conf, acl, ca.crt, server.crt, server.key, crl.pem.
 Copy it to --install-dir (default: where it is) and start mosquitto -c mosquitto.conf.
+With --engine rabbitmq it holds definitions.json, crl/ and nodes/<name>/ for each node, and the
+install steps (INSTALL; docs/broker-setup.md).
 `provision broker renew` issues a new certificate for the same names before this one expires.")]
     #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Broker(setup_cli::BrokerArgs),

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::broker::render_acl;
+use crate::broker::stage_users_update;
 use crate::error::{Error, Result};
 use crate::fsutil::{PUBLIC, SECRET};
 use crate::layout::check_operator_name;
@@ -28,12 +28,13 @@ pub struct OperatorAdded {
     pub not_after: OffsetDateTime,
     pub cert: PathBuf,
     pub key: PathBuf,
-    /// Whether `<dir>/broker/acl` was rewritten (the broker must reload it).
+    /// Whether `<dir>/broker/acl` (Mosquitto) or `definitions.json` (RabbitMQ) was rewritten
+    /// (the broker must reload or import it).
     pub broker_updated: bool,
 }
 
 /// Issues operator identity `name`: key (0600) and certificate, its registry record and its ACL
-/// block, all or nothing.
+/// block (RabbitMQ: its user and permissions in definitions.json), all or nothing.
 pub fn add(dir: &Path, name: &str, days: u32) -> Result<OperatorAdded> {
     check_operator_name(name)?;
     let store = Store::open(dir)?;
@@ -53,14 +54,7 @@ pub fn add(dir: &Path, name: &str, days: u32) -> Result<OperatorAdded> {
     let mut tx = store.transaction();
     tx.stage(&key, issued.key_pem.as_bytes(), SECRET)?;
     tx.stage(&cert, issued.cert_pem.as_bytes(), PUBLIC)?;
-    let broker_updated = registry.broker.is_some() && store.layout.broker_dir().is_dir();
-    if broker_updated {
-        tx.stage(
-            &store.layout.broker_file("acl"),
-            render_acl(&registry).as_bytes(),
-            PUBLIC,
-        )?;
-    }
+    let broker_updated = stage_users_update(&mut tx, &store.layout, &registry)?;
     store.stage_registry(&mut tx, &registry)?;
     tx.commit()?;
     Ok(OperatorAdded {

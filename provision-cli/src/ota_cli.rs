@@ -134,11 +134,15 @@ online. Pushing the same bundle again continues a download; a device busy with a
 refuses. Exit codes: 0 every device confirmed, 16 some did not (the output says why), 9 the
 bundle is invalid here, others as for every command.")]
     Push(crate::ota_push_cli::PushArgs),
-    /// What each device last reported about updates: running version and slot, state, floor
+    /// Ask devices where they stand on updates: running version and slot, state, floor
     #[command(after_help = "\
 Examples:
   provision ota status
-  provision ota status kitchen-sensor-1 --json")]
+  provision ota status kitchen-sensor-1 --json --timeout 10
+
+Each device is sent a status query and answers live from whichever broker node it is connected
+to. A device that does not answer within --timeout is shown with what the broker retained from
+it (FROM retained), if anything: on a clustered broker only the node the device used has that.")]
     Status(crate::ota_push_cli::StatusArgs),
 }
 

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use wire_format::ota::{self, Header, IMAGE_OFFSET};
 use wire_format::ota_proto::{
-    self, Chunk, Offer, Phase, Reason, Request, Status, MAX_CHUNK_LEN, MAX_CHUNK_MSG, TOPIC_CHUNK,
-    TOPIC_OFFER, TOPIC_REQUEST, TOPIC_STATUS,
+    self, Chunk, Offer, Phase, Query, Reason, Request, Status, MAX_CHUNK_LEN, MAX_CHUNK_MSG,
+    TOPIC_CHUNK, TOPIC_OFFER, TOPIC_QUERY, TOPIC_REQUEST, TOPIC_STATUS,
 };
 
 use crate::client::{Client, ConnectOptions, Event};
@@ -549,47 +549,102 @@ impl Push<'_> {
 
 // ---- ota status ----
 
-/// What a device last reported, from the broker's retained messages.
+/// Where a piece of [`DeviceOtaStatus`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The device said it after we asked: it is connected now.
+    Live,
+    /// The broker's retained store: what the device said last, on the node we are connected to
+    /// (a clustered broker keeps retained messages per node), possibly long ago.
+    Retained,
+}
+
+/// What a device says about itself, asked live, with what the broker retained as a fallback.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeviceOtaStatus {
     pub device: String,
-    /// `online` / `offline` as the device (or its Last Will) last said; `None`: never.
+    /// The device answered the status query within the timeout (it is connected now).
+    pub answered: bool,
+    /// `online` when it answered; otherwise `online` / `offline` as the device (or its Last
+    /// Will) last said, if the broker retained it; `None`: nothing known.
     pub connection: Option<String>,
-    /// The last OTA status report, if any.
+    pub connection_from: Option<Source>,
+    /// The OTA status report: the device's answer, else the last one retained.
     pub ota: Option<StatusReport>,
+    pub ota_from: Option<Source>,
 }
 
-/// Reads the retained status of `ids` (every device when empty). Retained messages come right
-/// after the subscription; this waits until `settle` passes without one.
+impl DeviceOtaStatus {
+    fn new(id: &str) -> Self {
+        DeviceOtaStatus {
+            device: id.to_string(),
+            answered: false,
+            connection: None,
+            connection_from: None,
+            ota: None,
+            ota_from: None,
+        }
+    }
+}
+
+/// Default time `ota status` waits for the devices' answers.
+pub const STATUS_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Asks `ids` (every device in service when empty) for their status: subscribes to their
+/// `ota/up/status` and `status`, publishes a query (docs/ota-protocol.md, "Status on demand") to
+/// each, and waits until every one answered or `timeout` passed. A live answer wins over what the
+/// broker retained; a device that did not answer is shown with its retained messages, marked as
+/// such (on a clustered broker they may be missing: retained messages are kept per node).
 pub fn status(
     connect: &ConnectOptions,
     ids: &[String],
-    settle: Duration,
+    timeout: Duration,
 ) -> Result<Vec<DeviceOtaStatus>> {
-    crate::client::check_devices(&connect.dir, ids, true)?;
-    let one = |id: Option<&str>| vec![topics::topic(id, TOPIC_STATUS), topics::topic(id, "status")];
-    let filters: Vec<String> = if ids.is_empty() {
-        one(None)
-    } else {
-        ids.iter().flat_map(|id| one(Some(id))).collect()
+    for id in ids {
+        topics::check_id(id)?;
+    }
+    // Whom to ask: the named devices (a revoked one cannot connect: not asked), else every
+    // device in service.
+    let registry = crate::store::Store::open_read(&connect.dir)?.registry()?;
+    if let Some(id) = ids.iter().find(|id| !registry.devices.contains_key(*id)) {
+        return Err(Error::UnknownDevice(id.clone()));
+    }
+    let in_service = |id: &str| {
+        registry
+            .devices
+            .get(id)
+            .is_some_and(|d| d.status != crate::registry::DeviceStatus::Revoked)
     };
+    let asked: Vec<String> = if ids.is_empty() {
+        registry
+            .devices
+            .keys()
+            .filter(|id| in_service(id))
+            .cloned()
+            .collect()
+    } else {
+        ids.iter().filter(|id| in_service(id)).cloned().collect()
+    };
+    drop(registry);
+    let filters = topics::filters(ids, &[TOPIC_STATUS, "status"]);
     let client = Client::connect(connect, &filters)?;
     let mut found: BTreeMap<String, DeviceOtaStatus> = ids
         .iter()
-        .map(|id| {
-            (
-                id.clone(),
-                DeviceOtaStatus {
-                    device: id.clone(),
-                    connection: None,
-                    ota: None,
-                },
-            )
-        })
+        .chain(&asked)
+        .map(|id| (id.clone(), DeviceOtaStatus::new(id)))
         .collect();
-    let hard_stop = Instant::now() + settle * 10;
-    while Instant::now() < hard_stop {
-        let Some(event) = client.recv_timeout(settle)? else {
+    let query = Query.to_bytes();
+    for id in &asked {
+        client.publish(&topics::topic(Some(id), TOPIC_QUERY), query.to_vec())?;
+    }
+    let mut waiting = asked.len();
+    let deadline = Instant::now() + timeout;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        if waiting == 0 {
+            break;
+        }
+        let Some(event) = client.recv_timeout(left)? else {
             break;
         };
         let Event::Message(m) = event else { continue };
@@ -599,22 +654,41 @@ pub fn status(
         if m.payload.is_empty() || (!ids.is_empty() && !ids.iter().any(|i| i == id)) {
             continue;
         }
+        let from = if m.retained {
+            Source::Retained
+        } else {
+            Source::Live
+        };
         let entry = found
             .entry(id.to_string())
-            .or_insert_with(|| DeviceOtaStatus {
-                device: id.to_string(),
-                connection: None,
-                ota: None,
-            });
+            .or_insert_with(|| DeviceOtaStatus::new(id));
         match kind {
             Kind::Status => {
+                // A live `online`/`offline` beats a retained one; an answer beats both.
+                if entry.answered || (from == Source::Retained && entry.connection_from.is_some()) {
+                    continue;
+                }
                 entry.connection = Some(crate::watch::printable(&String::from_utf8_lossy(
                     &m.payload,
-                )))
+                )));
+                entry.connection_from = Some(from);
             }
             Kind::OtaUp(t) if t == "status" => {
-                if let Ok(s) = Status::parse(&m.payload) {
-                    entry.ota = Some(StatusReport::from(&s));
+                let Ok(s) = Status::parse(&m.payload) else {
+                    continue;
+                };
+                if from == Source::Retained && entry.ota_from == Some(Source::Live) {
+                    continue;
+                }
+                entry.ota = Some(StatusReport::from(&s));
+                entry.ota_from = Some(from);
+                if from == Source::Live && !entry.answered {
+                    entry.answered = true;
+                    entry.connection = Some("online".into());
+                    entry.connection_from = Some(Source::Live);
+                    if asked.iter().any(|a| a == id) {
+                        waiting -= 1;
+                    }
                 }
             }
             _ => {}

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use provision::ota_push::{self, DeviceOtaStatus, DeviceResult, Outcome, PushEvent, PushOptions};
+use provision::ota_push::{
+    self, DeviceOtaStatus, DeviceResult, Outcome, PushEvent, PushOptions, Source,
+};
 use provision::Error;
 
 use crate::talk_cli::ConnectArgs;
@@ -55,8 +57,11 @@ impl PushArgs {
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
-    /// Devices (default: every device that reported)
+    /// Devices (default: every device in service)
     pub ids: Vec<String>,
+    /// Seconds to wait for the devices' answers
+    #[arg(long, default_value_t = 3.0, value_name = "SECS", value_parser = parse_wait)]
+    pub timeout: f64,
     /// JSON array
     #[arg(long)]
     pub json: bool,
@@ -228,14 +233,22 @@ fn report_results(results: &[DeviceResult], json: bool) {
     }
 }
 
+fn parse_wait(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.1..=3600.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds from 0.1 to 3600")),
+    }
+}
+
 pub fn run_status(dir: &Path, args: StatusArgs) -> Result<(), Error> {
     let connect = args.connect.into_options(dir);
-    let found = ota_push::status(&connect, &args.ids, Duration::from_millis(700))?;
-    report_status(&found, args.json);
+    let timeout = Duration::from_secs_f64(args.timeout);
+    let found = ota_push::status(&connect, &args.ids, timeout)?;
+    report_status(&found, timeout, args.json);
     Ok(())
 }
 
-fn report_status(found: &[DeviceOtaStatus], json: bool) {
+fn report_status(found: &[DeviceOtaStatus], timeout: Duration, json: bool) {
     if json {
         println!(
             "{}",
@@ -244,15 +257,26 @@ fn report_status(found: &[DeviceOtaStatus], json: bool) {
         return;
     }
     if found.is_empty() {
-        println!("no device has reported yet");
+        println!("no device to ask");
         return;
     }
     println!(
-        "{:<24} {:<8} {:<10} {:<4} {:<16} {:<10} FLOOR",
-        "DEVICE", "CONN", "RUNNING", "SLOT", "STATE", "BUNDLE"
+        "{:<24} {:<10} {:<10} {:<4} {:<16} {:<10} {:<6} FROM",
+        "DEVICE", "CONN", "RUNNING", "SLOT", "STATE", "BUNDLE", "FLOOR"
     );
     for d in found {
-        let conn = d.connection.as_deref().unwrap_or("-");
+        // Answered: online now. Otherwise what the broker retained, if it says offline;
+        // else just that no answer came.
+        let conn = match (d.answered, d.connection.as_deref()) {
+            (true, _) => "online",
+            (false, Some("offline")) => "offline",
+            (false, _) => "no-answer",
+        };
+        let from = match d.ota_from {
+            Some(Source::Live) => "live",
+            Some(Source::Retained) => "retained",
+            None => "-",
+        };
         match &d.ota {
             Some(s) => {
                 let state = match (s.percent, s.reason) {
@@ -261,7 +285,7 @@ fn report_status(found: &[DeviceOtaStatus], json: bool) {
                     _ => s.state.to_string(),
                 };
                 println!(
-                    "{:<24} {:<8} {:<10} {:<4} {:<16} {:<10} {}",
+                    "{:<24} {:<10} {:<10} {:<4} {:<16} {:<10} {:<6} {from}",
                     d.device,
                     conn,
                     s.running_version,
@@ -272,9 +296,19 @@ fn report_status(found: &[DeviceOtaStatus], json: bool) {
                 );
             }
             None => println!(
-                "{:<24} {:<8} {:<10} {:<4} {:<16} {:<10} -",
-                d.device, conn, "-", "-", "no report", "-"
+                "{:<24} {:<10} {:<10} {:<4} {:<16} {:<10} {:<6} -",
+                d.device, conn, "-", "-", "no report", "-", "-"
             ),
         }
+    }
+    let silent = found.iter().filter(|d| !d.answered).count();
+    if silent > 0 {
+        println!(
+            "{silent} of {} did not answer within {:.1} s (not connected, or firmware without \
+             OTA); FROM retained: the last report the broker kept, which on a cluster only the \
+             node the device used has",
+            found.len(),
+            timeout.as_secs_f64()
+        );
     }
 }

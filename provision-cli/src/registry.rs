@@ -108,8 +108,134 @@ pub struct BrokerRecord {
     /// `max_packet_size` in the config (old registries: the device's receive buffer).
     #[serde(default = "default_max_packet_size")]
     pub max_packet_size: u32,
+    /// The broker software (old registries: Mosquitto).
+    #[serde(default, skip_serializing_if = "Engine::is_mosquitto")]
+    pub engine: Engine,
     #[serde(flatten)]
     pub cert: CertRecord,
+    /// The nodes of a RabbitMQ cluster, each with its MQTT TLS endpoint; empty for Mosquitto,
+    /// which listens on the first host and `port`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeRecord>,
+}
+
+/// One RabbitMQ node: its short node name (`rabbit-1` in `rabbit-1@host`) and the endpoint its
+/// MQTT TLS listener serves.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeRecord {
+    pub name: String,
+    /// A DNS name or an IP address the broker certificate carries.
+    pub host: String,
+    pub port: u16,
+}
+
+/// The broker software the configuration is written for.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// One Mosquitto 2.0 process.
+    #[default]
+    Mosquitto,
+    /// A RabbitMQ 3.10 cluster with the MQTT plugin: one node or several.
+    Rabbitmq,
+}
+
+impl Engine {
+    pub fn is_mosquitto(&self) -> bool {
+        *self == Engine::Mosquitto
+    }
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Engine::Mosquitto => "mosquitto",
+            Engine::Rabbitmq => "rabbitmq",
+        })
+    }
+}
+
+/// Most nodes one broker record holds: a RabbitMQ cluster is odd-sized and small (quorum
+/// queues replicate to every member), and a device's config carries few endpoints.
+pub const MAX_NODES: usize = 16;
+
+/// A RabbitMQ node's short name: it is the part before `@` of the Erlang node name, a folder
+/// name and a shell word, so `[a-z0-9]` then `[a-z0-9_-]`, at most 63 bytes.
+pub fn check_node_name(name: &str) -> std::result::Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "node name {name:?}: expected lower-case letters, digits, `-` and `_` (starting with \
+             a letter or digit, at most 63 bytes), e.g. rabbit-1"
+        ))
+    }
+}
+
+impl BrokerRecord {
+    /// Where devices and operators connect, in order of preference: Mosquitto's first host
+    /// (else its first IP address) and port; every RabbitMQ node's endpoint. The only place
+    /// anyone derives it.
+    pub fn endpoints(&self) -> Vec<(String, u16)> {
+        match self.engine {
+            Engine::Mosquitto => self
+                .hosts
+                .first()
+                .cloned()
+                .or_else(|| self.ips.first().map(IpAddr::to_string))
+                .map(|h| (h, self.port))
+                .into_iter()
+                .collect(),
+            Engine::Rabbitmq => self
+                .nodes
+                .iter()
+                .map(|n| (n.host.clone(), n.port))
+                .collect(),
+        }
+    }
+
+    /// The engine and its nodes agree: Mosquitto has none; RabbitMQ has 1 to [`MAX_NODES`], with
+    /// valid names, no name twice and no endpoint twice.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        match self.engine {
+            Engine::Mosquitto if !self.nodes.is_empty() => {
+                return Err("broker: a Mosquitto broker has no nodes".into())
+            }
+            Engine::Mosquitto => return Ok(()),
+            Engine::Rabbitmq if self.nodes.is_empty() => {
+                return Err("broker: a RabbitMQ broker needs at least one node".into())
+            }
+            Engine::Rabbitmq if self.nodes.len() > MAX_NODES => {
+                return Err(format!("broker: more than {MAX_NODES} nodes"))
+            }
+            Engine::Rabbitmq => {}
+        }
+        let mut names = std::collections::HashSet::new();
+        let mut endpoints = std::collections::HashSet::new();
+        for n in &self.nodes {
+            check_node_name(&n.name).map_err(|e| format!("broker: {e}"))?;
+            if n.host.is_empty() || n.port == 0 {
+                return Err(format!("broker: node {:?} has no endpoint", n.name));
+            }
+            if !names.insert(n.name.as_str()) {
+                return Err(format!("broker: node {:?} appears twice", n.name));
+            }
+            if !endpoints.insert((n.host.as_str(), n.port)) {
+                return Err(format!(
+                    "broker: endpoint {}:{} appears twice",
+                    n.host, n.port
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn default_max_packet_size() -> u32 {
@@ -211,6 +337,9 @@ impl Registry {
                 .collect();
             return Err(format!("serial {serial} appears twice"));
         }
+        if let Some(b) = &self.broker {
+            b.validate()?;
+        }
         for name in self.operators.keys() {
             if name == crate::pki::OPERATOR_CN {
                 return Err(format!("operator {name:?} is listed twice"));
@@ -269,5 +398,175 @@ impl Registry {
         self.retired
             .iter()
             .filter(move |r| r.subject == subject && r.revoked_at.is_none())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A registry as `provision` wrote it before brokers had an engine and nodes.
+    const OLD: &str = r#"
+format = 1
+crl_number = 1
+
+[ca]
+name = "provision root CA"
+serial = "01AB"
+not_before = "2026-01-01T00:00:00Z"
+not_after = "2036-01-01T00:00:00Z"
+
+[operator]
+serial = "02AB"
+not_before = "2026-01-01T00:00:00Z"
+not_after = "2028-01-01T00:00:00Z"
+
+[broker]
+hosts = ["mqtt.home.lan", "mqtt"]
+ips = ["192.168.1.2"]
+port = 8883
+install_dir = "/etc/mosquitto/provision"
+platform = "debian"
+max_packet_size = 2048
+serial = "03AB"
+not_before = "2026-01-01T00:00:00Z"
+not_after = "2028-01-01T00:00:00Z"
+"#;
+
+    /// Loads `text` as the registry.toml of an older `provision`.
+    fn load(text: &str) -> std::result::Result<Registry, String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("registry.toml"), text).unwrap();
+        match crate::registry_files::load(&crate::layout::Layout::new(dir.path())) {
+            Ok(r) => Ok(r.unwrap()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// `reg` as an older `provision` wrote it.
+    fn to_toml(reg: &Registry) -> String {
+        toml::to_string_pretty(reg).unwrap()
+    }
+
+    fn rabbit(nodes: &[(&str, &str, u16)]) -> BrokerRecord {
+        let mut b = load(OLD).unwrap().broker.unwrap();
+        b.engine = Engine::Rabbitmq;
+        b.nodes = nodes
+            .iter()
+            .map(|(name, host, port)| NodeRecord {
+                name: name.to_string(),
+                host: host.to_string(),
+                port: *port,
+            })
+            .collect();
+        b
+    }
+
+    #[test]
+    fn an_old_registry_loads_as_mosquitto_and_is_written_back_unchanged() {
+        let reg = load(OLD).unwrap();
+        let b = reg.broker.as_ref().unwrap();
+        assert_eq!(b.engine, Engine::Mosquitto);
+        assert!(b.nodes.is_empty());
+        assert_eq!(b.endpoints(), vec![("mqtt.home.lan".to_string(), 8883)]);
+        // Nothing new appears in a Mosquitto registry.
+        let json = serde_json::to_string(b).unwrap();
+        assert!(
+            !json.contains("engine") && !json.contains("nodes"),
+            "{json}"
+        );
+        assert_eq!(load(&to_toml(&reg)).unwrap(), reg);
+    }
+
+    #[test]
+    fn mosquitto_without_a_host_connects_to_its_first_address() {
+        let mut b = load(OLD).unwrap().broker.unwrap();
+        b.hosts.clear();
+        assert_eq!(b.endpoints(), vec![("192.168.1.2".to_string(), 8883)]);
+    }
+
+    #[test]
+    fn a_rabbitmq_broker_round_trips_and_lists_every_node() {
+        let mut reg = load(OLD).unwrap();
+        reg.broker = Some(rabbit(&[
+            ("rabbit-1", "127.0.0.1", 41001),
+            ("rabbit-2", "127.0.0.1", 41002),
+            ("rabbit-3", "mq3.example.org", 8883),
+        ]));
+        let text = to_toml(&reg);
+        assert!(text.contains("engine = \"rabbitmq\""), "{text}");
+        let back = load(&text).unwrap();
+        assert_eq!(back, reg);
+        assert_eq!(
+            back.broker.unwrap().endpoints(),
+            vec![
+                ("127.0.0.1".to_string(), 41001),
+                ("127.0.0.1".to_string(), 41002),
+                ("mq3.example.org".to_string(), 8883),
+            ]
+        );
+    }
+
+    #[test]
+    fn inconsistent_nodes_are_refused_on_load() {
+        let cases: Vec<(BrokerRecord, &str)> = vec![
+            (rabbit(&[]), "at least one node"),
+            (
+                rabbit(&[("rabbit-1", "h", 1), ("rabbit-1", "h", 2)]),
+                "appears twice",
+            ),
+            (
+                rabbit(&[("rabbit-1", "h", 1), ("rabbit-2", "h", 1)]),
+                "endpoint h:1 appears twice",
+            ),
+            (rabbit(&[("Rabbit@x", "h", 1)]), "node name"),
+            (rabbit(&[("rabbit-1", "h", 0)]), "no endpoint"),
+            (
+                {
+                    let mut b = rabbit(&[("rabbit-1", "h", 1)]);
+                    b.engine = Engine::Mosquitto;
+                    b
+                },
+                "has no nodes",
+            ),
+        ];
+        for (broker, expected) in cases {
+            let mut reg = load(OLD).unwrap();
+            reg.broker = Some(broker);
+            let err = load(&to_toml(&reg)).unwrap_err();
+            assert!(err.contains(expected), "{err} (expected {expected:?})");
+        }
+        let mut reg = load(OLD).unwrap();
+        let many: Vec<_> = (0..=MAX_NODES)
+            .map(|i| NodeRecord {
+                name: format!("rabbit-{i}"),
+                host: "h".into(),
+                port: 1000 + i as u16,
+            })
+            .collect();
+        let mut b = rabbit(&[]);
+        b.nodes = many;
+        reg.broker = Some(b);
+        assert!(load(&to_toml(&reg)).unwrap_err().contains("more than"));
+    }
+
+    #[test]
+    fn node_names() {
+        for ok in ["rabbit-1", "r", "0", "node_a", &"a".repeat(63)] {
+            assert!(check_node_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-a",
+            "_a",
+            "Rabbit",
+            "a@b",
+            "a.b",
+            "a b",
+            "a/b",
+            &"a".repeat(64),
+        ] {
+            assert!(check_node_name(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -262,6 +262,9 @@ fn read_legacy(path: &Path) -> Result<Option<Registry>> {
     Ok(Some(registry))
 }
 
+/// The devices and retired certificates of one device file.
+type ShardMembers<'a> = (Vec<(&'a String, &'a DeviceRecord)>, Vec<&'a RetiredCert>);
+
 /// Stages the registry in `tx`: `registry.json` and the device files that differ from what was
 /// `loaded` (all of them when nothing was, or when an old `registry.toml` is being converted,
 /// which is then removed). Stage it last: it must not land before the files it describes.
@@ -297,7 +300,7 @@ pub fn stage(
         }
     };
     if !dirty.is_empty() {
-        let mut members: BTreeMap<u8, (Vec<(&String, &DeviceRecord)>, Vec<&RetiredCert>)> =
+        let mut members: BTreeMap<u8, ShardMembers> =
             dirty.iter().map(|s| (*s, Default::default())).collect();
         for (id, d) in devices {
             if let Some(m) = members.get_mut(&shard_of(id)) {
@@ -439,7 +442,7 @@ fn corrupt(path: &Path, reason: String) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{DeviceStatus, Platform, FORMAT};
+    use crate::registry::{DeviceStatus, Engine, NodeRecord, Platform, FORMAT};
     use time::macros::datetime;
 
     fn cert(serial: &str) -> CertRecord {
@@ -481,7 +484,13 @@ mod tests {
                 install_dir: "/etc/mosquitto/provision".into(),
                 platform: Platform::Debian,
                 max_packet_size: 4096,
+                engine: Engine::Rabbitmq,
                 cert: cert("A3"),
+                nodes: vec![NodeRecord {
+                    name: "rabbit-1".into(),
+                    host: "127.0.0.1".into(),
+                    port: 41001,
+                }],
             }),
             devices: (0..devices)
                 .map(|i| {

@@ -147,7 +147,7 @@ pub fn broker(dir: &Path, days: u32, keep_key: bool) -> Result<RenewReport> {
     retire(&mut registry, BROKER_SUBJECT, record.cert, true);
 
     let mut tx = store.transaction();
-    broker::stage_server_key(&mut tx, layout, &issued.key_pem)?;
+    broker::stage_server_key_for(&mut tx, layout, &issued.key_pem, record.engine)?;
     tx.stage(
         &layout.broker_file("server.crt"),
         issued.cert_pem.as_bytes(),

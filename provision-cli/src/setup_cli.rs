@@ -73,8 +73,20 @@ impl InitArgs {
 #[derive(Args)]
 pub struct BrokerArgs {
     /// DNS name clients use to reach the broker (repeatable; the first is the CN)
-    #[arg(long = "host", required = true)]
+    #[arg(long = "host", required_unless_present = "nodes")]
     hosts: Vec<String>,
+    /// The broker software: one Mosquitto, or a RabbitMQ cluster (--node or --nodes)
+    #[arg(long, value_enum, default_value_t = EngineArg::Mosquitto)]
+    engine: EngineArg,
+    /// RabbitMQ: a node and the endpoint of its MQTT TLS listener, NAME=HOST:PORT (repeatable;
+    /// its host goes into the broker certificate)
+    #[arg(long = "node", value_name = "NAME=HOST:PORT", value_parser = parse_node_arg,
+          conflicts_with = "node_count")]
+    nodes: Vec<provision::registry::NodeRecord>,
+    /// RabbitMQ: N nodes rabbit-1..N, one per --host at --port, or all on the one --host at
+    /// --port, --port+1, ...
+    #[arg(long = "nodes", value_name = "N")]
+    node_count: Option<u32>,
     /// IP address clients use to reach the broker (repeatable)
     #[arg(long = "ip")]
     ips: Vec<IpAddr>,
@@ -106,6 +118,21 @@ pub struct BrokerArgs {
     json: bool,
     #[command(subcommand)]
     action: Option<BrokerAction>,
+}
+
+fn parse_node_arg(s: &str) -> Result<provision::registry::NodeRecord, String> {
+    broker::parse_node(s).map_err(|e| match e {
+        Error::InvalidInput(m) => m,
+        e => e.to_string(),
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum EngineArg {
+    /// Mosquitto 2.0, one process (--platform plain|openwrt|debian)
+    Mosquitto,
+    /// RabbitMQ 3.10 with its MQTT plugin, one node or a cluster
+    Rabbitmq,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -152,6 +179,12 @@ impl BrokerArgs {
             platform: self.platform.into(),
             max_packet_size: self.max_packet_size,
             existing_config: self.existing_config,
+            engine: match self.engine {
+                EngineArg::Mosquitto => provision::registry::Engine::Mosquitto,
+                EngineArg::Rabbitmq => provision::registry::Engine::Rabbitmq,
+            },
+            nodes: self.nodes,
+            node_count: self.node_count,
         }
     }
 
@@ -170,12 +203,35 @@ impl BrokerArgs {
             return Ok(());
         }
         let folder = dir.join("broker");
+        let names: Vec<String> = b
+            .hosts
+            .iter()
+            .cloned()
+            .chain(b.ips.iter().map(|ip| ip.to_string()))
+            .collect();
         println!(
             "broker certificate for {} (serial {}, valid until {})",
-            b.hosts.join(", "),
+            names.join(", "),
             b.cert.serial,
             b.cert.not_after.date()
         );
+        if b.engine == provision::registry::Engine::Rabbitmq {
+            for w in &report.warnings {
+                eprintln!("warning: {w}");
+            }
+            println!(
+                "wrote {}/{{ca.crt,server.crt,server.key,crl.pem,crl/,definitions.json,INSTALL}} \
+                 and nodes/{{{}}}/ for RabbitMQ",
+                folder.display(),
+                b.nodes
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            print!("{}", broker::install_steps(b, &folder));
+            return Ok(());
+        }
         println!(
             "wrote {}/{{mosquitto.conf,acl,ca.crt,server.crt,server.key,crl.pem}} for {}",
             folder.display(),

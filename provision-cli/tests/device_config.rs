@@ -7,7 +7,7 @@ use std::path::Path;
 use assert_cmd::Command;
 use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
-use wire_format::device_config::DeviceConfig;
+use wire_format::device_config::{DeviceConfig, Endpoint};
 
 fn provision(dir: &Path) -> Command {
     let mut c = Command::cargo_bin("provision").unwrap();
@@ -82,8 +82,14 @@ fn writes_a_private_blob_the_device_reads() {
         ("home net", "hunter22 hunter")
     );
     assert_eq!(
-        (cfg.broker_host, cfg.broker_port, cfg.telemetry_period_s),
-        ("mqtt.home.lan", 8884, 15)
+        (cfg.brokers.as_slice(), cfg.telemetry_period_s),
+        (
+            &[Endpoint {
+                host: "mqtt.home.lan",
+                port: 8884
+            }][..],
+            15
+        )
     );
     assert_eq!(cfg.ca_cert_der, der_of_pem(&dir.join("ca/ca.crt")));
     assert_eq!(
@@ -122,7 +128,13 @@ fn pins_the_broker_and_carries_ota_keys() {
         .stdout(contains("1 OTA key(s)"));
     let blob = std::fs::read(&out).unwrap();
     let cfg = DeviceConfig::parse(&blob).unwrap();
-    assert_eq!((cfg.broker_host, cfg.broker_port), ("127.0.0.1", 1883));
+    assert_eq!(
+        cfg.brokers.as_slice(),
+        [Endpoint {
+            host: "127.0.0.1",
+            port: 1883
+        }]
+    );
     let server = der_of_pem(&dir.join("broker/server.crt"));
     let (_, cert) = x509_parser::parse_x509_certificate(&server).unwrap();
     let want = wire_format::ota::sha256(cert.tbs_certificate.subject_pki.raw);
@@ -242,4 +254,161 @@ fn refusals_have_their_exit_codes() {
         .code(4)
         .stderr(contains("revoked"));
     assert!(!out.exists(), "nothing written on refusal");
+}
+
+#[test]
+fn several_broker_endpoints_each_checked_against_the_certificate() {
+    let t = setup(true);
+    let dir = t.path().join("pki");
+    let out = t.path().join("kitchen.bin");
+    let run = |brokers: &[&str]| {
+        let mut c = provision(&dir);
+        c.args(["device", "config", "kitchen-1", "--wifi-ssid", "h"]);
+        for b in brokers {
+            c.args(["--broker", b]);
+        }
+        c.arg("-o").arg(&out);
+        c.assert()
+    };
+    run(&["mqtt.home.lan:8884", "127.0.0.1:18884"])
+        .success()
+        .stdout(contains("broker mqtt.home.lan:8884 then 127.0.0.1:18884"));
+    let blob = std::fs::read(&out).unwrap();
+    assert_eq!(blob[4], 2, "several endpoints: version 2");
+    let cfg = DeviceConfig::parse(&blob).unwrap();
+    assert_eq!(
+        cfg.brokers.as_slice(),
+        [
+            Endpoint {
+                host: "mqtt.home.lan",
+                port: 8884
+            },
+            Endpoint {
+                host: "127.0.0.1",
+                port: 18884
+            }
+        ]
+    );
+    std::fs::remove_file(&out).unwrap();
+
+    // One host the certificate does not name spoils the lot: nothing is written.
+    run(&["mqtt.home.lan:8884", "node-2.home.lan:8884"])
+        .code(3)
+        .stderr(contains(
+            "broker host node-2.home.lan is not in the broker certificate",
+        ));
+    run(&["mqtt.home.lan:8884", "MQTT.home.lan:8884"])
+        .code(3)
+        .stderr(contains("given twice"));
+    run(&[
+        "127.0.0.1:1",
+        "127.0.0.1:2",
+        "127.0.0.1:3",
+        "127.0.0.1:4",
+        "127.0.0.1:5",
+    ])
+    .code(3)
+    .stderr(contains(
+        "5 --broker endpoints given; a device config holds at most 4",
+    ));
+    for bad in [
+        "mqtt.home.lan",
+        "mqtt.home.lan:0",
+        "[::1]8883",
+        "bad host:1",
+    ] {
+        run(&[bad]).code(2).stderr(contains("--broker"));
+    }
+    provision(&dir)
+        .args(["device", "config", "kitchen-1", "--wifi-ssid", "h"])
+        .args([
+            "--broker",
+            "127.0.0.1:1",
+            "--broker-host",
+            "127.0.0.1",
+            "-o",
+        ])
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(contains("cannot be used with"));
+    assert!(!out.exists(), "nothing written on refusal");
+
+    // Without --broker: the registry's one endpoint, as version 1 (what older firmware reads).
+    run(&[]).success();
+    let blob = std::fs::read(&out).unwrap();
+    assert_eq!(blob[4], 1);
+    assert_eq!(
+        DeviceConfig::parse(&blob).unwrap().brokers.as_slice(),
+        [Endpoint {
+            host: "mqtt.home.lan",
+            port: 8884
+        }]
+    );
+}
+
+#[test]
+fn a_clusters_devices_get_every_node_starting_at_different_ones() {
+    let t = setup(false);
+    let dir = t.path().join("pki");
+    let nodes = [
+        ("rabbit-1", "n1.lan", 8883u16),
+        ("rabbit-2", "n2.lan", 8884),
+        ("rabbit-3", "10.0.0.3", 8885),
+        ("rabbit-4", "n4.lan", 8886),
+        ("rabbit-5", "n5.lan", 8887),
+    ];
+    let ids: Vec<String> = (0..12).map(|i| format!("hall-{i}")).collect();
+    provision(&dir)
+        .args(["device", "add"])
+        .args(&ids)
+        .assert()
+        .success();
+    for n in [3, 5] {
+        let mut broker = provision(&dir);
+        broker.args(["broker", "--engine", "rabbitmq"]);
+        for (name, host, port) in &nodes[..n] {
+            broker.arg("--node").arg(format!("{name}={host}:{port}"));
+        }
+        broker.assert().success();
+        let ids_file = t.path().join("ids.txt");
+        std::fs::write(&ids_file, ids.join("\n")).unwrap();
+        let out = t.path().join(format!("blobs-{n}"));
+        std::fs::create_dir(&out).unwrap();
+        provision(&dir)
+            .args(["device", "config", "--wifi-ssid", "h", "--from-file"])
+            .arg(&ids_file)
+            .arg("--out-dir")
+            .arg(&out)
+            .assert()
+            .success();
+        let mut starts = std::collections::BTreeSet::new();
+        for id in &ids {
+            let blob = std::fs::read(out.join(format!("{id}.bin"))).unwrap();
+            let cfg = DeviceConfig::parse(&blob).unwrap();
+            assert_eq!(blob[4], 2);
+            // Node crc32(id) mod n first, then the following ones, at most four.
+            let start = wire_format::device_config::crc32(id.as_bytes()) as usize % n;
+            let want: Vec<Endpoint<'_>> = (0..n.min(4))
+                .map(|k| {
+                    let (_, host, port) = nodes[(start + k) % n];
+                    Endpoint { host, port }
+                })
+                .collect();
+            assert_eq!(cfg.brokers.as_slice(), &want[..], "{id}");
+            starts.insert(start);
+        }
+        assert!(starts.len() >= 2, "twelve devices all start at one node");
+    }
+    // A node name the certificate does not carry is refused, by name.
+    let out = t.path().join("one.bin");
+    provision(&dir)
+        .args(["device", "config", "hall-1", "--wifi-ssid", "h"])
+        .args(["--broker", "n1.lan:8883", "--broker", "n9.lan:8883", "-o"])
+        .arg(&out)
+        .assert()
+        .code(3)
+        .stderr(contains(
+            "broker host n9.lan is not in the broker certificate",
+        ));
 }

@@ -389,7 +389,8 @@ fn arduino_header_compiles_against_bearssl_types_and_carries_the_identity() {
     // BR_KEYTYPE_SIGN (0x20) for an ECDSA client key, BR_KEYTYPE_EC (2) for our EC CA.
     assert_eq!(
         line.trim(),
-        "id=kitchen-1 prefix=devices/kitchen-1/ host=mqtt.test port=8884 usages=32 issuer=2"
+        "id=kitchen-1 prefix=devices/kitchen-1/ host=mqtt.test port=8884 usages=32 issuer=2 \
+         endpoints=mqtt.test:8884"
     );
     // What the compiled program holds is exactly our files, and OpenSSL accepts it.
     assert_eq!(
@@ -407,6 +408,71 @@ fn arduino_header_compiles_against_bearssl_types_and_carries_the_identity() {
     let verified = openssl(&["verify", "-CAfile", s(&ca), s(&crt)], None);
     assert!(String::from_utf8_lossy(&verified).contains(": OK"));
     assert_eq!(key_pub(&key, "PEM"), cert_pub(&crt, "PEM"));
+
+    // A cluster: every node, in the order the device's config blob lists them.
+    let nodes = [("n1.test", 8883), ("n2.test", 8884), ("10.0.0.3", 8885)];
+    let mut args = vec!["broker", "--engine", "rabbitmq"];
+    let specs: Vec<String> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, (h, p))| format!("rabbit-{}={h}:{p}", i + 1))
+        .collect();
+    for spec in &specs {
+        args.extend(["--node", spec]);
+    }
+    ok(&d, &args);
+    fs::remove_file(&header).unwrap();
+    ok(
+        &d,
+        &[
+            "device",
+            "export",
+            "kitchen-1",
+            "--format",
+            "arduino",
+            "-o",
+            s(&header),
+        ],
+    );
+    let out = Process::new(cxx())
+        .args([
+            "-std=c++11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-I",
+        ])
+        .arg(&stub)
+        .arg("-I")
+        .arg(&work)
+        .arg(stub.join("main.cpp"))
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = Process::new(&exe).args([&ca, &crt, &key]).output().unwrap();
+    let line = String::from_utf8(run.stdout).unwrap();
+    let start = wire_format::device_config::crc32(b"kitchen-1") as usize % nodes.len();
+    let order: Vec<String> = (0..nodes.len())
+        .map(|k| {
+            let (h, p) = nodes[(start + k) % nodes.len()];
+            format!("{h}:{p}")
+        })
+        .collect();
+    let (first_host, first_port) = nodes[start];
+    assert!(
+        line.trim().ends_with(&format!(
+            "host={first_host} port={first_port} usages=32 issuer=2 endpoints={}",
+            order.join(",")
+        )),
+        "{line}"
+    );
 }
 
 #[test]

@@ -103,6 +103,8 @@ struct PeerConfig {
     /// Stop asking for more once this many image bytes are stored (a device that lost its
     /// connection); `resume()` lets it go on.
     pause_at: Option<u32>,
+    /// Answers status queries (firmware from before them does not).
+    answers_queries: bool,
 }
 
 /// A download in progress on the peer.
@@ -155,7 +157,9 @@ impl Peer {
             let request_topic = format!("{prefix}ota/up/request");
             let mut dl: Option<Download> = None;
             let mut running_id = 0u32;
+            let last_said = std::cell::Cell::new(None::<Status>);
             let say = |client: &rumqttc::Client, st: Status| {
+                last_said.set(Some(st));
                 l.lock().unwrap().push(format!("{}", st.phase));
                 let _ = client.try_publish(
                     &status_topic,
@@ -246,6 +250,23 @@ impl Peer {
                     Event::Incoming(Packet::Publish(p)) if !p.retain => p,
                     _ => continue,
                 };
+                if p.topic.ends_with("/ota/down/query") {
+                    // The current report, live (not retained).
+                    if let (true, Ok(_), Some(st)) = (
+                        cfg.answers_queries,
+                        ota_proto::Query::parse(&p.payload),
+                        last_said.get().or(Some(status(&cfg, Phase::Idle, None, 0))),
+                    ) {
+                        l.lock().unwrap().push(format!("answered {}", st.phase));
+                        let _ = client.try_publish(
+                            &status_topic,
+                            QoS::AtLeastOnce,
+                            false,
+                            st.to_bytes().to_vec(),
+                        );
+                    }
+                    continue;
+                }
                 if p.topic.ends_with("/ota/down/offer") {
                     let Ok(offer) = Offer::parse(&p.payload) else {
                         continue;
@@ -398,6 +419,7 @@ fn peer_config(key: TrustedKey) -> PeerConfig {
         floor: 1,
         key,
         pause_at: None,
+        answers_queries: true,
     }
 }
 
@@ -461,12 +483,15 @@ fn push_updates_two_devices_in_parallel_and_status_shows_it() {
     assert!(err.contains("dev-b: sent "), "{err}");
     assert!(err.contains("dev-a: confirmed 2.0.0"), "{err}");
 
-    // ota status reads the retained reports.
+    // ota status asks the devices; they answer live.
     let out = run(&pki, &["ota", "status", "dev-a", "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s[0]["device"], "dev-a");
+    assert_eq!(s[0]["answered"], true, "{s}");
+    assert_eq!(s[0]["ota_from"], "live", "{s}");
     assert_eq!(s[0]["connection"], "online");
+    assert_eq!(s[0]["connection_from"], "live");
     assert_eq!(s[0]["ota"]["state"], "confirmed");
     assert_eq!(s[0]["ota"]["running_version"], "2.0.0");
     assert_eq!(s[0]["ota"]["running_slot"], "B");
@@ -480,7 +505,7 @@ fn push_updates_two_devices_in_parallel_and_status_shows_it() {
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
-        ["DEVICE", "CONN", "RUNNING", "SLOT", "STATE", "BUNDLE", "FLOOR"],
+        ["DEVICE", "CONN", "RUNNING", "SLOT", "STATE", "BUNDLE", "FLOOR", "FROM"],
         "{table}"
     );
     let row_b: Vec<&str> = table
@@ -491,7 +516,16 @@ fn push_updates_two_devices_in_parallel_and_status_shows_it() {
         .collect();
     assert_eq!(
         row_b,
-        ["dev-b", "online", "2.0.0", "B", "confirmed", "-", "2"],
+        [
+            "dev-b",
+            "online",
+            "2.0.0",
+            "B",
+            "confirmed",
+            "-",
+            "2",
+            "live"
+        ],
         "{table}"
     );
 
@@ -520,6 +554,148 @@ fn push_updates_two_devices_in_parallel_and_status_shows_it() {
         "{}",
         text(&out.stdout)
     );
+}
+
+/// `ota status` asks every device: one that answers is shown live; one whose firmware does not
+/// answer is shown with what the broker retained, marked so; one that is not connected and never
+/// reported is listed as silent. Without ids, every device in service is asked.
+#[test]
+fn ota_status_asks_the_devices_and_marks_retained_and_silent_ones() {
+    let pki = Pki::new(&["dev-a", "dev-b", "dev-c"]);
+    let broker = Broker::start(&pki);
+    let key = keygen(&pki);
+    let a = Peer::start(&pki, &broker, "dev-a", peer_config(key));
+    // dev-b's last report, retained by the broker (published by mosquitto_pub as dev-b).
+    let report = Status {
+        phase: Phase::Idle,
+        bundle_id: 0,
+        running: v("0.9.0"),
+        running_slot: ota_proto::Slot::A,
+        bundle_version: v("0.0.0"),
+        received: 0,
+        image_len: 0,
+        floor: 1,
+    };
+    let file = pki.path().join("dev-b-report.bin");
+    std::fs::write(&file, report.to_bytes()).unwrap();
+    let pubd = Command::new("mosquitto_pub")
+        .args(broker_testkit::mosquitto_client_args(
+            &pki,
+            &broker,
+            Some(&pki.device("dev-b")),
+        ))
+        .args(["-q", "1", "-r", "-t", "devices/dev-b/ota/up/status", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(pubd.status.success(), "{}", text(&pubd.stderr));
+    // Then dev-b's old firmware connects (client id = identity: the publisher above had to be
+    // gone first).
+    let old = PeerConfig {
+        answers_queries: false,
+        running: v("0.9.0"),
+        ..peer_config(key)
+    };
+    let b = Peer::start(&pki, &broker, "dev-b", old);
+
+    let out = run(&pki, &["ota", "status", "--json", "--timeout", "2"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let by_id = |id: &str| {
+        s.as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["device"] == id)
+            .unwrap_or_else(|| panic!("{id} missing: {s}"))
+            .clone()
+    };
+    let da = by_id("dev-a");
+    assert_eq!(
+        (&da["answered"], &da["ota_from"], &da["ota"]["state"]),
+        (
+            &serde_json::json!(true),
+            &serde_json::json!("live"),
+            &serde_json::json!("idle")
+        ),
+        "{s}\n{}",
+        a.log()
+    );
+    assert_eq!(da["ota"]["running_version"], "1.0.0");
+    let db = by_id("dev-b");
+    assert_eq!(db["answered"], false, "{s}");
+    assert_eq!(db["ota_from"], "retained", "{s}");
+    assert_eq!(db["ota"]["running_version"], "0.9.0", "{s}");
+    assert_eq!(
+        (&db["connection"], &db["connection_from"]),
+        (&serde_json::json!("online"), &serde_json::json!("retained")),
+        "{s}\n{}",
+        text(&out.stderr)
+    );
+    let dc = by_id("dev-c");
+    assert_eq!(dc["answered"], false, "{s}");
+    assert!(dc["ota"].is_null() && dc["connection"].is_null(), "{s}");
+    assert!(a.log().contains("answered idle"), "{}", a.log());
+    assert!(!b.log().contains("answered"), "{}", b.log());
+
+    let out = run(&pki, &["ota", "status", "--timeout", "1"]);
+    let table = text(&out.stdout);
+    let row = |id: &str| -> Vec<String> {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("{id} ")))
+            .unwrap_or_else(|| panic!("{table}"))
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(
+        row("dev-a"),
+        ["dev-a", "online", "1.0.0", "A", "idle", "-", "1", "live"],
+        "{table}"
+    );
+    assert_eq!(
+        row("dev-b"),
+        [
+            "dev-b",
+            "no-answer",
+            "0.9.0",
+            "A",
+            "idle",
+            "-",
+            "1",
+            "retained"
+        ],
+        "{table}"
+    );
+    assert_eq!(
+        row("dev-c"),
+        [
+            "dev-c",
+            "no-answer",
+            "-",
+            "-",
+            "no",
+            "report",
+            "-",
+            "-",
+            "-"
+        ],
+        "{table}"
+    );
+    assert!(
+        table.contains("2 of 3 did not answer within 1.0 s"),
+        "{table}"
+    );
+
+    // A named device only; a revoked one is not asked; an unknown one is an error.
+    let out = run(&pki, &["ota", "status", "dev-a", "--json"]);
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s.as_array().unwrap().len(), 1, "{s}");
+    let out = run(&pki, &["ota", "status", "dev-x"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("dev-x"), "{}", text(&out.stderr));
+    let out = run(&pki, &["ota", "status", "dev-a", "--timeout", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
 
 #[test]

@@ -1,14 +1,21 @@
 //! The OTA transfer protocol between the operator (`provision ota push`) and a device, over MQTT.
 //!
 //! Byte-level spec: docs/ota-protocol.md (a test checks its tables against the `field` modules
-//! below). Four messages, each on its own topic under `devices/<id>/`:
+//! below). Five messages, each on its own topic under `devices/<id>/`:
 //!
 //! ```text
 //! operator -> device  ota/down/offer    Offer   the bundle's signed header + signature (136 bytes)
 //! device -> operator  ota/up/request    Request one range of the image (bundle id, offset, len)
 //! operator -> device  ota/down/chunk    Chunk   the bytes of one range, offset-prefixed
 //! device -> operator  ota/up/status     Status  where the update stands, with the running version
+//! operator -> device  ota/down/query    Query   "report now": answered live by a Status
 //! ```
+//!
+//! The device publishes its reports retained, but a retained message is only as good as the
+//! broker that holds it: a clustered broker (RabbitMQ) keeps retained messages per node, so an
+//! operator on another node never sees them. A [`Query`] asks the device itself; it answers with
+//! its current [`Status`], not retained, on the node it is connected to, and every subscriber on
+//! every node receives that answer live.
 //!
 //! The device paces the transfer: it asks for at most [`MAX_WINDOW`] ranges at a time, each at
 //! most [`MAX_CHUNK_LEN`] bytes, so a chunk always fits its 2 KiB receive buffer together with
@@ -40,6 +47,8 @@ pub const CHUNK_HEADER_LEN: usize = 12;
 pub const MAX_CHUNK_MSG: usize = CHUNK_HEADER_LEN + MAX_CHUNK_LEN;
 /// Status length.
 pub const STATUS_LEN: usize = 40;
+/// Query length.
+pub const QUERY_LEN: usize = 4;
 
 /// Topic levels after `devices/<id>/`.
 pub const TOPIC_OFFER: &str = "ota/down/offer";
@@ -49,6 +58,8 @@ pub const TOPIC_CHUNK: &str = "ota/down/chunk";
 pub const TOPIC_REQUEST: &str = "ota/up/request";
 /// See [`TOPIC_OFFER`].
 pub const TOPIC_STATUS: &str = "ota/up/status";
+/// See [`TOPIC_OFFER`].
+pub const TOPIC_QUERY: &str = "ota/down/query";
 /// The filter a device subscribes to (relative to `devices/<id>/`).
 pub const TOPIC_DOWN_FILTER: &str = "ota/down/+";
 
@@ -66,6 +77,7 @@ const _: () = assert!(OFFER_LEN == 140);
 const _: () = assert!(TOPIC_OFFER.len() == TOPIC_CHUNK.len());
 const _: () = assert!(TOPIC_REQUEST.len() == TOPIC_CHUNK.len());
 const _: () = assert!(TOPIC_STATUS.len() < TOPIC_CHUNK.len());
+const _: () = assert!(TOPIC_QUERY.len() <= TOPIC_CHUNK.len());
 
 /// Byte ranges of every message's fields (the single source of truth for the layouts).
 pub mod field {
@@ -137,6 +149,13 @@ pub mod field {
         /// 3 bytes, must be 0.
         pub const RESERVED: Field = 37..40;
     }
+
+    /// The status query (operator -> device).
+    pub mod query {
+        use super::Field;
+        /// u16, must be 0.
+        pub const RESERVED: Field = 2..4;
+    }
 }
 
 const _: () = assert!(field::offer::SIGNATURE.end == OFFER_LEN);
@@ -145,6 +164,7 @@ const _: () = assert!(field::offer::SIGNATURE.end - field::offer::SIGNATURE.star
 const _: () = assert!(field::request::OFFSET.end == REQUEST_LEN);
 const _: () = assert!(field::chunk::OFFSET.end == CHUNK_HEADER_LEN);
 const _: () = assert!(field::status::RESERVED.end == STATUS_LEN);
+const _: () = assert!(field::query::RESERVED.end == QUERY_LEN);
 
 /// Message kinds (byte 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,10 +174,17 @@ pub enum Kind {
     Request = 2,
     Chunk = 3,
     Status = 4,
+    Query = 5,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Offer, Kind::Request, Kind::Chunk, Kind::Status];
+    pub const ALL: [Kind; 5] = [
+        Kind::Offer,
+        Kind::Request,
+        Kind::Chunk,
+        Kind::Status,
+        Kind::Query,
+    ];
 
     pub const fn from_u8(b: u8) -> Option<Kind> {
         match b {
@@ -165,6 +192,7 @@ impl Kind {
             2 => Some(Kind::Request),
             3 => Some(Kind::Chunk),
             4 => Some(Kind::Status),
+            5 => Some(Kind::Query),
             _ => None,
         }
     }
@@ -176,6 +204,7 @@ impl Kind {
             Kind::Request => TOPIC_REQUEST,
             Kind::Chunk => TOPIC_CHUNK,
             Kind::Status => TOPIC_STATUS,
+            Kind::Query => TOPIC_QUERY,
         }
     }
 
@@ -191,6 +220,7 @@ impl Kind {
             Kind::Request => "request",
             Kind::Chunk => "chunk",
             Kind::Status => "status",
+            Kind::Query => "query",
         }
     }
 }
@@ -816,8 +846,9 @@ impl fmt::Display for Slot {
     }
 }
 
-/// A status report. The device publishes it retained, so the last one is what a later
-/// `provision ota status` sees.
+/// A status report. The device publishes every change retained (on a single broker the last one
+/// is what a later subscriber sees), and answers a [`Query`] with its current report, not
+/// retained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Status {
     pub phase: Phase,
@@ -887,6 +918,39 @@ impl Status {
 
     pub fn to_bytes(&self) -> [u8; STATUS_LEN] {
         let mut out = [0; STATUS_LEN];
+        self.emit(&mut out);
+        out
+    }
+}
+
+// ---- query ----
+
+/// A status query: "report now". The device answers with its current [`Status`] on
+/// [`TOPIC_STATUS`], QoS 1, **not** retained, so the answer reaches every subscriber live
+/// (on every node of a cluster) and the retained report stays what it was. Queries that arrive
+/// before the device answers get one answer; a retained query is ignored like every retained
+/// message on a `down` topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Query;
+
+impl Query {
+    /// Checks version, kind, the exact length and the reserved field.
+    pub fn parse(bytes: &[u8]) -> Result<Query, ProtoError> {
+        check_head(bytes, Kind::Query, QUERY_LEN, QUERY_LEN)?;
+        if le16(bytes, field::query::RESERVED) != 0 {
+            return Err(ProtoError::Reserved);
+        }
+        Ok(Query)
+    }
+
+    pub fn emit(&self, out: &mut [u8; QUERY_LEN]) {
+        out[0] = PROTOCOL_VERSION;
+        out[1] = Kind::Query as u8;
+        put(out, field::query::RESERVED, &[0, 0]);
+    }
+
+    pub fn to_bytes(&self) -> [u8; QUERY_LEN] {
+        let mut out = [0; QUERY_LEN];
         self.emit(&mut out);
         out
     }

@@ -759,8 +759,7 @@ fn config_blob(buf: &mut [u8]) -> Result<usize, SimError> {
         device_id: ID,
         wifi_ssid: "home",
         wifi_password: "secret-pass",
-        broker_host: "broker.local",
-        broker_port: 8883,
+        brokers: wire_format::device_config::Brokers::one("broker.local", 8883),
         telemetry_period_s: 30,
         ca_cert_der: b"\x30\x03ca!",
         client_cert_der: b"\x30\x03crt",
@@ -817,7 +816,7 @@ impl<W: Write> World<'_, '_, W> {
     }
 
     fn stats(&mut self, out_label: &str) -> Result<(), SimError> {
-        let s = *self.dev.stats();
+        let s = self.dev.stats();
         let connects = self.board.broker.connects;
         let mut status = Text::<16>::new();
         status.set(self.board.broker.status.as_bytes());

@@ -67,8 +67,8 @@ fn device_connect(t: &mut TlsTransport, cfg: &DeviceConfig<'_>, floor: u64) -> D
     let start = Instant::now();
     t.connect_blocking(
         Server {
-            host: cfg.broker_host,
-            port: cfg.broker_port,
+            host: cfg.brokers.as_slice()[0].host,
+            port: cfg.brokers.as_slice()[0].port,
         },
         &tls,
         Duration::from_secs(5),

@@ -121,6 +121,9 @@ pub struct Report {
     pub handshakes_per_s: Vec<usize>,
     /// Seconds since start when every device was online for the last time (None: not yet).
     pub all_online_at_s: Option<f64>,
+    /// Devices online per broker endpoint (`host:port`, sorted): how a fleet whose configs name
+    /// a cluster's nodes spreads over them, and where it went after a node died.
+    pub online_by_endpoint: Vec<(String, usize)>,
 }
 
 impl Report {
@@ -131,7 +134,8 @@ impl Report {
             "{{\"devices\":{},\"online\":{},\"connects\":{},\"telemetry_sent\":{},\
              \"telemetry_acked\":{},\"telemetry_dropped\":{},\"retransmits\":{},\
              \"connect_ms\":{{\"p50\":{p50},\"p90\":{p90},\"p99\":{p99},\"max\":{max}}},\
-             \"peak_handshakes_per_s\":{},\"all_online_at_s\":{},\"handshakes_per_s\":{:?}}}",
+             \"peak_handshakes_per_s\":{},\"all_online_at_s\":{},\"handshakes_per_s\":{:?},\
+             \"online_by_endpoint\":{{{}}}}}",
             self.devices,
             self.online,
             self.connects,
@@ -143,16 +147,32 @@ impl Report {
             self.all_online_at_s
                 .map_or("null".to_string(), |t| format!("{t:.1}")),
             self.handshakes_per_s,
+            self.online_by_endpoint
+                .iter()
+                .map(|(e, n)| format!("\"{e}\":{n}"))
+                .collect::<Vec<_>>()
+                .join(","),
         )
     }
 
     /// One line for a terminal.
     pub fn line(&self, t: f64) -> String {
         let [p50, p90, p99, max] = self.connect_ms;
+        let spread = match self.online_by_endpoint.len() {
+            0 | 1 => String::new(),
+            _ => {
+                let each: Vec<String> = self
+                    .online_by_endpoint
+                    .iter()
+                    .map(|(e, n)| format!("{e} {n}"))
+                    .collect();
+                format!("  online by endpoint: {}", each.join(", "))
+            }
+        };
         format!(
             "[{t:7.1} s] online {}/{}  connects {}  telemetry sent {} acked {} dropped {}  \
              retransmits {}  connect ms p50 {p50} p90 {p90} p99 {p99} max {max}  \
-             peak handshakes/s {}",
+             peak handshakes/s {}{spread}",
             self.online,
             self.devices,
             self.connects,
@@ -297,7 +317,15 @@ impl Fleet {
         };
         let mut lat = Vec::new();
         let mut per_second = std::collections::HashMap::<u64, usize>::new();
+        let mut by_endpoint = std::collections::BTreeMap::<String, usize>::new();
         for m in &self.members {
+            if let Some(e) = m.device.endpoint().filter(|_| m.board.online) {
+                let name = match e.host.contains(':') {
+                    true => format!("[{}]:{}", e.host, e.port),
+                    false => format!("{}:{}", e.host, e.port),
+                };
+                *by_endpoint.entry(name).or_default() += 1;
+            }
             let s = m.device.stats();
             r.online += usize::from(m.board.online);
             r.connects += u64::from(s.connects);
@@ -317,6 +345,7 @@ impl Fleet {
             percentile(&lat, 99),
             lat.last().copied().unwrap_or(0),
         ];
+        r.online_by_endpoint = by_endpoint.into_iter().collect();
         r.peak_handshakes_per_s = per_second.values().copied().max().unwrap_or(0);
         let seconds = per_second.keys().max().map_or(0, |s| s + 1);
         r.handshakes_per_s = (0..seconds)

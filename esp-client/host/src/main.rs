@@ -17,7 +17,8 @@ use esp_client_host::tls::TlsTransport;
 use esp_client_host::{run, settings, Exit};
 
 /// Runs the ESP8266 firmware core on this machine: config from a flash image, mutual TLS with
-/// rustls, MQTT to the broker named in the config, the AVR simulated in-process.
+/// rustls, MQTT to the broker named in the config (failing over between its endpoints when it
+/// names several), the AVR simulated in-process.
 #[derive(Parser)]
 #[command(name = "esp-client-host", version)]
 struct Args {

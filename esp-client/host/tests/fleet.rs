@@ -120,4 +120,9 @@ fn a_fleet_of_twenty_comes_online_and_loses_no_acknowledged_telemetry() {
         "every device's telemetry arrived"
     );
     assert!(report["connect_ms"]["max"].as_u64().unwrap() > 0);
+    // All on the broker's one endpoint.
+    assert_eq!(
+        report["online_by_endpoint"],
+        serde_json::json!({ format!("localhost:{}", broker.port()): DEVICES })
+    );
 }

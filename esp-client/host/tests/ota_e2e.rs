@@ -547,3 +547,63 @@ fn two_devices_update_in_parallel() {
     a.expect("ota: confirmed 1.0.0 in slot B", T);
     b.expect("ota: confirmed 1.0.0 in slot B", T);
 }
+
+/// `provision ota status` asks: the running host device answers its query live (the answer is
+/// not retained and says what the device runs now); a device killed with SIGKILL does not
+/// answer and is shown with what the broker retained (its Last Will `offline`, its last report).
+#[test]
+fn ota_status_gets_a_live_answer_from_the_device_and_marks_a_dead_one() {
+    let (pki, _broker, flashes) = setup(&["dev-1", "dev-2"]);
+    let dev1 = DeviceProc::start(&flashes[0]);
+    let mut dev2 = DeviceProc::start(&flashes[1]);
+    dev1.expect("Subscribe => Online", T);
+    dev2.expect("Subscribe => Online", T);
+    dev2.expect("ota: status idle", T);
+    dev2.kill();
+
+    let o = ok(provision(
+        &pki,
+        &["ota", "status", "--json", "--timeout", "3"],
+    ));
+    let all: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let one = |id: &str| {
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["device"] == id)
+            .unwrap_or_else(|| panic!("{id}: {all}"))
+            .clone()
+    };
+    let d1 = one("dev-1");
+    assert_eq!(d1["answered"], true, "{all}\n{}", dev1.log());
+    assert_eq!(d1["ota_from"], "live", "{all}");
+    assert_eq!(d1["connection"], "online", "{all}");
+    assert_eq!(d1["ota"]["state"], "idle", "{all}");
+    assert_eq!(d1["ota"]["running_version"], "0.0.0", "{all}");
+    dev1.expect("ota: query answered: idle", T);
+    let d2 = one("dev-2");
+    assert_eq!(d2["answered"], false, "{all}");
+    assert_eq!(
+        (&d2["connection"], &d2["connection_from"]),
+        (
+            &serde_json::json!("offline"),
+            &serde_json::json!("retained")
+        ),
+        "{all}"
+    );
+    assert_eq!(
+        (&d2["ota"]["state"], &d2["ota_from"]),
+        (&serde_json::json!("idle"), &serde_json::json!("retained")),
+        "{all}"
+    );
+    let table =
+        String::from_utf8_lossy(&ok(provision(&pki, &["ota", "status", "--timeout", "1"])).stdout)
+            .into_owned();
+    assert!(
+        table.lines().any(|l| l.starts_with("dev-2 ")
+            && l.contains(" offline ")
+            && l.ends_with(" retained")),
+        "{table}"
+    );
+    assert!(table.contains("1 of 2 did not answer"), "{table}");
+}

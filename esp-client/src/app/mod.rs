@@ -14,6 +14,9 @@
 //! - **Subscriptions**: [`App::FILTER`] is the app's topic filter under `devices/<id>/`, and
 //!   [`App::PREFIX`] the topic prefix its messages are dispatched by.
 //!
+//! The device holds its applications in [`Apps`], declared by one list (`apps!` below): the
+//! subscription, the dispatch, `on_online` and `poll` loop over it in its order.
+//!
 //! docs/esp-client.md, "Applications", describes this seam for someone adding one.
 
 pub mod command;
@@ -21,11 +24,17 @@ pub mod telemetry;
 
 use core::fmt::Write as _;
 
+use wire_format::device_config::DeviceConfig;
+
 use crate::board::Board;
 use crate::command::FmtBuf;
-use crate::machine::Failure;
+use crate::machine::{Config, Failure};
+use crate::mqtt::consts::MAX_FILTERS;
 use crate::mqtt::{EncodeError, Publish, QoS, Sender, Sent};
+use crate::ota::Ota;
 use crate::settings::TOPIC_BUF;
+use command::Commands;
+use telemetry::Telemetry;
 
 /// What an application gets while it runs.
 pub struct Ctx<'a, B: Board> {
@@ -34,10 +43,17 @@ pub struct Ctx<'a, B: Board> {
     pub out: &'a mut Sender,
     /// `devices/<id>/`.
     pub prefix: &'a str,
+    /// The config sector as checked at boot.
+    pub(crate) config: &'a Config,
     pub now: u64,
 }
 
-impl<B: Board> Ctx<'_, B> {
+impl<'a, B: Board> Ctx<'a, B> {
+    /// The device's config (`None` only before it was loaded).
+    pub fn config(&self) -> Option<DeviceConfig<'a>> {
+        self.config.get()
+    }
+
     /// PUBLISH on `devices/<id>/<suffix>`. `Ok(Sent::Busy)`: no room now, try again later.
     pub fn publish(
         &mut self,
@@ -62,9 +78,14 @@ pub trait App {
     /// Messages whose topic under `devices/<id>/` starts with this go to [`App::on_publish`].
     const PREFIX: &'static str;
 
-    /// The session is up (SUBACK received) at `now`.
-    fn on_online(&mut self, now: u64) {
-        let _ = now;
+    /// Whether the application runs on this board; one that does not is not subscribed.
+    fn enabled(&self) -> bool {
+        true
+    }
+
+    /// The session is up (SUBACK received).
+    fn on_online<B: Board>(&mut self, ctx: &mut Ctx<'_, B>) {
+        let _ = ctx;
     }
 
     /// A message for this application: `rest` is the topic after `devices/<id>/` + `PREFIX`.
@@ -86,3 +107,62 @@ pub trait App {
         Ok(u64::MAX)
     }
 }
+
+/// Declares [`Apps`] from the list of applications: the one place an application is named.
+macro_rules! apps {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty,)*) => {
+        /// The device's applications.
+        pub struct Apps {
+            $($(#[$doc])* pub $name: $ty,)*
+        }
+
+        impl Apps {
+            /// How many applications subscribe at most (the topic buffers the subscription
+            /// needs).
+            pub const FILTERS: usize = 0 $(+ <$ty as App>::FILTER.is_some() as usize)*;
+
+            /// Each enabled application's subscription under `devices/<id>/`, in order.
+            pub fn filters(&self, mut f: impl FnMut(&'static str)) {
+                $(if let (Some(filter), true) = (<$ty as App>::FILTER, self.$name.enabled()) {
+                    f(filter);
+                })*
+            }
+
+            /// Hands a message to the first application whose `PREFIX` starts `suffix` (the
+            /// topic after `devices/<id>/`).
+            pub fn on_publish<B: Board>(
+                &mut self,
+                ctx: &mut Ctx<'_, B>,
+                suffix: &str,
+                msg: &Publish<'_>,
+            ) -> Result<(), Failure> {
+                $(if let Some(rest) = suffix.strip_prefix(<$ty as App>::PREFIX) {
+                    return self.$name.on_publish(ctx, rest, msg);
+                })*
+                Ok(())
+            }
+
+            pub fn on_online<B: Board>(&mut self, ctx: &mut Ctx<'_, B>) {
+                $(self.$name.on_online(ctx);)*
+            }
+
+            /// Polls every application; the earliest of their deadlines.
+            pub fn poll<B: Board>(&mut self, ctx: &mut Ctx<'_, B>) -> Result<u64, Failure> {
+                let mut next = u64::MAX;
+                $(next = next.min(self.$name.poll(ctx)?);)*
+                Ok(next)
+            }
+        }
+    };
+}
+
+apps! {
+    telemetry: Telemetry,
+    commands: Commands,
+    /// Over-the-air updates (off on a board without an OTA layout).
+    ota: Ota,
+}
+
+/// The subscription always carries the commands' filter, so it is never empty, and it fits one
+/// SUBSCRIBE.
+const _: () = assert!(Commands::FILTER.is_some() && Apps::FILTERS <= MAX_FILTERS);

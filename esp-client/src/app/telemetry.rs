@@ -95,8 +95,8 @@ impl App for Telemetry {
     const FILTER: Option<&'static str> = None;
     const PREFIX: &'static str = "telemetry";
 
-    fn on_online(&mut self, now: u64) {
-        self.next = now;
+    fn on_online<B: Board>(&mut self, ctx: &mut Ctx<'_, B>) {
+        self.next = ctx.now;
     }
 
     fn poll<B: Board>(&mut self, ctx: &mut Ctx<'_, B>) -> Result<u64, Failure> {

@@ -126,8 +126,6 @@ pub struct Sender {
     next_pkid: u16,
     /// When the last packet was queued (keep-alive counts from it).
     last_tx: u64,
-    /// When the transport last took bytes (or the queue was last empty).
-    tx_progress: u64,
     retransmits: u32,
 }
 
@@ -236,10 +234,7 @@ impl Sender {
         now: u64,
         emit: impl FnOnce(&mut [u8]) -> Result<usize, EncodeError>,
     ) -> Result<bool, EncodeError> {
-        if self.tx.is_empty() {
-            self.tx_progress = now;
-        }
-        let queued = self.tx.push_with(emit)?;
+        let queued = self.tx.push_with(now, emit)?;
         if queued {
             self.last_tx = now;
         }
@@ -255,10 +250,7 @@ impl Sender {
             if s.send == Pending::Again {
                 Publish::set_dup(&mut s.buf[..s.len]);
             }
-            if self.tx.is_empty() {
-                self.tx_progress = now;
-            }
-            if !self.tx.push(&s.buf[..s.len]) {
+            if !self.tx.push(now, &s.buf[..s.len]) {
                 break;
             }
             if s.send == Pending::Again {
@@ -287,7 +279,6 @@ impl Session {
                 inflight: [FREE; MAX_INFLIGHT],
                 next_pkid: 1,
                 last_tx: 0,
-                tx_progress: 0,
                 retransmits: 0,
             },
             ping_sent: None,
@@ -378,10 +369,7 @@ impl Session {
 
     /// The transport took `n` bytes of [`Session::tx_pending`].
     pub fn tx_written(&mut self, now: u64, n: usize) {
-        if n > 0 {
-            self.out.tx.consume(n);
-            self.out.tx_progress = now;
-        }
+        self.out.tx.consume(now, n);
         self.out.send_inflight(now);
     }
 
@@ -481,9 +469,11 @@ impl Session {
     /// when it wants to be polled again at the latest.
     pub fn poll(&mut self, now: u64) -> Result<u64, SessionError> {
         let out = &mut self.out;
-        if out.tx.is_empty() {
-            out.tx_progress = now;
-        } else if now >= out.tx_progress + self.cfg.ping_timeout_ms {
+        if out
+            .tx
+            .waiting_since()
+            .is_some_and(|since| now >= since + self.cfg.ping_timeout_ms)
+        {
             return Err(SessionError::SendStalled);
         }
         let mut next = u64::MAX;

@@ -1,15 +1,16 @@
 //! The OTA application: the [`Updater`] on the device's MQTT session. Messages under
 //! `devices/<id>/ota/down/` go in (retained ones are ignored: an old offer must never start an
 //! update by itself), requests and status reports go out, and the device resets when the
-//! updater says so.
+//! updater says so. A query is answered with the current report, not retained, so an operator
+//! on any node of a clustered broker gets it live (docs/ota-protocol.md, "Status on demand").
 
 use wire_format::device_config::{DeviceConfig, MAX_OTA_KEYS};
 use wire_format::ota::{Target, TrustedKey};
-use wire_format::ota_proto::{Kind, STATUS_LEN, TOPIC_REQUEST, TOPIC_STATUS};
+use wire_format::ota_proto::{Kind, Query, STATUS_LEN, TOPIC_REQUEST, TOPIC_STATUS};
 
 use super::layout::Layout;
 use super::update::{Action, OtaSettings, Out, Running, Updater};
-use crate::app::Ctx;
+use crate::app::{App, Ctx};
 use crate::board::Board;
 use crate::machine::Failure;
 use crate::mqtt::{Publish, QoS, Sent};
@@ -29,11 +30,6 @@ impl Default for Ota {
 }
 
 impl Ota {
-    /// Subscription under `devices/<id>/`.
-    pub const FILTER: &'static str = wire_format::ota_proto::TOPIC_DOWN_FILTER;
-    /// Messages under `devices/<id>/` with this prefix are the updater's.
-    pub const PREFIX: &'static str = "ota/down/";
-
     pub const fn new() -> Self {
         Ota {
             updater: None,
@@ -59,7 +55,7 @@ impl Ota {
 
     /// The trusted keys from the device config, on the stack while they are needed (the
     /// updater keeps none).
-    pub fn keys(config: Option<&DeviceConfig<'_>>) -> ([TrustedKey; MAX_OTA_KEYS], usize) {
+    fn keys(config: Option<&DeviceConfig<'_>>) -> ([TrustedKey; MAX_OTA_KEYS], usize) {
         let mut keys = [TrustedKey {
             key_id: 0,
             public_key: [0; 32],
@@ -86,57 +82,6 @@ impl Ota {
         self.updater.as_ref().map(Updater::running)
     }
 
-    pub fn enabled(&self) -> bool {
-        self.updater.is_some()
-    }
-
-    /// Online (CONNACK and SUBACK): the one call that confirms a trial image.
-    pub fn on_online<B: Board>(&mut self, board: &mut B, keys: &[TrustedKey], now: u64) {
-        if let Some(u) = &mut self.updater {
-            match u.online(board.flash(), keys, now) {
-                Ok(true) => {
-                    let r = u.running();
-                    board.log(format_args!(
-                        "ota: confirmed {} in slot {}",
-                        r.version, r.slot
-                    ));
-                }
-                Ok(false) => {}
-                Err(_) => board.log(format_args!("ota: flash error")),
-            }
-        }
-    }
-
-    /// A message under `devices/<id>/ota/down/`; `rest` is the last level.
-    pub fn on_publish<B: Board>(
-        &mut self,
-        ctx: &mut Ctx<'_, B>,
-        rest: &str,
-        msg: &Publish<'_>,
-        keys: &[TrustedKey],
-    ) {
-        let Some(u) = &mut self.updater else {
-            return;
-        };
-        if msg.retain {
-            ctx.board.log(format_args!("ota: retained message ignored"));
-            return;
-        }
-        let kind = match rest {
-            "offer" => Kind::Offer,
-            "chunk" => Kind::Chunk,
-            _ => return,
-        };
-        let result = match kind {
-            // The status report that follows says what became of it.
-            Kind::Offer => u.on_offer(ctx.board.flash(), keys, msg.payload, ctx.now),
-            _ => u.on_chunk(ctx.board.flash(), msg.payload, ctx.now),
-        };
-        if result.is_err() {
-            ctx.board.log(format_args!("ota: flash error"));
-        }
-    }
-
     /// Timers that run in every state (a trial image that cannot get online still resets).
     /// Returns the next deadline.
     pub fn tick(&mut self, now: u64) -> u64 {
@@ -153,9 +98,77 @@ impl Ota {
     pub fn reboot_due(&self) -> bool {
         self.reboot
     }
+}
+
+impl App for Ota {
+    const FILTER: Option<&'static str> = Some(wire_format::ota_proto::TOPIC_DOWN_FILTER);
+    const PREFIX: &'static str = "ota/down/";
+
+    fn enabled(&self) -> bool {
+        self.updater.is_some()
+    }
+
+    /// Online (CONNACK and SUBACK): the one call that confirms a trial image.
+    fn on_online<B: Board>(&mut self, ctx: &mut Ctx<'_, B>) {
+        if let Some(u) = &mut self.updater {
+            let (keys, n) = Self::keys(ctx.config().as_ref());
+            match u.online(ctx.board.flash(), &keys[..n], ctx.now) {
+                Ok(true) => {
+                    let r = u.running();
+                    ctx.board.log(format_args!(
+                        "ota: confirmed {} in slot {}",
+                        r.version, r.slot
+                    ));
+                }
+                Ok(false) => {}
+                Err(_) => ctx.board.log(format_args!("ota: flash error")),
+            }
+        }
+    }
+
+    /// A message under `devices/<id>/ota/down/`; `rest` is the last level.
+    fn on_publish<B: Board>(
+        &mut self,
+        ctx: &mut Ctx<'_, B>,
+        rest: &str,
+        msg: &Publish<'_>,
+    ) -> Result<(), Failure> {
+        let Some(u) = &mut self.updater else {
+            return Ok(());
+        };
+        if msg.retain {
+            ctx.board.log(format_args!("ota: retained message ignored"));
+            return Ok(());
+        }
+        let kind = match rest {
+            "offer" => Kind::Offer,
+            "chunk" => Kind::Chunk,
+            "query" => Kind::Query,
+            _ => return Ok(()),
+        };
+        if kind == Kind::Query {
+            match Query::parse(msg.payload) {
+                Ok(Query) => u.on_query(),
+                Err(e) => ctx.board.log(format_args!("ota: query dropped: {e}")),
+            }
+            return Ok(());
+        }
+        let result = match kind {
+            // The status report that follows says what became of it.
+            Kind::Offer => {
+                let (keys, n) = Self::keys(ctx.config().as_ref());
+                u.on_offer(ctx.board.flash(), &keys[..n], msg.payload, ctx.now)
+            }
+            _ => u.on_chunk(ctx.board.flash(), msg.payload, ctx.now),
+        };
+        if result.is_err() {
+            ctx.board.log(format_args!("ota: flash error"));
+        }
+        Ok(())
+    }
 
     /// While online: publishes what the updater has to say, as far as the session takes it.
-    pub fn poll<B: Board>(&mut self, ctx: &mut Ctx<'_, B>) -> Result<u64, Failure> {
+    fn poll<B: Board>(&mut self, ctx: &mut Ctx<'_, B>) -> Result<u64, Failure> {
         let Some(u) = &mut self.updater else {
             return Ok(u64::MAX);
         };
@@ -179,6 +192,12 @@ impl Ota {
                         s.phase, s.bundle_version, s.running
                     ));
                     ctx.publish(TOPIC_STATUS, &bytes, QoS::AtLeastOnce, true)
+                }
+                Out::Answer(s) => {
+                    let bytes: [u8; STATUS_LEN] = s.to_bytes();
+                    ctx.board
+                        .log(format_args!("ota: query answered: {}", s.phase));
+                    ctx.publish(TOPIC_STATUS, &bytes, QoS::AtLeastOnce, false)
                 }
             }?;
             if matches!(sent, Sent::Busy) {

@@ -122,6 +122,8 @@ pub struct Dev {
     pub booted: Slot,
     pub boot_kind: BootKind,
     pub reports: Vec<ota_proto::Status>,
+    /// Answers to queries (published live, not retained).
+    pub answers: Vec<ota_proto::Status>,
     pub requested_bytes: u64,
     /// Host-only simulation aid: images starting with this byte never get online.
     pub never_online_marker: Option<u8>,
@@ -141,6 +143,7 @@ impl Dev {
             booted: b.slot,
             boot_kind: b.kind,
             reports: Vec::new(),
+            answers: Vec::new(),
             requested_bytes: 0,
             never_online_marker: None,
         }
@@ -188,6 +191,10 @@ impl Dev {
             match self.updater.next_message(&mut self.flash, self.now) {
                 Ok(Some(Out::Status(s))) => {
                     self.reports.push(s);
+                    did = true;
+                }
+                Ok(Some(Out::Answer(s))) => {
+                    self.answers.push(s);
                     did = true;
                 }
                 Ok(Some(Out::Request(r))) => {
@@ -591,6 +598,79 @@ fn stray_and_hostile_chunks_are_ignored() {
     assert_eq!(dev.run_update(&v2, 10_000), Some(Phase::Confirmed));
 }
 
+/// A query is answered once, with the report as of now, and costs no flash operation: idle, in
+/// the middle of a download (counting the sectors stored since the last tenth was reported),
+/// and while a changed report is waiting to go out (which answers it).
+#[test]
+fn a_query_is_answered_once_with_the_current_report_and_touches_no_flash() {
+    let len = 12 * SECTOR as usize;
+    let layout = Layout::compact(0, 16 * SECTOR);
+    let (v1, v2) = v1_v2(len);
+    let mut dev = Dev::new(factory(&layout, &v1), layout);
+    dev.online();
+    dev.exchange(&v1, |_, _| {});
+    let booted = *dev.reports.last().expect("the boot report");
+    assert_eq!(
+        dev.updater.next_message(&mut dev.flash, dev.now),
+        Ok(None),
+        "idle: nothing to say until asked"
+    );
+
+    let ops = dev.flash.ops;
+    dev.updater.on_query();
+    dev.updater.on_query();
+    assert!(dev.updater.answer_due());
+    let answer = dev.updater.next_message(&mut dev.flash, dev.now);
+    assert_eq!(answer, Ok(Some(Out::Answer(booted))));
+    assert_eq!(
+        dev.updater.next_message(&mut dev.flash, dev.now),
+        Ok(None),
+        "two queries before the answer: one answer"
+    );
+    // An answer the session could not take goes out with the next call.
+    dev.updater.on_query();
+    let out = dev.updater.next_message(&mut dev.flash, dev.now).unwrap();
+    dev.updater.unsent(&out.unwrap());
+    assert_eq!(dev.updater.next_message(&mut dev.flash, dev.now), Ok(out));
+    assert_eq!(dev.flash.ops, ops, "a query costs no flash operation");
+
+    // A changed report waiting to go out answers the query itself (it goes out live too).
+    dev.offer(&v2);
+    dev.updater.on_query();
+    let first = dev.updater.next_message(&mut dev.flash, dev.now).unwrap();
+    assert!(
+        matches!(first, Some(Out::Status(s)) if s.phase == Phase::Downloading { percent: 0 }),
+        "{first:?}"
+    );
+    assert!(!dev.updater.answer_due());
+    dev.reports.push(match first {
+        Some(Out::Status(s)) => s,
+        _ => unreachable!(),
+    });
+    // One window (one sector, 8 % of the image): no new tenth, so no new report; but the
+    // answer counts the stored sector.
+    dev.exchange(&v2, |_, _| {});
+    let reported = *dev.reports.last().unwrap();
+    assert_eq!(reported.received, 0);
+    dev.updater.on_query();
+    let Ok(Some(Out::Answer(now))) = dev.updater.next_message(&mut dev.flash, dev.now) else {
+        panic!("the query is answered before the next requests");
+    };
+    assert_eq!(now.phase, Phase::Downloading { percent: 8 });
+    assert_eq!(now.received, SECTOR);
+    assert_eq!(
+        (now.bundle_id, now.image_len),
+        (reported.bundle_id, len as u32)
+    );
+    assert_eq!(
+        *dev.updater.report(),
+        reported,
+        "the retained report is left as it was"
+    );
+    // The update still completes.
+    assert_eq!(dev.run_update(&v2, 10_000), Some(Phase::Confirmed));
+}
+
 /// What OTA adds to `Device` (the updater and the trusted keys) stays within its allowance.
 #[test]
 fn ota_state_fits_its_ram_allowance() {
@@ -628,6 +708,7 @@ fn random_message_sequences_never_break_the_invariants() {
         (1u64..20_000).prop_map(Op::Wait),
         Just(Op::Exchange),
         Just(Op::Reset),
+        Just(Op::Query),
     ];
     let mut runner = TestRunner::new_with_rng(
         Config {
@@ -686,6 +767,7 @@ fn random_message_sequences_never_break_the_invariants() {
                         dev.reboot();
                         dev.online();
                     }
+                    Op::Query => dev.updater.on_query(),
                 }
                 prop_assert_eq!(dev.flash.violations, 0);
                 let s = state::read(&mut dev.flash, &layout).state;
@@ -713,4 +795,5 @@ enum Op {
     Wait(u64),
     Exchange,
     Reset,
+    Query,
 }

@@ -66,6 +66,9 @@ pub enum Out {
     Request(Request),
     /// On [`ota_proto::TOPIC_STATUS`], QoS 1, retained.
     Status(Status),
+    /// The answer to a query: the current report on [`ota_proto::TOPIC_STATUS`], QoS 1, **not**
+    /// retained (the retained report stays the last change).
+    Answer(Status),
 }
 
 /// What the application must do after [`Updater::poll`].
@@ -153,6 +156,8 @@ pub struct Updater {
     dl: Option<Download>,
     report: Status,
     report_dirty: bool,
+    /// A query came in and has not been answered yet.
+    answer_due: bool,
     trial_deadline: Option<u64>,
     reboot_at: Option<u64>,
     /// Look for an unfinished download to resume when online.
@@ -206,6 +211,7 @@ impl Updater {
                 floor: 0,
             },
             report_dirty: true,
+            answer_due: false,
             trial_deadline: None,
             reboot_at: None,
             resume_check: true,
@@ -302,21 +308,48 @@ impl Updater {
     }
 
     fn set_download_report(&mut self) {
-        if let Some(d) = &self.dl {
-            let received = d.stored_bytes();
-            let percent = ota_proto::percent(received, d.info.image_len);
-            self.report = Status {
-                phase: Phase::Downloading { percent },
-                bundle_id: d.bundle_id,
-                running: self.running.version,
-                running_slot: self.running.slot.into(),
-                bundle_version: d.info.version,
-                received,
-                image_len: d.info.image_len,
-                floor: self.boot.state.floor,
-            };
+        if let Some(report) = self.download_report() {
+            self.report = report;
             self.report_dirty = true;
         }
+    }
+
+    /// Where the download stands now (`None` without one).
+    fn download_report(&self) -> Option<Status> {
+        let d = self.dl.as_ref()?;
+        let received = d.stored_bytes();
+        Some(Status {
+            phase: Phase::Downloading {
+                percent: ota_proto::percent(received, d.info.image_len),
+            },
+            bundle_id: d.bundle_id,
+            running: self.running.version,
+            running_slot: self.running.slot.into(),
+            bundle_version: d.info.version,
+            received,
+            image_len: d.info.image_len,
+            floor: self.boot.state.floor,
+        })
+    }
+
+    /// The report as of now: the last one, except that a download's progress is counted up to
+    /// the last stored sector (reports go out only every tenth).
+    pub fn current_report(&self) -> Status {
+        match (self.report.phase, self.download_report()) {
+            (Phase::Downloading { .. }, Some(now)) => now,
+            _ => self.report,
+        }
+    }
+
+    /// A query arrived on `ota/down/query` (not retained): the next [`Self::next_message`]
+    /// answers it with [`Self::current_report`]. Queries before that get the same one answer.
+    pub fn on_query(&mut self) {
+        self.answer_due = true;
+    }
+
+    /// Whether a query waits for its answer.
+    pub fn answer_due(&self) -> bool {
+        self.answer_due
     }
 
     /// The device is online (CONNACK and SUBACK): the one place a trial image is confirmed.
@@ -696,7 +729,13 @@ impl Updater {
     ) -> Result<Option<Out>, FlashFailed> {
         if self.report_dirty {
             self.report_dirty = false;
+            // The change goes out live too: it answers a waiting query as well.
+            self.answer_due = false;
             return Ok(Some(Out::Status(self.report)));
+        }
+        if self.answer_due {
+            self.answer_due = false;
+            return Ok(Some(Out::Answer(self.current_report())));
         }
         let Some(d) = &mut self.dl else {
             return Ok(None);
@@ -749,11 +788,13 @@ impl Updater {
         }))
     }
 
-    /// Publishing `out` failed: a status goes out again with the next call; a request is
-    /// sent again when its time-out expires.
+    /// Publishing `out` failed: a status or an answer goes out again with the next call; a
+    /// request is sent again when its time-out expires.
     pub fn unsent(&mut self, out: &Out) {
-        if let Out::Status(_) = out {
-            self.report_dirty = true;
+        match out {
+            Out::Status(_) => self.report_dirty = true,
+            Out::Answer(_) => self.answer_due = true,
+            Out::Request(_) => {}
         }
     }
 }

@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub mod rabbitmq;
+
 use provision::device_config::{self, ConfigOptions};
 use provision::{broker, device, init};
 
@@ -89,6 +91,7 @@ impl Pki {
             id: id.to_string(),
             wifi_ssid: "lab".into(),
             wifi_password_file: None,
+            brokers: Vec::new(),
             broker_host: None,
             broker_port: None,
             telemetry_period_s: 1,
@@ -146,6 +149,9 @@ impl Broker {
                     platform: provision::registry::Platform::Plain,
                     max_packet_size: None,
                     existing_config: None,
+                    engine: provision::registry::Engine::Mosquitto,
+                    nodes: Vec::new(),
+                    node_count: None,
                 },
             )
             .expect("provision broker");

@@ -1,6 +1,6 @@
 // Compiles an exported header against the stand-in BearSSL types and writes back what it
 // installs: argv[1] gets the CA, argv[2] the client certificate, argv[3] the key (PEM);
-// stdout gets the id, host, port and key-type flags.
+// stdout gets the id, host, port, key-type flags and every endpoint.
 #include <cstdio>
 #include <fstream>
 
@@ -18,8 +18,12 @@ int main(int argc, char **argv) {
   save(argv[1], client.trust->pem);
   save(argv[2], client.client_cert->pem);
   save(argv[3], client.client_key->pem);
-  std::printf("id=%s prefix=%s host=%s port=%u usages=%u issuer=%u\n", provision::DEVICE_ID,
+  std::printf("id=%s prefix=%s host=%s port=%u usages=%u issuer=%u endpoints=", provision::DEVICE_ID,
               provision::TOPIC_PREFIX, provision::MQTT_HOST, (unsigned)provision::MQTT_PORT,
               client.usages, client.issuer_key_type);
+  for (unsigned i = 0; i < provision::MQTT_ENDPOINTS; i++) {
+    std::printf("%s%s:%u", i ? "," : "", provision::MQTT_HOSTS[i], (unsigned)provision::MQTT_PORTS[i]);
+  }
+  std::printf("\n");
   return 0;
 }

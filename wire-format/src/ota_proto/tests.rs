@@ -91,6 +91,61 @@ fn every_message_round_trips_and_lays_out_as_documented() {
     assert_eq!(&s[36..40], &[1, 0, 0, 0]);
     assert_eq!(s.len(), 40);
     assert_eq!(Status::parse(&s), Ok(status()));
+
+    assert_eq!(Query.to_bytes(), [1, 5, 0, 0]);
+    assert_eq!(Query::parse(&Query.to_bytes()), Ok(Query));
+}
+
+#[test]
+fn query_errors_name_the_problem() {
+    let q = Query.to_bytes();
+    for cut in 0..q.len() {
+        assert!(
+            matches!(Query::parse(&q[..cut]), Err(ProtoError::Truncated { .. })),
+            "{cut}"
+        );
+    }
+    assert_eq!(
+        Query::parse(&[1, 5, 0, 0, 0]),
+        Err(ProtoError::TrailingData {
+            expected: 4,
+            received: 5
+        })
+    );
+    assert_eq!(
+        Query::parse(&[2, 5, 0, 0]),
+        Err(ProtoError::UnsupportedVersion { found: 2 })
+    );
+    for at in 2..4 {
+        let mut r = q;
+        r[at] = 0x80;
+        assert_eq!(Query::parse(&r), Err(ProtoError::Reserved), "{at}");
+    }
+    // An offer's first bytes on the query topic, and a query on the offer topic.
+    assert_eq!(
+        Query::parse(&offer().to_bytes()[..4]),
+        Err(ProtoError::WrongKind {
+            expected: Kind::Query,
+            found: 1
+        })
+    );
+    assert_eq!(
+        Offer::parse(&q),
+        Err(ProtoError::WrongKind {
+            expected: Kind::Offer,
+            found: 5
+        })
+    );
+    assert_eq!(
+        ProtoError::WrongKind {
+            expected: Kind::Query,
+            found: 1
+        }
+        .to_string(),
+        "message kind 1 on the query topic (expected 5)"
+    );
+    assert_eq!(Kind::from_topic(TOPIC_QUERY), Some(Kind::Query));
+    assert_eq!(Kind::from_topic("ota/down/other"), None);
 }
 
 #[test]
@@ -369,7 +424,7 @@ fn outside_bytes_never_panic_fixed_seed() {
         TestRng::from_seed(RngAlgorithm::ChaCha, &seed),
     );
     let strategy = (
-        0u8..4,
+        0u8..=Kind::ALL.len() as u8,
         proptest::collection::vec(any::<u8>(), 0..(MAX_CHUNK_MSG + 4)),
     );
     runner
@@ -401,10 +456,28 @@ fn check_round_trip(bytes: &[u8]) {
     if let Ok(s) = Status::parse(bytes) {
         assert_eq!(&s.to_bytes()[..], bytes);
     }
+    if let Ok(q) = Query::parse(bytes) {
+        assert_eq!(&q.to_bytes()[..], bytes);
+    }
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #[test]
+    fn a_query_parses_exactly_when_its_reserved_bytes_are_zero(reserved in any::<[u8; 2]>(), extra in 0usize..3) {
+        let mut bytes = std::vec![PROTOCOL_VERSION, Kind::Query as u8, reserved[0], reserved[1]];
+        bytes.resize(QUERY_LEN + extra, 0);
+        let parsed = Query::parse(&bytes);
+        if extra > 0 {
+            let trailing = matches!(parsed, Err(ProtoError::TrailingData { .. }));
+            prop_assert!(trailing, "{:?}", parsed);
+        } else if reserved == [0, 0] {
+            prop_assert_eq!(parsed, Ok(Query));
+        } else {
+            prop_assert_eq!(parsed, Err(ProtoError::Reserved));
+        }
+    }
+
     #[test]
     fn valid_requests_and_chunks_round_trip(id in any::<u32>(), off in 0u32..u32::MAX - 2048, len in 1usize..=MAX_CHUNK_LEN) {
         let r = Request { bundle_id: id, offset: off, len: len as u16 };
@@ -492,6 +565,10 @@ fn doc_tables_match_the_code() {
             ("running_slot", field::status::RUNNING_SLOT),
             ("reserved", field::status::RESERVED),
         ])
+    );
+    assert_eq!(
+        doc_table("query"),
+        with_head(&[("reserved", field::query::RESERVED)])
     );
     // Code tables: `| code | name |`.
     let codes = |name: &str| -> Vec<(u8, String)> {
