@@ -526,6 +526,10 @@ impl Device {
     }
 
     /// Starts TCP + TLS and enters `TlsConnect` with the connect deadline.
+    // Not inlined into `poll` (nor `poll_connect`): with both inside it, LLVM's Xtensa backend
+    // fails to compile the LX106 build ("cannot scavenge register without an emergency spill
+    // slot"; `cargo test -p esp8266-board --test firmware` catches it).
+    #[inline(never)]
     fn start_connect<B: Board>(&mut self, board: &mut B, now: u64) {
         self.connect_floor = (self.time.at(now), now);
         let count = self.config.layout.map_or(1, |l| l.broker_count());
@@ -556,6 +560,7 @@ impl Device {
 
     /// Polls the handshake; once done, queues CONNECT with the retained Last Will and enters
     /// `MqttConnect`. `Ok(false)`: still in progress.
+    #[inline(never)]
     fn poll_connect<B: Board>(&mut self, board: &mut B, now: u64) -> Result<bool, Failure> {
         let (floor, at) = self.connect_floor;
         let (server, tls) = self.target(floor)?;

@@ -6,14 +6,19 @@
 //! broker address that is not in the broker certificate's names is refused (use one of the
 //! `--host`/`--ip` names given to `provision broker`).
 //!
+//! A broker may have several endpoints (the nodes of a RabbitMQ cluster,
+//! [`BrokerRecord::endpoints`](crate::registry::BrokerRecord::endpoints)). The client tries them
+//! in order and takes the first that completes TCP, TLS and CONNACK; when every one fails, the
+//! error names each endpoint with its own reason.
+//!
 //! A background thread drives the connection. Messages arrive on a channel; after a dropped
-//! connection it reconnects and subscribes again (clean sessions: nothing is left on the broker
-//! when the tool exits).
+//! connection it reconnects — to the next endpoint, so a dead node is left behind — and
+//! subscribes again (clean sessions: nothing is left on the broker when the tool exits).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rumqttc::{ConnectReturnCode, ConnectionError, Event as RawEvent, Packet, QoS};
@@ -46,7 +51,7 @@ pub struct ConnectOptions {
     pub operator: String,
     /// `HOST:PORT` overriding the broker `provision broker` recorded (`--broker`).
     pub broker: Option<String>,
-    /// TCP + TLS + CONNACK budget.
+    /// TCP + TLS + CONNACK budget, per endpoint.
     pub connect_timeout: Duration,
 }
 
@@ -107,19 +112,30 @@ impl BrokerAddr {
         })
     }
 
-    /// The broker `provision broker` recorded: its first `--host` (else its first `--ip`) and
-    /// its port.
-    pub fn from_registry(registry: &Registry, dir: &Path) -> Result<BrokerAddr> {
+    /// Every endpoint of the broker `provision broker` recorded, in the order to try them
+    /// ([`BrokerRecord::endpoints`](crate::registry::BrokerRecord::endpoints)); never empty.
+    pub fn from_registry(registry: &Registry, dir: &Path) -> Result<Vec<BrokerAddr>> {
         let b = registry
             .broker
             .as_ref()
             .ok_or_else(|| Error::NoBroker(dir.to_path_buf()))?;
-        let host = match (b.hosts.first(), b.ips.first()) {
-            (Some(h), _) => h.clone(),
-            (None, Some(ip)) => ip.to_string(),
-            (None, None) => return Err(Error::NoBroker(dir.to_path_buf())),
-        };
-        Ok(BrokerAddr { host, port: b.port })
+        let all: Vec<BrokerAddr> = b
+            .endpoints()
+            .into_iter()
+            .map(|(host, port)| BrokerAddr { host, port })
+            .collect();
+        if all.is_empty() {
+            return Err(Error::NoBroker(dir.to_path_buf()));
+        }
+        Ok(all)
+    }
+
+    /// Where `opts` says to connect: `--broker` (one endpoint), else the registry's endpoints.
+    pub fn resolve(opts: &ConnectOptions, registry: &Registry) -> Result<Vec<BrokerAddr>> {
+        match &opts.broker {
+            Some(s) => Ok(vec![BrokerAddr::parse(s)?]),
+            None => BrokerAddr::from_registry(registry, &opts.dir),
+        }
     }
 }
 
@@ -197,7 +213,8 @@ pub struct Message {
 pub struct Client {
     client: rumqttc::Client,
     events: Receiver<Event>,
-    addr: BrokerAddr,
+    /// The endpoint connected to now (the background thread moves it on a failover).
+    addr: Arc<Mutex<BrokerAddr>>,
     operator: String,
 }
 
@@ -245,27 +262,28 @@ pub fn tls_config(ca: &Path, identity: &OperatorIdentity) -> Result<Arc<rustls::
 }
 
 impl Client {
-    /// Connects, subscribes to `filters` (waiting for the SUBACK, so nothing published after
-    /// this returns is missed) and starts the background thread.
+    /// Connects to the first endpoint that answers, subscribes to `filters` (waiting for the
+    /// SUBACK, so nothing published after this returns is missed) and starts the background
+    /// thread.
     pub fn connect(opts: &ConnectOptions, filters: &[String]) -> Result<Client> {
         // Read everything under the directory's shared lock, then let go of it: a long `watch`
         // must not keep `device add` waiting.
-        let (addr, identity, tls) = {
+        let (addrs, identity, tls) = {
             let store = Store::open_read(&opts.dir)?;
             let registry = store.registry()?;
-            let addr = match &opts.broker {
-                Some(s) => BrokerAddr::parse(s)?,
-                None => BrokerAddr::from_registry(&registry, &opts.dir)?,
-            };
+            let addrs = BrokerAddr::resolve(opts, &registry)?;
             let identity = OperatorIdentity::find(&opts.dir, &opts.operator)?;
             let tls = tls_config(&store.layout.ca_cert(), &identity)?;
-            (addr, identity, tls)
+            (addrs, identity, tls)
         };
-        Client::connect_with(addr, identity, tls, filters, opts.connect_timeout)
+        Client::connect_any(addrs, identity, tls, filters, opts.connect_timeout)
     }
 
-    fn connect_with(
-        addr: BrokerAddr,
+    /// Tries `addrs` in order; the first that connects wins. A failure to connect (name, TCP,
+    /// TLS, CONNACK) moves on to the next endpoint; a refused subscription does not (every node
+    /// applies the same permissions).
+    fn connect_any(
+        addrs: Vec<BrokerAddr>,
         identity: OperatorIdentity,
         tls: Arc<rustls::ClientConfig>,
         filters: &[String],
@@ -276,14 +294,29 @@ impl Client {
         // operator's name (with its `_`, which no device id has): RabbitMQ lets each user use
         // only the session queues of its own client ids.
         let client_id = format!("{}-{:08x}", identity.name, rand::random::<u32>());
-        let mut mqtt = rumqttc::MqttOptions::new(client_id, addr.host.clone(), addr.port);
-        mqtt.set_keep_alive(Duration::from_secs(30));
-        mqtt.set_clean_session(true);
-        mqtt.set_max_packet_size(MAX_INCOMING, MAX_INCOMING);
-        mqtt.set_transport(rumqttc::Transport::tls_with_config(
-            rumqttc::TlsConfiguration::Rustls(tls),
-        ));
-        let (client, mut conn) = rumqttc::Client::new(mqtt, 64);
+        let mut failed = Vec::new();
+        for at in 0..addrs.len() {
+            match Client::connect_with(&addrs, at, &client_id, &identity, &tls, filters, timeout) {
+                Ok(client) => return Ok(client),
+                Err(Attempt::Fatal(e)) => return Err(e),
+                Err(Attempt::Failover(e)) => failed.push((addrs[at].clone(), e)),
+            }
+        }
+        Err(every_endpoint_failed(failed))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn connect_with(
+        addrs: &[BrokerAddr],
+        at: usize,
+        client_id: &str,
+        identity: &OperatorIdentity,
+        tls: &Arc<rustls::ClientConfig>,
+        filters: &[String],
+        timeout: Duration,
+    ) -> std::result::Result<Client, Attempt> {
+        let addr = &addrs[at];
+        let (client, mut conn) = rumqttc::Client::new(mqtt_options(client_id, addr, tls), 64);
         conn.eventloop
             .network_options
             .set_connection_timeout(timeout.as_secs().max(1));
@@ -293,16 +326,22 @@ impl Client {
 
         // Connect and subscribe in this thread, so failures come back as typed errors.
         let deadline = Instant::now() + timeout;
-        let fail = |e: ConnectionError| classify(e, &addr, &identity.name);
+        let fail = |e: ConnectionError| Attempt::Failover(classify(e, addr, &identity.name));
         let mut subacks_due = 0usize;
         let mut connected = false;
         let mut early = Vec::new();
         while !(connected && subacks_due == 0) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(Error::BrokerUnreachable {
+                let e = Error::BrokerUnreachable {
                     addr: addr.to_string(),
                     reason: format!("no answer within {} s", timeout.as_secs()),
+                };
+                // Connected but the SUBACKs never came: not the endpoint's fault alone.
+                return Err(if connected {
+                    Attempt::Fatal(e)
+                } else {
+                    Attempt::Failover(e)
                 });
             }
             match conn.recv_timeout(left) {
@@ -310,7 +349,7 @@ impl Client {
                 Ok(Err(e)) => return Err(fail(e)),
                 Ok(Ok(RawEvent::Incoming(Packet::ConnAck(_)))) => {
                     connected = true;
-                    subacks_due = subscribe(&client, filters)?;
+                    subacks_due = subscribe(&client, filters).map_err(Attempt::Fatal)?;
                 }
                 Ok(Ok(RawEvent::Incoming(Packet::SubAck(ack)))) => {
                     if ack
@@ -318,11 +357,11 @@ impl Client {
                         .iter()
                         .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
                     {
-                        return Err(Error::NotAuthorized {
+                        return Err(Attempt::Fatal(Error::NotAuthorized {
                             addr: addr.to_string(),
                             operator: identity.name.clone(),
                             reason: "the broker refused a subscription".into(),
-                        });
+                        }));
                     }
                     subacks_due = subacks_due.saturating_sub(1);
                 }
@@ -341,21 +380,32 @@ impl Client {
         for e in early {
             let _ = tx.send(e);
         }
-        let resub = client.clone();
-        let filters = filters.to_vec();
-        let operator = identity.name.clone();
-        std::thread::spawn(move || drive(conn, resub, filters, operator, tx));
+        let current = Arc::new(Mutex::new(addr.clone()));
+        let link = Link {
+            client: client.clone(),
+            filters: filters.to_vec(),
+            operator: identity.name.clone(),
+            client_id: client_id.to_string(),
+            tls: tls.clone(),
+            addrs: addrs.to_vec(),
+            at,
+            current: current.clone(),
+        };
+        std::thread::spawn(move || drive(conn, link, tx));
         Ok(Client {
             client,
             events,
-            addr,
-            operator: identity.name,
+            addr: current,
+            operator: identity.name.clone(),
         })
     }
 
-    /// The broker this client is connected to.
-    pub fn addr(&self) -> &BrokerAddr {
-        &self.addr
+    /// The endpoint this client is connected to (or reconnecting to).
+    pub fn addr(&self) -> BrokerAddr {
+        self.addr
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
     }
 
     /// The operator identity it connected as.
@@ -369,7 +419,7 @@ impl Client {
         self.client
             .publish(topic, QoS::AtLeastOnce, false, payload)
             .map_err(|e| Error::BrokerUnreachable {
-                addr: self.addr.to_string(),
+                addr: self.addr().to_string(),
                 reason: format!("the connection is closed ({e})"),
             })
     }
@@ -379,7 +429,7 @@ impl Client {
         self.client
             .publish(topic, QoS::AtMostOnce, false, payload)
             .map_err(|e| Error::BrokerUnreachable {
-                addr: self.addr.to_string(),
+                addr: self.addr().to_string(),
                 reason: format!("the connection is closed ({e})"),
             })
     }
@@ -389,7 +439,7 @@ impl Client {
         self.client
             .publish(topic, QoS::AtLeastOnce, true, Vec::new())
             .map_err(|e| Error::BrokerUnreachable {
-                addr: self.addr.to_string(),
+                addr: self.addr().to_string(),
                 reason: format!("the connection is closed ({e})"),
             })
     }
@@ -400,7 +450,7 @@ impl Client {
             Ok(e) => Ok(Some(e)),
             Err(RecvTimeoutError::Timeout) => Ok(None),
             Err(RecvTimeoutError::Disconnected) => Err(Error::BrokerUnreachable {
-                addr: self.addr.to_string(),
+                addr: self.addr().to_string(),
                 reason: "the connection thread stopped".into(),
             }),
         }
@@ -409,7 +459,7 @@ impl Client {
     /// The next event, waiting as long as it takes.
     pub fn recv(&self) -> Result<Event> {
         self.events.recv().map_err(|_| Error::BrokerUnreachable {
-            addr: self.addr.to_string(),
+            addr: self.addr().to_string(),
             reason: "the connection thread stopped".into(),
         })
     }
@@ -464,18 +514,113 @@ fn subscribe(client: &rumqttc::Client, filters: &[String]) -> Result<usize> {
     Ok(packets)
 }
 
-/// The background half: polls the connection, forwards messages, reconnects after a failure
-/// (rumqttc reconnects on the next poll) and subscribes again.
-fn drive(
-    mut conn: rumqttc::Connection,
+/// One connect attempt's failure: try the next endpoint, or give up.
+enum Attempt {
+    Failover(Error),
+    Fatal(Error),
+}
+
+/// The error when every endpoint failed: with one endpoint, its own error; with several, one
+/// that names each endpoint with its reason, typed by the common fault (TLS, refusal) when they
+/// all failed the same way, else as unreachable.
+fn every_endpoint_failed(failed: Vec<(BrokerAddr, Error)>) -> Error {
+    if failed.len() == 1 {
+        return failed.into_iter().next().map(|(_, e)| e).expect("one");
+    }
+    if failed.is_empty() {
+        return Error::BrokerUnreachable {
+            addr: "-".into(),
+            reason: "the broker has no endpoint".into(),
+        };
+    }
+    let addr = failed
+        .iter()
+        .map(|(a, _)| a.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let reason = failed
+        .iter()
+        .map(|(a, e)| match e {
+            Error::BrokerUnreachable { reason, .. }
+            | Error::Tls { reason, .. }
+            | Error::NotAuthorized { reason, .. } => format!("{a}: {reason}"),
+            other => format!("{a}: {other}"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let reason = format!("every endpoint failed ({reason})");
+    let all = |f: fn(&Error) -> bool| failed.iter().all(|(_, e)| f(e));
+    if all(|e| matches!(e, Error::Tls { .. })) {
+        Error::Tls { addr, reason }
+    } else if all(|e| matches!(e, Error::NotAuthorized { .. })) {
+        let operator = match &failed[0].1 {
+            Error::NotAuthorized { operator, .. } => operator.clone(),
+            _ => String::new(),
+        };
+        Error::NotAuthorized {
+            addr,
+            operator,
+            reason,
+        }
+    } else {
+        Error::BrokerUnreachable { addr, reason }
+    }
+}
+
+/// The MQTT options for one endpoint (the same client id and TLS setup for all).
+fn mqtt_options(
+    client_id: &str,
+    addr: &BrokerAddr,
+    tls: &Arc<rustls::ClientConfig>,
+) -> rumqttc::MqttOptions {
+    let mut mqtt = rumqttc::MqttOptions::new(client_id, addr.host.clone(), addr.port);
+    mqtt.set_keep_alive(Duration::from_secs(30));
+    mqtt.set_clean_session(true);
+    mqtt.set_max_packet_size(MAX_INCOMING, MAX_INCOMING);
+    mqtt.set_transport(rumqttc::Transport::tls_with_config(
+        rumqttc::TlsConfiguration::Rustls(tls.clone()),
+    ));
+    mqtt
+}
+
+/// What the background thread needs to keep the connection up.
+struct Link {
     client: rumqttc::Client,
     filters: Vec<String>,
     operator: String,
-    tx: mpsc::Sender<Event>,
-) {
+    client_id: String,
+    tls: Arc<rustls::ClientConfig>,
+    addrs: Vec<BrokerAddr>,
+    /// Index of the endpoint in use.
+    at: usize,
+    current: Arc<Mutex<BrokerAddr>>,
+}
+
+impl Link {
+    /// After a failure: the next endpoint (round robin), used by the next reconnect.
+    fn next_endpoint(&mut self, conn: &mut rumqttc::Connection) {
+        if self.addrs.len() < 2 {
+            return;
+        }
+        self.at = (self.at + 1) % self.addrs.len();
+        let addr = &self.addrs[self.at];
+        conn.eventloop.mqtt_options = mqtt_options(&self.client_id, addr, &self.tls);
+        if let Ok(mut c) = self.current.lock() {
+            *c = addr.clone();
+        }
+    }
+}
+
+/// The background half: polls the connection, forwards messages, reconnects after a failure
+/// (rumqttc reconnects on the next poll; with several endpoints, to the next one) and
+/// subscribes again.
+fn drive(mut conn: rumqttc::Connection, mut link: Link, tx: mpsc::Sender<Event>) {
     let mut backoff = Duration::from_millis(250);
     let mut connected_at = Some(Instant::now());
-    for event in conn.iter() {
+    loop {
+        let Ok(event) = conn.recv() else {
+            return;
+        };
         let out = match event {
             Ok(RawEvent::Incoming(Packet::Publish(p))) => Some(Event::Message(Message {
                 topic: p.topic,
@@ -484,7 +629,7 @@ fn drive(
             })),
             Ok(RawEvent::Incoming(Packet::ConnAck(_))) => {
                 connected_at = Some(Instant::now());
-                if !filters.is_empty() && subscribe(&client, &filters).is_err() {
+                if !link.filters.is_empty() && subscribe(&link.client, &link.filters).is_err() {
                     return;
                 }
                 Some(Event::Reconnected)
@@ -492,19 +637,26 @@ fn drive(
             Ok(RawEvent::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
             Ok(_) => None,
             Err(e) => {
-                let mut msg = e.to_string();
+                let failed = link
+                    .current
+                    .lock()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                let mut msg = format!("{failed}: {e}");
                 match connected_at.take() {
                     // A connection that lasted: try again soon.
                     Some(t) if t.elapsed() >= STABLE => backoff = Duration::from_millis(250),
                     // Closed soon after it opened: the broker may tie the client id to the
                     // identity, and another tool using it took the session over.
                     Some(_) => msg.push_str(&format!(
-                        "; if another tool is connected as {operator}, the broker closes one of \
+                        "; if another tool is connected as {}, the broker closes one of \
                          the two: give each tool its own identity (`provision operator add`, \
-                         --operator)"
+                         --operator)",
+                        link.operator
                     )),
                     None => {}
                 }
+                link.next_endpoint(&mut conn);
                 // Growing pauses also keep two tools sharing an identity from a takeover storm.
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(5));

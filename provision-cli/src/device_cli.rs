@@ -282,9 +282,15 @@ impl DeviceCommand {
                     } else {
                         provision::rabbitmq_sync::Change::Revoked(id.clone())
                     };
+                    let applied = sync.applies();
                     sync.finish(dir, change, &say)?;
                     if !previous {
-                        crate::rabbitmq_cli::clear_status_hint(dir, &id, &connect, &say);
+                        if applied {
+                            // The operators may now write its status: clear it on every node.
+                            clear_status(dir, &id, connect, &say);
+                        } else {
+                            crate::rabbitmq_cli::clear_status_hint(dir, &id, &connect, &say);
+                        }
                     }
                     return Ok(());
                 }
@@ -315,12 +321,13 @@ impl DeviceCommand {
                             say(&format!(
                                 "After the reload, clear its retained status (its Last Will is \
                                  denied, so `online` would stay):\n  {}",
-                                retained_status::clear_status_command(
+                                retained_status::clear_status_commands(
                                     dir,
                                     &id,
                                     &connect.operator,
                                     connect.broker.as_deref()
                                 )
+                                .join("\n  ")
                             ));
                         }
                     }
@@ -354,30 +361,58 @@ fn check_connect_args(dir: &Path, connect: &crate::talk_cli::ConnectArgs) -> Res
     Ok(())
 }
 
-/// Clears a revoked device's retained status through the operator client; when the broker cannot
-/// be reached or has not applied the new ACL, says so and prints the command instead.
+/// Clears a revoked device's retained status through the operator client, at every endpoint of
+/// the broker (a cluster keeps retained messages per node); where an endpoint cannot be reached
+/// or has not applied the new ACL, says so and prints the command for it instead.
 fn clear_status(dir: &Path, id: &str, connect: crate::talk_cli::ConnectArgs, say: &dyn Fn(&str)) {
-    let command = retained_status::clear_status_command(
+    let commands = retained_status::clear_status_commands(
         dir,
         id,
         &connect.operator,
         connect.broker.as_deref(),
     );
+    let topic = retained_status::status_topic(id);
     let opts = connect.into_options(dir);
-    match retained_status::clear_status(&opts, id, std::time::Duration::from_secs(5)) {
-        Ok(true) => say(&format!(
-            "cleared its retained status ({})",
-            retained_status::status_topic(id)
-        )),
-        Ok(false) => eprintln!(
-            "warning: {} is still retained: the broker has not applied the new ACL. Once it \
-             has, run:\n  {command}",
-            retained_status::status_topic(id)
-        ),
-        Err(e) => eprintln!(
-            "warning: could not clear its retained status ({e}). Run, where the broker is \
-             reachable:\n  {command}"
-        ),
+    let results = match retained_status::clear_status(&opts, id, std::time::Duration::from_secs(5))
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "warning: could not clear its retained status ({e}). Run, where the broker is \
+                 reachable:\n  {}",
+                commands.join("\n  ")
+            );
+            return;
+        }
+    };
+    let several = results.len() > 1;
+    let mut cleared = Vec::new();
+    for (i, (addr, result)) in results.iter().enumerate() {
+        let command = commands.get(i).map(String::as_str).unwrap_or_default();
+        let at = if several {
+            format!(" at {addr}")
+        } else {
+            String::new()
+        };
+        match result {
+            Ok(true) => cleared.push(addr.to_string()),
+            Ok(false) => eprintln!(
+                "warning: {topic} is still retained{at}: the broker has not applied the new ACL. \
+                 Once it has, run:\n  {command}"
+            ),
+            Err(e) => eprintln!(
+                "warning: could not clear its retained status{at} ({e}). Run, where the broker \
+                 is reachable:\n  {command}"
+            ),
+        }
+    }
+    if !cleared.is_empty() {
+        let on = if several {
+            format!(" on {}", cleared.join(", "))
+        } else {
+            String::new()
+        };
+        say(&format!("cleared its retained status ({topic}){on}"));
     }
 }
 

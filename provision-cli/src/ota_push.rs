@@ -367,7 +367,10 @@ impl Push<'_> {
             Event::Reconnected => {
                 on_event(PushEvent::Note {
                     device: None,
-                    text: "reconnected; offering again to the devices still downloading".into(),
+                    text: format!(
+                        "reconnected to {}; offering again to the devices still downloading",
+                        self.client.addr()
+                    ),
                 });
                 let ids: Vec<String> = self
                     .devs

@@ -23,6 +23,11 @@ pub struct SyncArgs {
 }
 
 impl SyncArgs {
+    /// Whether the rabbitmqctl commands are run (`--apply`), not just printed.
+    pub fn applies(&self) -> bool {
+        self.apply
+    }
+
     pub fn into_options(self) -> CtlOptions {
         CtlOptions {
             rabbitmqctl: self.rabbitmqctl,

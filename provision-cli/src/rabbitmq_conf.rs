@@ -106,7 +106,14 @@ pub fn naming(nodes: &[NodeRecord]) -> Result<Naming> {
     if nodes.iter().all(|n| is_loopback(&n.host)) {
         return Ok(Naming::Local);
     }
-    let single = |n: &NodeRecord| !n.host.contains('.') && !n.host.contains(':');
+    if let Some(n) = nodes.iter().find(|n| n.host.contains(':')) {
+        return Err(Error::InvalidInput(format!(
+            "node {} is on the IPv6 address {}, which an Erlang node name cannot carry: give \
+             the node a DNS name (the certificate then names it)",
+            n.name, n.host
+        )));
+    }
+    let single = |n: &NodeRecord| !n.host.contains('.');
     if nodes.iter().all(single) {
         return Ok(Naming::Short);
     }
@@ -372,111 +379,121 @@ pub fn queue_pattern(user: &str, is_operator: bool) -> String {
     )
 }
 
-/// `definitions.json`: the `/` vhost; every operator and every active device as a user without
-/// a password (they log in with their certificate); their queue permissions; their topic
-/// permissions. No `guest`.
-pub fn render_definitions(registry: &Registry) -> String {
-    let operators: Vec<&str> = registry.operator_names().collect();
-    let devices: Vec<&str> = registry
-        .devices
-        .iter()
-        .filter(|(_, d)| d.status == DeviceStatus::Active)
-        .map(|(id, _)| id.as_str())
-        .collect();
-    let revoked: Vec<&str> = registry.revoked().map(|(id, _)| id.as_str()).collect();
-    let users = operators.iter().chain(&devices).map(|name| {
+/// The three entries one user has in the definitions: the user, its vhost permissions and its
+/// topic permissions.
+fn user_entries(name: &str, operator: bool, revoked: &[&str]) -> [serde_json::Value; 3] {
+    // Publishing needs write on the exchange, subscribing read on it.
+    let q = queue_pattern(name, operator);
+    let qx = format!(r"{q}|^amq\.topic\z");
+    let (write, read) = if operator {
+        operator_topic_permissions(name, revoked.iter().copied())
+    } else {
+        device_topic_permissions(name)
+    };
+    [
         json!({
             "name": name,
             "password_hash": "",
             "hashing_algorithm": "rabbit_password_hashing_sha256",
             "tags": [],
             "limits": {},
-        })
-    });
-    let permissions = operators
-        .iter()
-        .map(|n| (*n, true))
-        .chain(devices.iter().map(|n| (*n, false)))
-        .map(|(name, op)| {
-            // Publishing needs write on the exchange, subscribing read on it.
-            let q = queue_pattern(name, op);
-            let qx = format!(r"{}|^amq\.topic\z", q);
-            json!({
-                "user": name, "vhost": "/",
-                "configure": q, "write": qx, "read": qx,
-            })
-        });
-    let topic_permissions = operators
-        .iter()
-        .map(|name| {
-            (
-                *name,
-                operator_topic_permissions(name, revoked.iter().copied()),
-            )
-        })
-        .chain(devices.iter().map(|id| (*id, device_topic_permissions(id))))
-        .map(|(name, (write, read))| {
-            json!({
-                "user": name, "vhost": "/", "exchange": "amq.topic",
-                "write": write, "read": read,
-            })
-        });
-    let doc = json!({
-        "rabbit_version": "3.10.8",
-        "rabbitmq_version": "3.10.8",
-        "users": users.collect::<Vec<_>>(),
-        "vhosts": [{"name": "/"}],
-        "permissions": permissions.collect::<Vec<_>>(),
-        "topic_permissions": topic_permissions.collect::<Vec<_>>(),
-        "parameters": [],
-        "global_parameters": [],
-        "policies": [],
-        "queues": [],
-        "exchanges": [],
-        "bindings": [],
-    });
-    let mut text = serde_json::to_string_pretty(&doc).expect("definitions serialize");
-    text.push('\n');
+        }),
+        json!({"user": name, "vhost": "/", "configure": q, "write": qx, "read": qx}),
+        json!({
+            "user": name, "vhost": "/", "exchange": "amq.topic", "write": write, "read": read,
+        }),
+    ]
+}
+
+/// Writes a definitions document for `users` (name, is operator), one entry per line (a large
+/// fleet's file stays fast to write and to diff).
+/// `topics_only` are operators whose topic permissions go along without their user entry.
+fn write_definitions<'a>(
+    users: impl Iterator<Item = (&'a str, bool)>,
+    topics_only: &[&str],
+    revoked: &[&str],
+    header: bool,
+) -> String {
+    let mut sections: [Vec<String>; 3] = Default::default();
+    let json = |v: &serde_json::Value| serde_json::to_string(v).expect("definitions serialize");
+    for (name, operator) in users {
+        let entries = user_entries(name, operator, revoked);
+        for (section, entry) in sections.iter_mut().zip(&entries) {
+            section.push(json(entry));
+        }
+    }
+    for name in topics_only {
+        let [_, _, topics] = user_entries(name, true, revoked);
+        sections[2].push(json(&topics));
+    }
+    let list = |entries: &[String]| {
+        if entries.is_empty() {
+            "[]".to_string()
+        } else {
+            format!("[\n    {}\n  ]", entries.join(",\n    "))
+        }
+    };
+    let mut text = String::from("{\n");
+    if header {
+        text.push_str("  \"rabbit_version\": \"3.10.8\",\n  \"rabbitmq_version\": \"3.10.8\",\n");
+    }
+    let _ = write!(
+        text,
+        "  \"users\": {},\n  \"vhosts\": [{{\"name\": \"/\"}}],\n  \"permissions\": {},\n  \
+         \"topic_permissions\": {}",
+        list(&sections[0]),
+        list(&sections[1]),
+        list(&sections[2]),
+    );
+    if header {
+        text.push_str(
+            ",\n  \"parameters\": [],\n  \"global_parameters\": [],\n  \"policies\": [],\n  \
+             \"queues\": [],\n  \"exchanges\": [],\n  \"bindings\": []",
+        );
+    }
+    text.push_str("\n}\n");
     text
 }
 
-/// The definitions of `users` only (operators or devices of `registry`), for
-/// `rabbitmqctl import_definitions` after an add: importing adds and updates, never removes,
-/// so importing what changed is enough and stays fast in a large fleet.
+/// `definitions.json`: the `/` vhost; every operator and every active device as a user without
+/// a password (they log in with their certificate); their queue permissions; their topic
+/// permissions. No `guest`.
+pub fn render_definitions(registry: &Registry) -> String {
+    let revoked: Vec<&str> = registry.revoked().map(|(id, _)| id.as_str()).collect();
+    let operators = registry.operator_names().map(|n| (n, true));
+    let devices = registry
+        .devices
+        .iter()
+        .filter(|(_, d)| d.status == DeviceStatus::Active)
+        .map(|(id, _)| (id.as_str(), false));
+    write_definitions(operators.chain(devices), &[], &revoked, true)
+}
+
+/// The definitions of the active devices and operators among `users`, and every operator's
+/// topic permissions (a revocation changes them), for `rabbitmqctl import_definitions` after
+/// an add: an import adds and updates, never removes, so importing what changed is enough and
+/// stays fast in a large fleet.
 pub fn render_definitions_for(registry: &Registry, users: &[&str]) -> String {
-    let full: serde_json::Value =
-        serde_json::from_str(&render_definitions(registry)).expect("our own JSON");
-    let keep = |v: &serde_json::Value, key: &str| {
-        v.get(key)
-            .and_then(|n| n.as_str())
-            .is_some_and(|n| users.contains(&n))
-    };
-    let pick = |section: &str, key: &str| -> Vec<serde_json::Value> {
-        full[section]
-            .as_array()
-            .map(|a| a.iter().filter(|v| keep(v, key)).cloned().collect())
-            .unwrap_or_default()
-    };
-    let mut topic_permissions = pick("topic_permissions", "user");
-    // A revocation changes every operator's topic permissions (the revoked device's status).
+    let revoked: Vec<&str> = registry.revoked().map(|(id, _)| id.as_str()).collect();
     let operators: Vec<&str> = registry.operator_names().collect();
-    for v in full["topic_permissions"].as_array().into_iter().flatten() {
-        if keep(v, "user") {
-            continue;
+    let named = users.iter().copied().filter_map(|u| {
+        if operators.contains(&u) {
+            Some((u, true))
+        } else {
+            registry
+                .devices
+                .get(u)
+                .filter(|d| d.status == DeviceStatus::Active)
+                .map(|_| (u, false))
         }
-        if v["user"].as_str().is_some_and(|n| operators.contains(&n)) {
-            topic_permissions.push(v.clone());
-        }
-    }
-    let doc = json!({
-        "users": pick("users", "name"),
-        "vhosts": [{"name": "/"}],
-        "permissions": pick("permissions", "user"),
-        "topic_permissions": topic_permissions,
     });
-    let mut text = serde_json::to_string_pretty(&doc).expect("definitions serialize");
-    text.push('\n');
-    text
+    // The operators' topic permissions, which name the revoked devices, go along.
+    let others: Vec<&str> = operators
+        .iter()
+        .copied()
+        .filter(|o| !users.contains(o))
+        .collect();
+    write_definitions(named, &others, &revoked, false)
 }
 
 /// OpenSSL's subject name hash (`openssl x509 -hash`, `X509_NAME_hash`) of the certificate

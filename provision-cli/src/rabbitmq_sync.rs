@@ -125,7 +125,10 @@ pub fn plan(
         ),
         Change::Crl => ("crl/", Vec::new()),
     };
-    let copy = (folder != b.install_dir).then(|| {
+    // Nodes that all run on this machine from this folder read the new files where they are.
+    let local = folder == b.install_dir
+        && rabbitmq_conf::naming(&b.nodes).ok() == Some(rabbitmq_conf::Naming::Local);
+    let copy = (!local).then(|| {
         let mut hosts_unique: Vec<String> = Vec::new();
         for n in &b.nodes {
             if !hosts_unique.contains(&n.host) {

@@ -4,7 +4,8 @@
 //! Last Will is denied by the ACL, so an `online` it retained would stay on the broker forever
 //! and every operator would see the device online. The ACL lets operators write the `status` of
 //! revoked devices only; after the broker reloaded that ACL, an operator publishes an empty
-//! retained message there, which deletes it.
+//! retained message there, which deletes it. A clustered broker keeps retained messages per
+//! node, so this is done at every endpoint the registry lists.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -18,11 +19,41 @@ pub fn status_topic(id: &str) -> String {
     format!("devices/{id}/status")
 }
 
-/// Deletes `id`'s retained status through the operator client and checks, with a fresh
-/// subscription, that nothing is retained there any more. The broker applies a reload a moment
-/// after the signal, so it tries again until `within` has passed. `Ok(false)`: still retained
-/// (the broker has not loaded the new ACL).
-pub fn clear_status(opts: &ConnectOptions, id: &str, within: Duration) -> Result<bool> {
+/// Where the clearing has to happen: `--broker` (one endpoint), else every endpoint of the
+/// registry's broker. A clustered broker (RabbitMQ) keeps retained messages per node, and the
+/// device's `online` is on whichever node it was connected to: each node is cleared.
+pub fn endpoints(opts: &ConnectOptions) -> Result<Vec<BrokerAddr>> {
+    if let Some(b) = &opts.broker {
+        return Ok(vec![BrokerAddr::parse(b)?]);
+    }
+    let registry = crate::store::Store::open_read(&opts.dir)?.registry()?;
+    BrokerAddr::from_registry(&registry, &opts.dir)
+}
+
+/// [`clear_status_on`] at every endpoint ([`endpoints`]); one result per endpoint, in order.
+pub fn clear_status(
+    opts: &ConnectOptions,
+    id: &str,
+    within: Duration,
+) -> Result<Vec<(BrokerAddr, Result<bool>)>> {
+    Ok(endpoints(opts)?
+        .into_iter()
+        .map(|addr| {
+            let one = ConnectOptions {
+                broker: Some(addr.to_string()),
+                ..opts.clone()
+            };
+            let result = clear_status_on(&one, id, within);
+            (addr, result)
+        })
+        .collect())
+}
+
+/// Deletes `id`'s retained status through the operator client at the one endpoint `opts` names
+/// and checks, with a fresh subscription there, that nothing is retained there any more. The
+/// broker applies a reload a moment after the signal, so it tries again until `within` has
+/// passed. `Ok(false)`: still retained (the broker has not loaded the new ACL).
+pub fn clear_status_on(opts: &ConnectOptions, id: &str, within: Duration) -> Result<bool> {
     let topic = status_topic(id);
     let deadline = Instant::now() + within;
     loop {
@@ -55,31 +86,53 @@ pub fn clear_status(opts: &ConnectOptions, id: &str, within: Duration) -> Result
     }
 }
 
-/// The command that does the same with mosquitto_pub (run it once the broker reloaded its
-/// ACL), as operator `operator`, for the broker `provision broker` recorded (or `broker`).
+/// The command that clears it with mosquitto_pub at one endpoint: `broker`, else the first of
+/// the registry's broker ([`clear_status_commands`] gives one per endpoint).
 pub fn clear_status_command(dir: &Path, id: &str, operator: &str, broker: Option<&str>) -> String {
+    clear_status_commands(dir, id, operator, broker)
+        .into_iter()
+        .next()
+        .unwrap_or_default()
+}
+
+/// The commands that do the same with mosquitto_pub (run them once the broker applied the new
+/// ACL), as operator `operator`: one per endpoint of the broker `provision broker` recorded (or
+/// just `broker`), in order.
+pub fn clear_status_commands(
+    dir: &Path,
+    id: &str,
+    operator: &str,
+    broker: Option<&str>,
+) -> Vec<String> {
     let layout = Layout::new(dir);
-    let abs = |p: std::path::PathBuf| {
-        crate::shell_word(&std::path::absolute(&p).unwrap_or(p).display().to_string())
-    };
-    let addr = broker.and_then(|b| BrokerAddr::parse(b).ok()).or_else(|| {
-        crate::store::read_registry(dir)
-            .ok()
-            .flatten()
-            .and_then(|r| BrokerAddr::from_registry(&r, dir).ok())
-    });
-    let (host, port) = match addr {
-        Some(a) => (a.host, a.port.to_string()),
-        None => ("BROKER".to_string(), "8883".to_string()),
+    let addrs: Vec<BrokerAddr> = match broker.and_then(|b| BrokerAddr::parse(b).ok()) {
+        Some(a) => vec![a],
+        None => crate::store::Store::open_read(dir)
+            .and_then(|store| store.registry())
+            .and_then(|r| BrokerAddr::from_registry(&r, dir))
+            .unwrap_or_default(),
     };
     let (cert, key) = layout
         .operator_identity(operator)
         .unwrap_or_else(|_| (layout.operator_cert(), layout.operator_key()));
-    format!(
-        "mosquitto_pub -h {host} -p {port} --cafile {ca} --cert {cert} --key {key} -q 1 -r -n -t {topic}",
-        ca = abs(layout.ca_cert()),
-        cert = abs(cert),
-        key = abs(key),
-        topic = status_topic(id),
-    )
+    let abs = |p: std::path::PathBuf| {
+        crate::shell_word(&std::path::absolute(&p).unwrap_or(p).display().to_string())
+    };
+    let command = |host: &str, port: &str| {
+        format!(
+            "mosquitto_pub -h {host} -p {port} --cafile {ca} --cert {cert} --key {key} -q 1 -r -n -t {topic}",
+            host = crate::shell_word(host),
+            ca = abs(layout.ca_cert()),
+            cert = abs(cert.clone()),
+            key = abs(key.clone()),
+            topic = status_topic(id),
+        )
+    };
+    if addrs.is_empty() {
+        return vec![command("BROKER", "8883")];
+    }
+    addrs
+        .iter()
+        .map(|a| command(&a.host, &a.port.to_string()))
+        .collect()
 }

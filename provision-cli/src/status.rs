@@ -66,7 +66,7 @@ impl std::fmt::Display for State {
 #[derive(Debug, Clone, Serialize)]
 pub struct Entry {
     pub kind: Kind,
-    /// CA name, broker's first host, operator CN or device id.
+    /// CA name, the broker's first endpoint host, operator CN or device id.
     pub name: String,
     pub serial: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -166,8 +166,13 @@ pub fn status_at(dir: &Path, warn_days: u32, now: OffsetDateTime) -> Result<Stat
     };
     let mut entries = vec![rate(Kind::Ca, &registry.ca.name, &registry.ca.cert, false)];
     if let Some(b) = &registry.broker {
-        let name = b.hosts.first().map(String::as_str).unwrap_or("broker");
-        entries.push(rate(Kind::Broker, name, &b.cert, false));
+        // Named by where clients reach it (the first endpoint: one certificate covers them all).
+        let name = b
+            .endpoints()
+            .into_iter()
+            .next()
+            .map_or_else(|| "broker".to_string(), |(host, _)| host);
+        entries.push(rate(Kind::Broker, &name, &b.cert, false));
     }
     entries.push(rate(Kind::Operator, OPERATOR_CN, &registry.operator, false));
     for (name, cert) in &registry.operators {

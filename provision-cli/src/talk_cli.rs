@@ -117,8 +117,8 @@ fn report_watch(out: &mut impl Write, event: &WatchEvent, json: bool) -> bool {
             note(format_args!("connection lost ({why}); reconnecting"));
             true
         }
-        WatchEvent::Reconnected => {
-            note(format_args!("reconnected"));
+        WatchEvent::Reconnected { broker } => {
+            note(format_args!("reconnected to {broker}"));
             true
         }
         WatchEvent::Message(m) => {

@@ -33,8 +33,10 @@ pub enum WatchEvent {
     Message(Observed),
     /// The connection dropped; reconnecting.
     Disconnected(String),
-    /// Connected again.
-    Reconnected,
+    /// Connected again (to `broker`: with several endpoints, the next one after a failure).
+    Reconnected {
+        broker: String,
+    },
 }
 
 /// One message from a device.
@@ -130,7 +132,9 @@ pub fn watch(opts: &WatchOptions, mut on_event: impl FnMut(WatchEvent) -> bool) 
                 })
             }
             Event::Disconnected(why) => WatchEvent::Disconnected(why),
-            Event::Reconnected => WatchEvent::Reconnected,
+            Event::Reconnected => WatchEvent::Reconnected {
+                broker: client.addr().to_string(),
+            },
         };
         if !on_event(out) {
             client.disconnect();

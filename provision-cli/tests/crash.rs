@@ -201,17 +201,23 @@ fn check(dir: &Path, context: &str, staging_allowed: bool) -> Registry {
     known.clear();
 
     // The broker folder follows the registry.
-    if reg.broker.is_some() && dir.join("broker").is_dir() {
+    if let Some(broker) = reg.broker.as_ref().filter(|_| dir.join("broker").is_dir()) {
         assert_eq!(
             fs::read(dir.join("broker/crl.pem")).unwrap(),
             fs::read(dir.join("crl.pem")).unwrap(),
             "{context}: broker CRL"
         );
-        assert_eq!(
-            fs::read_to_string(dir.join("broker/acl")).unwrap(),
-            provision::broker::render_acl(&reg),
-            "{context}: broker ACL"
-        );
+        match broker.engine {
+            provision::registry::Engine::Mosquitto => assert_eq!(
+                fs::read_to_string(dir.join("broker/acl")).unwrap(),
+                provision::broker::render_acl(&reg),
+                "{context}: broker ACL"
+            ),
+            provision::registry::Engine::Rabbitmq => assert!(
+                rabbitmq_in_step(&reg, dir),
+                "{context}: RabbitMQ definitions or hash-dir CRL"
+            ),
+        }
     }
     // Backups hold the old CA and are private.
     for f in &files {
@@ -264,8 +270,89 @@ const BASE: &[&[&str]] = &[
     &["device", "revoke", "d1"],
 ];
 
+const RABBITMQ_BASE: &[&[&str]] = &[
+    &["init"],
+    &[
+        "broker",
+        "--engine",
+        "rabbitmq",
+        "--node",
+        "rabbit-1=127.0.0.1:41001",
+        "--node",
+        "rabbit-2=127.0.0.1:41002",
+    ],
+    &["device", "add", "d0", "d1"],
+    &["device", "revoke", "d1"],
+];
+
+/// A RabbitMQ broker folder agrees with the registry: its definitions list exactly the
+/// operators and active devices, and its hash-dir CRL is the CRL.
+fn rabbitmq_in_step(reg: &Registry, dir: &Path) -> bool {
+    let b = dir.join("broker");
+    let Ok(text) = fs::read_to_string(b.join("definitions.json")) else {
+        return false;
+    };
+    let defs: serde_json::Value = serde_json::from_str(&text).expect("definitions parse");
+    let users: BTreeSet<String> = defs["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap().to_string())
+        .collect();
+    let expected: BTreeSet<String> = reg
+        .operator_names()
+        .map(str::to_string)
+        .chain(
+            reg.devices
+                .iter()
+                .filter(|(_, d)| d.status == DeviceStatus::Active)
+                .map(|(id, _)| id.clone()),
+        )
+        .collect();
+    let crls: Vec<_> = fs::read_dir(b.join("crl")).unwrap().flatten().collect();
+    users == expected
+        && crls.len() == 1
+        && fs::read(crls[0].path()).unwrap() == fs::read(dir.join("crl.pem")).unwrap()
+}
+
 fn scenarios() -> Vec<Scenario> {
     vec![
+        Scenario {
+            name: "rabbitmq broker",
+            setup: BASE,
+            legacy: false,
+            args: &[
+                "broker",
+                "--engine",
+                "rabbitmq",
+                "--node",
+                "rabbit-1=127.0.0.1:41001",
+            ],
+            happened: |_, a, dir| {
+                a.broker.as_ref().unwrap().nodes.len() == 1
+                    && rabbitmq_in_step(a, dir)
+                    && dir.join("broker/nodes/rabbit-1/advanced.config").is_file()
+            },
+            unchanged: |b, a, dir| a == b && !dir.join("broker/nodes").exists(),
+        },
+        Scenario {
+            name: "rabbitmq device revoke",
+            setup: RABBITMQ_BASE,
+            legacy: false,
+            args: &["device", "revoke", "d0"],
+            happened: |_, a, dir| {
+                a.devices["d0"].status == DeviceStatus::Revoked && rabbitmq_in_step(a, dir)
+            },
+            unchanged: |b, a, dir| a == b && rabbitmq_in_step(a, dir),
+        },
+        Scenario {
+            name: "rabbitmq device add",
+            setup: RABBITMQ_BASE,
+            legacy: false,
+            args: &["device", "add", "n1"],
+            happened: |_, a, dir| a.devices.contains_key("n1") && rabbitmq_in_step(a, dir),
+            unchanged: |b, a, dir| a == b && rabbitmq_in_step(a, dir),
+        },
         Scenario {
             name: "device add",
             setup: BASE,

@@ -179,6 +179,7 @@ fn bad_input_is_refused_and_changes_nothing() {
         (&["--node=-r=127.0.0.1:1"], "node name"),
         (&["--node", "r=bad_host!:1"], "not a DNS name"),
         (&["--node", "r=::1:8883"], "in brackets"),
+        (&["--node", "r=[fd00::1]:8883"], "IPv6 address"),
         (
             &["--node", "a=127.0.0.1:1", "--node", "a=127.0.0.1:2"],
             "node name a is given twice",
@@ -461,6 +462,27 @@ fn another_install_folder_says_what_to_copy_where() {
         "{stdout}"
     );
     assert!(stdout.contains("rabbitmqctl -n rabbit-1@mq1.example.org delete_user dev-a"));
+    // Nodes on other hosts read their own copy even when it sits at this folder's path.
+    let pki = Pki::new(&["dev-a"]);
+    assert!(
+        run(
+            pki.path(),
+            &[
+                "broker",
+                "--engine",
+                "rabbitmq",
+                "--node",
+                "rabbit-1=mq1.example.org:8883"
+            ],
+        )
+        .0
+    );
+    let (ok, stdout, stderr) = run(pki.path(), &["device", "revoke", "dev-a"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("on every node's host (mq1.example.org)"),
+        "{stdout}"
+    );
 }
 
 #[test]

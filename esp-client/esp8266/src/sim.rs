@@ -15,7 +15,7 @@ use esp_client::board::{
 };
 use esp_client::machine::{Device, State, StateKind};
 use esp_client::settings::Settings;
-use wire_format::device_config::DeviceConfig;
+use wire_format::device_config::{Brokers, DeviceConfig, Endpoint};
 
 /// The device id every scenario uses.
 pub const ID: &str = "kitchen-sensor-1";
@@ -239,6 +239,10 @@ fn frame(b: &[u8]) -> Result<Option<(u8, usize, usize)>, SimError> {
 pub struct Broker {
     /// Accepts connections.
     up: bool,
+    /// Endpoints (hosts) that are down, as nodes of a cluster: TCP refused.
+    dead: [Option<&'static str>; 2],
+    /// The endpoint (host) of the current connection.
+    on: Option<&'static str>,
     /// A connection is open.
     conn: bool,
     /// `connect_start` was called; the next `poll_connect` answers.
@@ -261,6 +265,8 @@ impl Broker {
     fn new() -> Self {
         Broker {
             up: true,
+            dead: [None; 2],
+            on: None,
             conn: false,
             connecting: false,
             closed_by_broker: false,
@@ -400,6 +406,20 @@ impl Broker {
         }
         self.fire_will();
         self.up = false;
+    }
+
+    /// One node of a cluster dies: if the device is on it, its connection drops (the Will
+    /// fires); from now on it refuses TCP.
+    pub fn crash_node(&mut self, host: &'static str) {
+        self.note(format_args!("node {host} crashes"));
+        if self.conn && self.on == Some(host) {
+            self.closed_by_broker = true;
+            self.fire_will();
+        }
+        match self.dead.iter_mut().find(|d| d.is_none()) {
+            Some(slot) => *slot = Some(host),
+            None => self.fault = Some(SimError::Expectation("at most two dead nodes")),
+        }
     }
 
     fn fire_will(&mut self) {
@@ -615,13 +635,14 @@ impl Transport for Broker {
         if !core::mem::take(&mut self.connecting) {
             return core::task::Poll::Ready(Err(ConnectError::Tcp));
         }
-        if !self.up {
+        if !self.up || self.dead.contains(&Some(server.host)) {
             self.note(format_args!(
                 "refuses TCP from the device ({}:{})",
                 server.host, server.port
             ));
             return core::task::Poll::Ready(Err(ConnectError::Tcp));
         }
+        self.on = NODES.iter().find(|n| n.host == server.host).map(|n| n.host);
         self.connects += 1;
         self.note(format_args!(
             "TLS connection from the device to {}:{} (time floor {})",
@@ -754,12 +775,30 @@ impl<'f, W: Write> Board for SimBoard<'_, 'f, W> {
     }
 }
 
-fn config_blob(buf: &mut [u8]) -> Result<usize, SimError> {
+/// The cluster of the failover scenario, as its config names it.
+const NODES: [Endpoint<'static>; 3] = [
+    Endpoint {
+        host: "node-1.local",
+        port: 8883,
+    },
+    Endpoint {
+        host: "node-2.local",
+        port: 8884,
+    },
+    Endpoint {
+        host: "node-3.local",
+        port: 8885,
+    },
+];
+
+fn config_blob(buf: &mut [u8], brokers: &[Endpoint<'_>]) -> Result<usize, SimError> {
+    let brokers =
+        Brokers::new(brokers).map_err(|_| SimError::Expectation("at most four endpoints"))?;
     let cfg = DeviceConfig {
         device_id: ID,
         wifi_ssid: "home",
         wifi_password: "secret-pass",
-        brokers: wire_format::device_config::Brokers::one("broker.local", 8883),
+        brokers,
         telemetry_period_s: 30,
         ca_cert_der: b"\x30\x03ca!",
         client_cert_der: b"\x30\x03crt",
@@ -856,7 +895,13 @@ pub fn run_all<W: Write>(out: &mut W, flash: &mut [u8]) -> Result<(), SimError> 
         return Err(SimError::Expectation("a 4 MiB flash"));
     }
     flash.fill(0xFF);
-    config_blob(&mut flash[CONFIG..CONFIG + 4096])?;
+    config_blob(
+        &mut flash[CONFIG..CONFIG + 4096],
+        &[Endpoint {
+            host: "broker.local",
+            port: 8883,
+        }],
+    )?;
     let flash = SliceFlash(flash);
     let settings = Settings {
         build_time_unix: BUILD_TIME,
@@ -866,7 +911,7 @@ pub fn run_all<W: Write>(out: &mut W, flash: &mut [u8]) -> Result<(), SimError> 
     };
     writeln!(
         out,
-        "== esp-client core on {}: boot, command round trip, dropped connection, OTA",
+        "== esp-client core on {}: boot, command round trip, dropped connection, OTA, failover",
         if cfg!(target_arch = "xtensa") {
             "LX106"
         } else {
@@ -977,11 +1022,41 @@ pub fn run_all<W: Write>(out: &mut W, flash: &mut [u8]) -> Result<(), SimError> 
         return Err(SimError::Expectation("slot B holds the image"));
     }
     w.stats("OTA")?;
+    failover(&mut w)?;
     w.board.line(format_args!("== all scenarios passed"));
     if w.board.out_failed {
         return Err(SimError::Output);
     }
     Ok(())
+}
+
+/// The failover scenario, in its own frame (LLVM's Xtensa backend cannot spill registers in
+/// one that holds every scenario's locals).
+#[inline(never)]
+fn failover<W: Write>(w: &mut World<'_, '_, W>) -> Result<(), SimError> {
+    w.board.line(format_args!(
+        "== scenario: a cluster: the first node is down, the device's node dies, the next serves"
+    ));
+    // A new config naming three nodes, flashed while the device runs; a reboot command loads it.
+    let sector = &mut w.board.flash.0[CONFIG..CONFIG + 4096];
+    sector.fill(0xFF);
+    config_blob(sector, &NODES)?;
+    w.board.broker.crash_node("node-1.local");
+    w.board.broker.command("reboot", "");
+    let until = w.now + 10_000;
+    w.run(until)?;
+    w.expect(StateKind::Online, "online on the second node")?;
+    if w.dev.endpoint() != Some(NODES[1]) || w.board.broker.on != Some("node-2.local") {
+        return Err(SimError::Expectation("the device is on node 2"));
+    }
+    w.board.broker.crash_node("node-2.local");
+    let until = w.now + 5_000;
+    w.run(until)?;
+    w.expect(StateKind::Online, "online on the third node")?;
+    if w.dev.endpoint() != Some(NODES[2]) || w.board.broker.status.as_bytes() != b"online" {
+        return Err(SimError::Expectation("the device is on node 3, online"));
+    }
+    w.stats("failover")
 }
 
 #[cfg(test)]

@@ -98,7 +98,8 @@ fn the_core_runs_its_scenarios_on_the_lx106_with_the_host_transcript() {
     let (code, stdout) = qemu(&out.join("lx106-sim.elf"));
     let (first, body) = stdout.split_once('\n').unwrap_or((&stdout, ""));
     assert_eq!(
-        first, "== esp-client core on LX106: boot, command round trip, dropped connection, OTA",
+        first,
+        "== esp-client core on LX106: boot, command round trip, dropped connection, OTA, failover",
         "not the LX106 build, or no output:\n{stdout}"
     );
     let want = std::fs::read_to_string(
