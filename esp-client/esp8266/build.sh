@@ -72,7 +72,7 @@ c_object() {
 
 # --- the core's scenarios on the LX106 (QEMU, semihosting) ---
 rust_object lx106-sim
-c_object "$FW/c/qemu_rt.c" qemu_rt.o
+c_object "$HERE/qemu/rt.c" qemu_rt.o
 xtensa-lx106-elf-gcc -nostdlib -T "$FW/ld/qemu.ld" -Wl,--gc-sections -Wl,--no-warn-execstack \
   -o "$OUT/lx106-sim.elf" "$OBJ/lx106-sim.o" "$OBJ/qemu_rt.o" "$PICOLIBC/lib/libc.a" -lgcc
 echo "esp8266 build: $OUT/lx106-sim.elf"
@@ -96,13 +96,8 @@ tls_link=()
 if [ -f "$TLS_DIR/build-lx106.sh" ]; then
   bash "$TLS_DIR/build-lx106.sh" "$OUT/tls" >"$OBJ/tls-build.log" 2>&1 ||
     die "the TLS library did not build: $(tail -20 "$OBJ/tls-build.log")"
-  mapfile -t TLS_DEFINES < <(grep -v '^\s*$' "$TLS_DIR/bearssl.flags")
-  # Same flags as the library, so its header checks see the library's configuration.
-  c_object "$FW/c/tls_glue.c" tls_glue.o -DICACHE_FLASH -DESP8266 "${TLS_DEFINES[@]}" \
-    -I"$TLS_DIR/lx106" -I"$HERE/vendor/bearssl/inc" -I"$HERE/vendor/bearssl/src" -I"$TLS_DIR" \
-    -I"$SDK/include"
   app_features=(--features tls)
-  tls_link=("$OBJ/tls_glue.o" "$OUT/tls/libesptls.a")
+  tls_link=("$OUT/tls/libesptls.a")
 else
   echo "esp8266 build: NOTE: no TLS library in this tree ($TLS_DIR/build-lx106.sh): the image cannot connect" >&2
 fi

@@ -760,21 +760,28 @@ impl Device {
         Ok(())
     }
 
-    fn enter_online<B: Board>(&mut self, board: &mut B, now: u64) {
-        self.go(board, now, State::Online);
-        self.online_since = Some(now);
-        // Unacknowledged publishes from the last connection go out again (as DUP), first.
-        self.session.resume(now);
-        let mut ctx = Ctx {
+    /// The applications and the context they run in, borrowed apart from the rest of the
+    /// device.
+    fn apps<'a, B: Board>(&'a mut self, board: &'a mut B, now: u64) -> (&'a mut Apps, Ctx<'a, B>) {
+        let ctx = Ctx {
             board,
             out: self.session.sender(),
             prefix: self.prefix.as_str(),
             config: &self.config,
             now,
         };
+        (&mut self.apps, ctx)
+    }
+
+    fn enter_online<B: Board>(&mut self, board: &mut B, now: u64) {
+        self.go(board, now, State::Online);
+        self.online_since = Some(now);
+        // Unacknowledged publishes from the last connection go out again (as DUP), first.
+        self.session.resume(now);
+        let (apps, mut ctx) = self.apps(board, now);
         // The one place a trial image is confirmed (by the update's `on_online`): CONNACK and
         // SUBACK are in.
-        self.apps.on_online(&mut ctx);
+        apps.on_online(&mut ctx);
         match ctx.publish("status", b"online", QoS::AtLeastOnce, true) {
             Ok(Sent::Queued { .. }) => {}
             Ok(Sent::Busy) => ctx
@@ -805,14 +812,8 @@ impl Device {
             self.reboot(board, now, "command");
             return Ok(now);
         }
-        let mut ctx = Ctx {
-            board,
-            out: self.session.sender(),
-            prefix: self.prefix.as_str(),
-            config: &self.config,
-            now,
-        };
-        next = next.min(self.apps.poll(&mut ctx)?);
+        let (apps, mut ctx) = self.apps(board, now);
+        next = next.min(apps.poll(&mut ctx)?);
         // The floor keeps moving while the device runs: persist it (at most hourly), so a
         // reboot without a time source starts from recent time, not from the last sync.
         self.persist_time(board, now);
@@ -834,13 +835,7 @@ impl Device {
     /// "offline" ourselves (a clean DISCONNECT suppresses the Will), send DISCONNECT, close.
     pub fn shutdown<B: Board>(&mut self, board: &mut B, now: u64) {
         if matches!(self.state, State::Online | State::Subscribe { .. }) {
-            let mut ctx = Ctx {
-                board: &mut *board,
-                out: self.session.sender(),
-                prefix: self.prefix.as_str(),
-                config: &self.config,
-                now,
-            };
+            let (_, mut ctx) = self.apps(board, now);
             let _ = ctx.publish("status", b"offline", QoS::AtMostOnce, true);
         }
         if matches!(

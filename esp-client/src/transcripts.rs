@@ -1072,14 +1072,20 @@ fn ram_budget() {
     );
 }
 
-#[test]
-fn a_handshake_that_never_ends_is_cut_at_the_core_deadline() {
+/// A board whose broker never finishes a TLS handshake, and a device that gives one 3 s.
+fn hanging_handshake() -> (FakeBoard, Device) {
     let mut b = board();
     b.net.script.handshake_hangs = true;
-    let mut dev = Device::new(Settings {
+    let dev = Device::new(Settings {
         connect_timeout_ms: 3_000,
         ..settings()
     });
+    (b, dev)
+}
+
+#[test]
+fn a_handshake_that_never_ends_is_cut_at_the_core_deadline() {
+    let (mut b, mut dev) = hanging_handshake();
     let mut now = 0;
     run(&mut dev, &mut b, &mut now, 3_500);
     assert_eq!(
@@ -1197,12 +1203,7 @@ fn a_broker_that_breaks_every_session_after_suback_meets_a_growing_backoff() {
 
 #[test]
 fn the_backoff_delay_counts_from_the_failure() {
-    let mut b = board();
-    b.net.script.handshake_hangs = true;
-    let mut dev = Device::new(Settings {
-        connect_timeout_ms: 3_000,
-        ..settings()
-    });
+    let (mut b, mut dev) = hanging_handshake();
     let mut now = 0;
     run(&mut dev, &mut b, &mut now, 6_000);
     let started = log_time(&b, "=> TlsConnect").unwrap();

@@ -115,14 +115,27 @@ pub fn plan(
                 }],
             )
         }
-        Change::Revoked(id) => (
-            "crl/ and definitions.json",
-            vec![CtlCall {
-                args: vec!["delete_user".into(), id.clone()],
-                stdin: None,
-                shown: shown(&["delete_user", id]),
-            }],
-        ),
+        Change::Revoked(id) => {
+            let defs = format!("{}/definitions.json", install.trim_end_matches('/'));
+            // The operators' topic permissions now let them clear the revoked device's retained
+            // status (its own Last Will is gone with its user): import them first.
+            let operators: Vec<&str> = registry.operator_names().collect();
+            (
+                "crl/ and definitions.json",
+                vec![
+                    CtlCall {
+                        args: vec!["import_definitions".into()],
+                        stdin: Some(rabbitmq_conf::render_definitions_for(registry, &operators)),
+                        shown: shown(&["import_definitions", &defs]),
+                    },
+                    CtlCall {
+                        args: vec!["delete_user".into(), id.clone()],
+                        stdin: None,
+                        shown: shown(&["delete_user", id]),
+                    },
+                ],
+            )
+        }
         Change::Crl => ("crl/", Vec::new()),
     };
     // Nodes that all run on this machine from this folder read the new files where they are.

@@ -14,7 +14,7 @@ use std::net::TcpStream;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use broker_testkit::rabbitmq::{self, Cluster, SharedCluster};
+use broker_testkit::rabbitmq::{self, Cluster, NodeFiles, SharedCluster};
 use broker_testkit::{free_port, Identity, MosquittoSub, Pki};
 
 /// Every device the tests use; each test has its own.
@@ -45,13 +45,26 @@ fn cluster() -> &'static SharedCluster {
         for o in OPERATORS {
             pki.add_operator(o);
         }
-        let nodes: Vec<(String, u16)> = (1..=3)
-            .map(|i| (format!("rabbit-{i}"), free_port()))
-            .collect();
-        let mut users: Vec<&str> = vec!["_operator"];
-        users.extend_from_slice(OPERATORS);
-        let files = rabbitmq::interim_config(&pki, &nodes, DEVICES, &users)?;
-        let cluster = Cluster::start(&files)?;
+        // The nodes' files as users get them: `provision broker --engine rabbitmq`.
+        let mut cmd = assert_cmd::Command::cargo_bin("provision").unwrap();
+        cmd.arg("--dir").arg(pki.path()).args([
+            "broker",
+            "--engine",
+            "rabbitmq",
+            "--host",
+            "localhost",
+        ]);
+        for i in 1..=3 {
+            cmd.args(["--node", &format!("rabbit-{i}=127.0.0.1:{}", free_port())]);
+        }
+        let out = cmd.output().unwrap();
+        if !out.status.success() {
+            return Err(format!(
+                "provision broker --engine rabbitmq failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let cluster = Cluster::start(&NodeFiles::generated(pki.path())?)?;
         Ok((pki, cluster))
     })
 }
@@ -147,7 +160,7 @@ fn subscribe(
 /// An operator subscriber on node `node` to the telemetry of `devices` (the tests run side by
 /// side: a wildcard would see the others' devices).
 fn operator_sub(c: &SharedCluster, node: usize, devices: &[&str]) -> MosquittoSub {
-    let id = format!("op-{}", free_port());
+    let id = format!("_operator-{}", free_port());
     let mut a = args(c, node, Some(&c.pki.operator()), Some(&id));
     a.extend(["-q".into(), "1".into()]);
     for d in devices {
@@ -240,7 +253,7 @@ fn a_command_via_node_2_reaches_the_device_on_node_1() {
         c,
         1,
         &ops,
-        "ops-cmd-1",
+        "_ops-cmd-1",
         "devices/dev-cmd/cmd/led",
         "on",
     ));
@@ -468,7 +481,7 @@ fn a_password_in_connect_does_not_change_who_the_certificate_says() {
         c,
         0,
         &operator(c, "_ops-cmd"),
-        "ops-pw",
+        "_ops-cmd-pw",
         "devices/dev-pw2/cmd/unlock",
         "real",
     ));
@@ -521,7 +534,7 @@ fn a_device_cannot_read_another_devices_topics() {
         c,
         1,
         &operator(c, "_ops-cmd"),
-        "ops-rd",
+        "_ops-cmd-rd",
         "devices/dev-rd2/cmd/x",
         "cmd",
     ));
@@ -559,7 +572,7 @@ fn a_device_cannot_publish_into_another_devices_subtree() {
         c,
         1,
         &operator(c, "_ops-cmd"),
-        "ops-wr",
+        "_ops-cmd-wr",
         "devices/dev-wr2/cmd/unlock",
         "real",
     ));
@@ -616,7 +629,7 @@ fn reusing_another_devices_client_id_does_not_take_its_queued_session() {
         c,
         1,
         &operator(c, "_ops-cmd"),
-        "ops-sess",
+        "_ops-cmd-sess",
         "devices/dev-sess/cmd/secret",
         "queued",
     ));
@@ -794,7 +807,7 @@ fn kill_9_of_the_devices_node_loses_nothing_acknowledged() {
         c,
         1,
         &ops,
-        "ops-kill",
+        "_ops-kill",
         "devices/dev-kill/cmd/n",
         "0",
     ));
@@ -815,7 +828,7 @@ fn kill_9_of_the_devices_node_loses_nothing_acknowledged() {
                 c,
                 1,
                 &ops,
-                "ops-kill",
+                "_ops-kill",
                 "devices/dev-kill/cmd/n",
                 &i.to_string(),
             );
@@ -887,20 +900,44 @@ fn kill_9_of_the_devices_node_loses_nothing_acknowledged() {
     );
 }
 
-/// What `device revoke` must do to a RabbitMQ cluster: the CRL replaced on every node, the user
-/// deleted (which closes its open sessions).
+/// `provision device revoke ID --apply` against the cluster (rabbitmqctl reaches the nodes
+/// through the cluster's epmd and cookie): the CRL replaced in the nodes' hash dir, the user
+/// deleted, which closes its open sessions on every node.
 fn revoke_on_the_cluster(c: &SharedCluster, id: &str) {
-    provision::device::revoke(c.pki.path(), id).expect("device revoke");
-    let crl_dir = c.pki.path().join("rabbitmq/crl");
-    let hash = std::fs::read_dir(&crl_dir)
+    let out = Command::new(env!("CARGO_BIN_EXE_provision"))
+        .arg("--dir")
+        .arg(c.pki.path())
+        .args(["device", "revoke", id, "--apply"])
+        .envs(c.cluster.ctl_env())
+        .env("PROVISION_RABBITMQCTL", rabbitmq::RABBITMQCTL)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "device revoke --apply failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let crl = std::fs::read_dir(c.pki.path().join("broker/crl"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| p.extension().is_some_and(|e| e == "r0"))
-        .unwrap();
-    let tmp = crl_dir.join(".crl.tmp");
-    std::fs::copy(c.pki.path().join("crl.pem"), &tmp).unwrap();
-    std::fs::rename(&tmp, &hash).unwrap();
-    c.cluster.ctl_ok(0, &["delete_user", id]).unwrap();
+        .expect("the CRL in hash-dir form");
+    assert_eq!(
+        std::fs::read(&crl).unwrap(),
+        std::fs::read(c.pki.path().join("crl.pem")).unwrap(),
+        "the nodes' CRL is not the new one"
+    );
+    for node in 0..3 {
+        let users = c.cluster.ctl_ok(node, &["list_users", "-q"]).unwrap();
+        assert!(
+            !users
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(id)),
+            "{id} is still a user on node {node}:\n{users}"
+        );
+    }
 }
 
 #[test]

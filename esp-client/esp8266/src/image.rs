@@ -101,11 +101,9 @@ impl AppImage {
     pub fn segments(&self) -> &[Segment] {
         &self.segments[..self.count]
     }
-    pub fn len(&self) -> u32 {
+    /// Bytes the image takes in its slot, its CRC-32 included.
+    pub fn size(&self) -> u32 {
         self.crc_at + 4
-    }
-    pub fn is_empty(&self) -> bool {
-        false
     }
 }
 
@@ -332,7 +330,7 @@ mod tests {
         let img = sample();
         let a = parse(reader(&img), 0xFE000, &RAM).unwrap();
         assert_eq!((a.entry, a.irom_len, a.count), (0x4010_0004, 112, 2));
-        assert_eq!(a.len() as usize, img.len());
+        assert_eq!(a.size() as usize, img.len());
         assert_eq!(a.segments()[1].addr, 0x3FFE_8000);
         let s0 = a.segments()[0];
         assert_eq!(

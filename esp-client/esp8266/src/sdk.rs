@@ -122,9 +122,6 @@ extern "C" {
     pub fn ets_timer_disarm(t: *mut EtsTimer);
     pub fn os_random() -> u32;
 
-    // mem.h (os_zalloc_dram / os_free are macros over these)
-    pub fn pvPortZalloc(size: usize, file: *const c_char, line: u32) -> *mut c_void;
-    pub fn vPortFree(p: *mut c_void, file: *const c_char, line: u32);
     pub fn os_printf_plus(format: *const c_char, ...) -> i32;
 
     // mask ROM (eagle.rom.addr.v6.ld)

@@ -129,19 +129,24 @@ pub mod tls {
         fn espconn_tls_write(c: *mut c_void, buf: *const u8, len: usize) -> i32;
         fn espconn_tls_close(c: *mut c_void);
         fn espconn_tls_stack_high_water(c: *const c_void) -> usize;
+        /// `ESPTLS_STACK_LEN` of espconn_tls.h, as the library was built with it.
+        static espconn_tls_stack_len: usize;
     }
-
-    /// `ESPTLS_STACK_LEN` in espconn_tls.h.
-    const TLS_STACK_LEN: usize = 6656;
 
     impl super::Diagnostics for EspTls {
         fn tls_stack_use(&self) -> Option<(usize, usize)> {
             if self.session.is_null() {
                 return None;
             }
-            // SAFETY: the session's memory, kept once allocated; the call only reads it.
-            let used = unsafe { espconn_tls_stack_high_water(self.session) };
-            Some((used, TLS_STACK_LEN))
+            // SAFETY: the session's memory, kept once allocated; the call only reads it. The
+            // length is a constant the library defines.
+            let (used, len) = unsafe {
+                (
+                    espconn_tls_stack_high_water(self.session),
+                    espconn_tls_stack_len,
+                )
+            };
+            Some((used, len))
         }
     }
 

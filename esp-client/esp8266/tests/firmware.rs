@@ -15,7 +15,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -45,51 +44,31 @@ fn build() -> &'static Path {
     })
 }
 
-/// Runs an ELF on the LX106 core with semihosting; (exit code, stdout).
+/// Runs an ELF on the LX106 core with semihosting (qemu/run.sh, as the TLS replay does);
+/// (exit code, stdout).
 fn qemu(elf: &Path) -> (i32, String) {
     qemu_with(elf, None)
 }
 
 /// The same, with a raw `flash` image at 0x50000000 (RAM in QEMU's `sim` machine).
 fn qemu_with(elf: &Path, flash: Option<&Path>) -> (i32, String) {
-    let mut cmd = Command::new("qemu-system-xtensa");
-    cmd.args([
-        "-M",
-        "sim",
-        "-cpu",
-        "lx106",
-        "-nographic",
-        "-monitor",
-        "none",
-    ])
-    .args(["-semihosting", "-device"])
-    .arg(format!("loader,file={},cpu-num=0", elf.display()));
-    if let Some(f) = flash {
-        cmd.arg("-device").arg(format!(
-            "loader,file={},addr=0x50000000,force-raw=on",
-            f.display()
-        ));
-    }
-    let child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("qemu-system-xtensa not found: apt-get install qemu-system-misc");
-    // A hung core must not hang the test: stop QEMU (by its PID) after 60 s.
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let killer = std::thread::spawn(move || {
-        if rx.recv_timeout(Duration::from_secs(60)).is_err() {
-            let _ = Command::new("kill").arg(pid.to_string()).status();
-        }
-    });
-    let out = child.wait_with_output().expect("qemu did not run");
-    let _ = tx.send(());
-    let _ = killer.join();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let out = Command::new("bash")
+        .arg(root().join("esp-client/esp8266/qemu/run.sh"))
+        .arg(elf)
+        .args(flash)
+        .output()
+        .expect("cannot run bash");
+    let code = out.status.code().unwrap_or(-1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(code, 127, "{stderr}");
+    // A hung program is stopped by the runner's time limit.
+    assert_ne!(
+        code,
+        124,
+        "{} did not finish in time: {stderr}",
+        elf.display()
+    );
+    (code, String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 #[test]
@@ -131,7 +110,7 @@ fn the_application_image_passes_the_loaders_checks() {
     let ram = [layout::APP_IRAM, layout::APP_DRAM];
     let img = image::parse(read, layout::SLOT_SIZE, &ram).expect("the loader would refuse it");
     image::check_crc(read, &img, &mut [0u8; 256]).expect("CRC-32");
-    assert_eq!(img.len() as usize, bin.len(), "image length");
+    assert_eq!(img.size() as usize, bin.len(), "image length");
     let elf = std::fs::read(out.join("app.elf")).unwrap();
     assert_eq!(img.entry, elf_entry(&elf), "entry point");
     // The XOR checksum the loader computes over what it loaded.

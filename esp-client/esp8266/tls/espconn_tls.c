@@ -488,6 +488,8 @@ run(struct call *k)
 	return k->ret;
 }
 
+const size_t espconn_tls_stack_len = ESPTLS_STACK_LEN;
+
 size_t
 espconn_tls_stack_high_water(const struct espconn_tls *c)
 {

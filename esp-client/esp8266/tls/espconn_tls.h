@@ -55,6 +55,8 @@
  * 512 bytes of this.
  */
 #define ESPTLS_STACK_LEN 6656
+/* The same figure for code that cannot read this header (the board's Rust transport). */
+extern const size_t espconn_tls_stack_len;
 
 struct espconn_tls {
 	struct espconn conn;

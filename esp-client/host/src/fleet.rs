@@ -4,102 +4,19 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use esp_client::board::{Board, NetStatus};
-use esp_client::machine::{Device, State, StateKind};
+use esp_client::machine::Device;
 use esp_client::settings::Settings;
 
-use crate::avr::{host_avr, HostAvr};
+use crate::board::HostBoard;
 use crate::flash::FileFlash;
 use crate::tls::TlsTransport;
-
-/// One simulated device's board: quiet (no log unless asked), counting what the fleet reports.
-pub struct FleetBoard {
-    start: Instant,
-    pub tls: TlsTransport,
-    pub flash: FileFlash,
-    pub avr: HostAvr,
-    rng: u64,
-    verbose: bool,
-    name: String,
-    /// When the current run of connection attempts began (first `TlsConnect` since online).
-    connecting_since: Option<u64>,
-    /// Milliseconds from the first attempt to `Online`, one per connection.
-    pub latencies: Vec<u64>,
-    /// Times (ms) at which a TLS handshake completed.
-    pub handshakes: Vec<u64>,
-    pub online: bool,
-}
-
-impl Board for FleetBoard {
-    type Transport = TlsTransport;
-    type Flash = FileFlash;
-    type Avr = HostAvr;
-
-    fn now_ms(&mut self) -> u64 {
-        self.start.elapsed().as_millis() as u64
-    }
-    fn transport(&mut self) -> &mut TlsTransport {
-        &mut self.tls
-    }
-    fn flash(&mut self) -> &mut FileFlash {
-        &mut self.flash
-    }
-    fn avr(&mut self) -> &mut HostAvr {
-        &mut self.avr
-    }
-    fn random_u32(&mut self) -> u32 {
-        // xorshift64*, seeded per device: jitter differs between devices, as on real chips.
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32
-    }
-    fn network(&mut self, _ssid: &str, _password: &str) -> NetStatus {
-        NetStatus::Up
-    }
-    fn time_source(&mut self) -> Option<u64> {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .ok()
-            .map(|d| d.as_secs())
-    }
-    fn feed_watchdog(&mut self) {}
-    fn reset(&mut self) {}
-    fn log(&mut self, line: core::fmt::Arguments<'_>) {
-        if self.verbose {
-            eprintln!("[{}] {line}", self.name);
-        }
-    }
-    fn transition(&mut self, now_ms: u64, from: &State, to: &State) {
-        match to.kind() {
-            StateKind::TlsConnect if self.connecting_since.is_none() => {
-                self.connecting_since = Some(now_ms)
-            }
-            StateKind::MqttConnect => self.handshakes.push(now_ms),
-            StateKind::Online => {
-                self.online = true;
-                if let Some(t) = self.connecting_since.take() {
-                    self.latencies.push(now_ms - t);
-                }
-            }
-            _ => {}
-        }
-        if from.kind() == StateKind::Online {
-            self.online = false;
-        }
-        if self.verbose {
-            let detail = self.tls.last_error.as_deref().unwrap_or("");
-            eprintln!("[{}] {from} => {to} {detail}", self.name);
-        }
-    }
-}
 
 /// One device of the fleet.
 pub struct Member {
     pub device: Box<Device>,
-    pub board: FleetBoard,
+    pub board: HostBoard,
     next: u64,
 }
 
@@ -227,19 +144,14 @@ impl Fleet {
                 .unwrap_or_default();
             members.push(Member {
                 device: Box::new(Device::new(settings)),
-                board: FleetBoard {
-                    start,
-                    tls: TlsTransport::new(false),
-                    flash,
-                    avr: host_avr().0,
-                    rng: 0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
-                    verbose,
+                board: HostBoard::fleet_member(
                     name,
-                    connecting_since: None,
-                    latencies: Vec::new(),
-                    handshakes: Vec::new(),
-                    online: false,
-                },
+                    start,
+                    flash,
+                    TlsTransport::new(false),
+                    0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
+                    verbose,
+                ),
                 next: 0,
             });
         }
@@ -264,7 +176,7 @@ impl Fleet {
                 m.next = m.device.poll(now, &mut m.board);
             }
             next = next.min(m.next);
-            online += usize::from(m.board.online);
+            online += usize::from(m.board.connections.online);
         }
         if online == self.members.len() {
             self.all_online_at.get_or_insert(self.start.elapsed());
@@ -319,7 +231,7 @@ impl Fleet {
         let mut per_second = std::collections::HashMap::<u64, usize>::new();
         let mut by_endpoint = std::collections::BTreeMap::<String, usize>::new();
         for m in &self.members {
-            if let Some(e) = m.device.endpoint().filter(|_| m.board.online) {
+            if let Some(e) = m.device.endpoint().filter(|_| m.board.connections.online) {
                 let name = match e.host.contains(':') {
                     true => format!("[{}]:{}", e.host, e.port),
                     false => format!("{}:{}", e.host, e.port),
@@ -327,14 +239,15 @@ impl Fleet {
                 *by_endpoint.entry(name).or_default() += 1;
             }
             let s = m.device.stats();
-            r.online += usize::from(m.board.online);
+            r.online += usize::from(m.board.connections.online);
             r.connects += u64::from(s.connects);
             r.telemetry_sent += u64::from(s.telemetry_sent);
             r.telemetry_acked += u64::from(s.telemetry_acked);
             r.telemetry_dropped += u64::from(s.telemetry_dropped);
             r.retransmits += u64::from(s.retransmits);
-            lat.extend_from_slice(&m.board.latencies);
-            for t in &m.board.handshakes {
+            let c = &m.board.connections;
+            lat.extend_from_slice(&c.latencies);
+            for t in &c.handshakes {
                 *per_second.entry(t / 1000).or_default() += 1;
             }
         }

@@ -8,9 +8,16 @@
 //! the records it made before went out. The deadline is the core's (`connect_timeout_ms`).
 //! Name resolution is the one exception (`getaddrinfo` has no non-blocking form in std); an IP
 //! address or a name in /etc/hosts resolves at once.
+//!
+//! The rustls configuration (trust anchor, verifier, parsed client key) is built once per TLS
+//! material and kept for the next attempts: a reconnect costs the handshake, not a rebuild. The
+//! time floor is not part of it: the cached configuration asks the transport's [`Floor`], which
+//! every `connect_start` sets, and no session is resumed, so every handshake validates the
+//! broker's chain at the floor of its own attempt.
 
 use std::io::{self, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -18,21 +25,45 @@ use std::time::{Duration, Instant};
 use embedded_io::ErrorKind;
 use esp_client::board::{ConnectError, Server, TlsMaterial, Transport};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
+use rustls::client::{Resumption, WebPkiServerVerifier};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::time_provider::TimeProvider;
 use rustls::{
     ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 
-/// rustls asks this for "now": the core's floor, fixed for the handshake.
-#[derive(Debug)]
-struct Floor(u64);
+/// rustls asks this for "now": the core's floor for the attempt in progress (set by
+/// `connect_start`, unix seconds).
+#[derive(Debug, Default)]
+struct Floor(AtomicU64);
 
 impl TimeProvider for Floor {
     fn current_time(&self) -> Option<UnixTime> {
-        Some(UnixTime::since_unix_epoch(Duration::from_secs(self.0)))
+        let floor = self.0.load(Ordering::Relaxed);
+        Some(UnixTime::since_unix_epoch(Duration::from_secs(floor)))
     }
+}
+
+/// A built configuration and the material it was built from.
+struct Cached {
+    /// SHA-256 over the material and the protocol choice ([`material_digest`]).
+    digest: [u8; 32],
+    config: Arc<ClientConfig>,
+}
+
+/// What a configuration is built from, as one digest: each field length-prefixed, so no two
+/// different materials run together into the same bytes.
+fn material_digest(tls: &TlsMaterial<'_>, tls13: bool) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let pin = tls.broker_pin.map_or(&[][..], |p| &p[..]);
+    for field in [tls.ca_der, tls.client_cert_der, tls.client_key_der, pin] {
+        ctx.update(&(field.len() as u64).to_le_bytes());
+        ctx.update(field);
+    }
+    ctx.update(&[u8::from(tls.broker_pin.is_some()), u8::from(tls13)]);
+    let mut digest = [0; 32];
+    digest.copy_from_slice(ctx.finish().as_ref());
+    digest
 }
 
 /// WebPKI validation, then the broker key must match the pinned SHA-256 of its SPKI.
@@ -122,11 +153,17 @@ pub struct TlsTransport {
     pub last_error: Option<String>,
     /// Handshake time of the last successful connect (TCP + TLS).
     pub last_handshake: Option<Duration>,
+    /// The floor the cached configuration validates at.
+    floor: Arc<Floor>,
+    cached: Option<Cached>,
+    /// rustls configurations built so far (one per TLS material, not one per attempt).
+    configs_built: u32,
 }
 
 fn build_config(
     tls: &TlsMaterial<'_>,
     tls13: bool,
+    floor: Arc<Floor>,
 ) -> Result<ClientConfig, (ConnectError, String)> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
@@ -143,10 +180,9 @@ fn build_config(
     } else {
         &[&rustls::version::TLS12]
     };
-    let builder =
-        ClientConfig::builder_with_details(provider.clone(), Arc::new(Floor(tls.time_floor_unix)))
-            .with_protocol_versions(versions)
-            .map_err(|e| (ConnectError::Handshake, e.to_string()))?;
+    let builder = ClientConfig::builder_with_details(provider.clone(), floor)
+        .with_protocol_versions(versions)
+        .map_err(|e| (ConnectError::Handshake, e.to_string()))?;
     let builder = match tls.broker_pin {
         None => builder.with_root_certificates(roots),
         Some(pin) => {
@@ -160,12 +196,16 @@ fn build_config(
     };
     let chain = vec![CertificateDer::from(tls.client_cert_der.to_vec())];
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(tls.client_key_der.to_vec()));
-    builder.with_client_auth_cert(chain, key).map_err(|e| {
+    let mut config = builder.with_client_auth_cert(chain, key).map_err(|e| {
         (
             ConnectError::ClientIdentity,
             format!("device certificate or key from the config: {e}"),
         )
-    })
+    })?;
+    // As the chip's BearSSL: a full handshake every time. A resumed session would skip the
+    // broker's chain, and with it the floor of the new attempt.
+    config.resumption = Resumption::disabled();
+    Ok(config)
 }
 
 /// Starts a non-blocking TCP connect to `addr`.
@@ -323,15 +363,45 @@ impl TlsTransport {
             session: None,
             last_error: None,
             last_handshake: None,
+            floor: Arc::default(),
+            cached: None,
+            configs_built: 0,
         }
     }
 
+    /// How many rustls configurations this transport built: one per TLS material (a changed
+    /// certificate, key, pin or protocol choice), however many times it connected.
+    pub fn configs_built(&self) -> u32 {
+        self.configs_built
+    }
+
+    /// The configuration for `tls`, validating at its floor: the cached one while the material
+    /// is the same.
+    fn config(
+        &mut self,
+        tls: &TlsMaterial<'_>,
+    ) -> Result<Arc<ClientConfig>, (ConnectError, String)> {
+        self.floor.0.store(tls.time_floor_unix, Ordering::Relaxed);
+        let digest = material_digest(tls, self.tls13);
+        if let Some(c) = self.cached.as_ref().filter(|c| c.digest == digest) {
+            return Ok(c.config.clone());
+        }
+        self.cached = None;
+        let config = Arc::new(build_config(tls, self.tls13, self.floor.clone())?);
+        self.configs_built += 1;
+        self.cached = Some(Cached {
+            digest,
+            config: config.clone(),
+        });
+        Ok(config)
+    }
+
     fn open(
-        &self,
+        &mut self,
         server: Server<'_>,
         tls: &TlsMaterial<'_>,
     ) -> Result<Opening, (ConnectError, String)> {
-        let config = Arc::new(build_config(tls, self.tls13)?);
+        let config = self.config(tls)?;
         let name = ServerName::try_from(server.host.to_owned()).map_err(|e| {
             (
                 ConnectError::Dns,

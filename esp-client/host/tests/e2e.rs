@@ -4,16 +4,17 @@
 //! Mosquitto's ACL denials are silent, and a refused TLS 1.3 client shows up only after the
 //! handshake, so "stays out" is asserted as "never reaches Online and nothing arrives".
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use broker_testkit::{rumqttc_client, Broker, Pki};
 use provision::device_config::ConfigOptions;
 use rumqttc::{Event, Packet, QoS};
+use support::DeviceProc;
 
 const ID: &str = "dev-1";
 
@@ -24,79 +25,6 @@ fn config(pki: &Pki, id: &str, host: Option<&str>, port: Option<u16>) -> PathBuf
         broker_port: port,
         ..pki.config_options(id, &format!("{id}.flash"))
     })
-}
-
-/// The device process; its log lines arrive on a channel and are kept for failure messages.
-struct DeviceProc {
-    child: Child,
-    lines: Receiver<String>,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl DeviceProc {
-    fn start(flash: &Path, extra: &[&str]) -> DeviceProc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_esp-client-host"))
-            .arg("--flash")
-            .arg(flash)
-            .args([
-                "--keep-alive",
-                "5",
-                "--max-backoff-ms",
-                "1500",
-                "--timeout-ms",
-                "3000",
-            ])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("esp-client-host");
-        let (tx, lines) = mpsc::channel();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (err, keep) = (child.stderr.take().unwrap(), log.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                keep.lock().unwrap().push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
-        DeviceProc { child, lines, log }
-    }
-
-    /// Waits for a log line containing `needle`.
-    fn wait_for(&self, needle: &str, within: Duration) -> bool {
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return true,
-                Ok(_) => {}
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
-                    return false
-                }
-            }
-        }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    fn expect(&self, needle: &str, within: Duration) {
-        assert!(
-            self.wait_for(needle, within),
-            "no {needle:?} in the device log:\n{}",
-            self.log()
-        );
-    }
-}
-
-impl Drop for DeviceProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// An operator subscribed to `devices/#`; publishes arrive as (topic, payload).
@@ -213,8 +141,7 @@ fn telemetry_commands_and_last_will() {
     );
 
     // SIGKILL: no goodbye from the device, so the broker publishes its Last Will.
-    dev.child.kill().unwrap();
-    dev.child.wait().unwrap();
+    dev.kill();
     assert!(
         op.wait_for(&status, "offline", T).is_some(),
         "the Last Will did not fire"
@@ -240,9 +167,7 @@ fn reconnects_by_itself_after_a_broker_restart_and_stops_cleanly() {
     );
 
     // SIGTERM: the device says offline itself and disconnects (exit 0).
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(dev.child.id() as i32, libc::SIGTERM) };
-    let status = dev.child.wait().unwrap();
+    let status = dev.terminate();
     assert!(status.success(), "{status}\n{}", dev.log());
     assert!(op
         .wait_for(&format!("devices/{ID}/status"), "offline", T)

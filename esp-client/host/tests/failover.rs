@@ -3,15 +3,14 @@
 //! on the other and its telemetry goes on; a QoS 1 `mosquitto_sub` on each broker (a client no
 //! one here wrote) sees every sample, none missing. And TLS checks each endpoint's own name.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
+mod support;
+
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use broker_testkit::{free_port, mosquitto_client_args, Broker, MosquittoSub, Pki};
 use provision::device_config::ConfigOptions;
+use support::DeviceProc;
 
 const ID: &str = "dev-1";
 
@@ -37,67 +36,6 @@ fn second_broker(pki: &Pki, first: &Broker) -> Broker {
         }
     }
     panic!("the second mosquitto found no free port:\n{last}");
-}
-
-/// The device process; its log lines arrive on a channel and are kept for failure messages.
-struct DeviceProc {
-    child: Child,
-    lines: Receiver<String>,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl DeviceProc {
-    fn start(flash: &Path) -> DeviceProc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_esp-client-host"))
-            .arg("--flash")
-            .arg(flash)
-            .args([
-                "--keep-alive",
-                "5",
-                "--max-backoff-ms",
-                "1500",
-                "--timeout-ms",
-                "3000",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("esp-client-host");
-        let (tx, lines) = mpsc::channel();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (err, keep) = (child.stderr.take().unwrap(), log.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                keep.lock().unwrap().push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
-        DeviceProc { child, lines, log }
-    }
-
-    /// Waits for a log line containing `needle`, and returns it.
-    fn expect(&self, needle: &str, within: Duration) -> String {
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(_) => panic!(
-                    "no {needle:?} in the device log:\n{}",
-                    self.log.lock().unwrap().join("\n")
-                ),
-            }
-        }
-    }
-}
-
-impl Drop for DeviceProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A QoS 1 `mosquitto_sub` on `broker` for the device's telemetry.
@@ -141,7 +79,7 @@ fn the_node_the_device_is_on_is_killed_and_it_goes_on_on_the_other() {
     let (sub_a, sub_b) = (telemetry_sub(&pki, &a), telemetry_sub(&pki, &b));
     // Two names of the broker certificate, one per endpoint.
     let flash = config(&pki, &[("127.0.0.1", a.port()), ("localhost", b.port())]);
-    let dev = DeviceProc::start(&flash);
+    let dev = DeviceProc::start(&flash, &[]);
     dev.expect(
         &format!("broker 127.0.0.1:{} (endpoint 1 of 2)", a.port()),
         Duration::from_secs(10),
@@ -216,7 +154,7 @@ fn each_endpoint_is_checked_against_its_own_name() {
     )
     .expect("provision broker");
     a.restart();
-    let dev = DeviceProc::start(&flash);
+    let dev = DeviceProc::start(&flash, &[]);
     // The same broker, reached as localhost: refused, since its certificate lacks that name.
     let refused = dev.expect("=> Backoff", Duration::from_secs(15));
     assert!(

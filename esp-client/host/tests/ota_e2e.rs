@@ -7,54 +7,21 @@
 //! `cargo test --workspace` builds both. Run alone, build it first:
 //! `cargo build -p provision-cli --bin provision`.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use broker_testkit::{Broker, Pki};
 use esp_client_host::board::CRASH_MARKER;
 use esp_client_host::flash::OTA_LAYOUT;
+use support::{ok, provision, provision_bin, DeviceProc};
 
 const T: Duration = Duration::from_secs(30);
 /// What a resumed download may send twice: one window of requests plus one flash sector.
 const RESEND_BOUND: u64 =
     (wire_format::ota_proto::MAX_WINDOW * wire_format::ota_proto::MAX_CHUNK_LEN) as u64 + 4096;
-
-fn provision_bin() -> PathBuf {
-    let p = Path::new(env!("CARGO_BIN_EXE_esp-client-host")).with_file_name("provision");
-    assert!(
-        p.exists(),
-        "{} is missing: build it first (`cargo build -p provision-cli --bin provision`)",
-        p.display()
-    );
-    p
-}
-
-fn provision(pki: &Pki, args: &[&str]) -> Output {
-    Command::new(provision_bin())
-        .arg("--dir")
-        .arg(pki.path())
-        .args(args)
-        .env_remove("PROVISION_DIR")
-        .env_remove("PROVISION_BROKER")
-        .env_remove("PROVISION_OPERATOR")
-        .stdin(Stdio::null())
-        .output()
-        .expect("provision runs")
-}
-
-fn ok(o: Output) -> Output {
-    assert!(
-        o.status.success(),
-        "provision failed: {}\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    );
-    o
-}
 
 /// `provision ota build` of `image` bytes; extra args (e.g. `--unsigned`, `--key-id 2`).
 fn bundle(
@@ -134,81 +101,6 @@ fn field(line: &str, name: &str) -> String {
         .to_string()
 }
 
-/// The host device process; its log lines arrive on a channel and are kept.
-struct DeviceProc {
-    child: Child,
-    lines: Receiver<String>,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl DeviceProc {
-    fn start(flash: &Path) -> DeviceProc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_esp-client-host"))
-            .arg("--flash")
-            .arg(flash)
-            .args([
-                "--keep-alive",
-                "5",
-                "--max-backoff-ms",
-                "1500",
-                "--timeout-ms",
-                "3000",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("esp-client-host");
-        let (tx, lines) = mpsc::channel();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (err, keep) = (child.stderr.take().unwrap(), log.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                keep.lock().unwrap().push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
-        DeviceProc { child, lines, log }
-    }
-
-    fn wait_for(&self, needle: &str, within: Duration) -> bool {
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return true,
-                Ok(_) => {}
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
-                    return false
-                }
-            }
-        }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    fn expect(&self, needle: &str, within: Duration) {
-        assert!(
-            self.wait_for(needle, within),
-            "no {needle:?} in the device log:\n{}",
-            self.log()
-        );
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for DeviceProc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// A PKI with an OTA key, a broker, and a device config for each id (the key in it).
 fn setup(ids: &[&str]) -> (Pki, Broker, Vec<PathBuf>) {
     let pki = Pki::new(ids);
@@ -257,7 +149,7 @@ fn confirmed(pki: &Pki, b: &Path, id: &str, version: &str) -> String {
 #[test]
 fn v1_then_v2_confirmed_then_refusals_erase_nothing_and_a_corrupted_download_keeps_v2() {
     let (pki, _broker, flashes) = setup(&["dev-1"]);
-    let mut dev = DeviceProc::start(&flashes[0]);
+    let mut dev = DeviceProc::start(&flashes[0], &[]);
     dev.expect("ota: running 0.0.0 from slot A", T);
     dev.expect("Subscribe => Online", T);
     // Before any update: the blank image in slot A, as the device reports it.
@@ -438,7 +330,7 @@ fn push_in_background(
 #[test]
 fn a_broker_restart_at_half_way_resumes_and_resends_at_most_a_window_and_a_sector() {
     let (pki, mut broker, flashes) = setup(&["dev-1"]);
-    let dev = DeviceProc::start(&flashes[0]);
+    let dev = DeviceProc::start(&flashes[0], &[]);
     dev.expect("Subscribe => Online", T);
     let len = 400_000;
     let b = bundle(&pki, "v1", "1.0.0", 1, &image(len, 7), &[]);
@@ -465,14 +357,14 @@ fn a_broker_restart_at_half_way_resumes_and_resends_at_most_a_window_and_a_secto
 #[test]
 fn a_device_reset_at_half_way_resumes_from_the_stored_sectors() {
     let (pki, _broker, flashes) = setup(&["dev-1"]);
-    let mut dev = DeviceProc::start(&flashes[0]);
+    let mut dev = DeviceProc::start(&flashes[0], &[]);
     dev.expect("Subscribe => Online", T);
     let len = 400_000;
     let b = bundle(&pki, "v1", "1.0.0", 1, &image(len, 9), &[]);
     let job = push_in_background(&pki, &b, "dev-1");
     at_half(&dev);
     dev.kill(); // SIGKILL: a power cut between two flash operations
-    let dev = DeviceProc::start(&flashes[0]);
+    let dev = DeviceProc::start(&flashes[0], &[]);
     let (lines, code, err) = job.join().unwrap();
     assert_eq!(code, Some(0), "{lines:?}\n{err}\n{}", dev.log());
     let sent: u64 = field(&lines[0], "bytes_sent").parse().unwrap();
@@ -493,7 +385,7 @@ fn a_device_reset_at_half_way_resumes_from_the_stored_sectors() {
 #[test]
 fn an_image_that_never_runs_is_rolled_back_and_reported() {
     let (pki, _broker, flashes) = setup(&["dev-1"]);
-    let dev = DeviceProc::start(&flashes[0]);
+    let dev = DeviceProc::start(&flashes[0], &[]);
     dev.expect("Subscribe => Online", T);
     let v1 = bundle(&pki, "v1", "1.0.0", 1, &image(20_000, 1), &[]);
     confirmed(&pki, &v1, "dev-1", "1.0.0");
@@ -532,8 +424,8 @@ fn an_image_that_never_runs_is_rolled_back_and_reported() {
 #[test]
 fn two_devices_update_in_parallel() {
     let (pki, _broker, flashes) = setup(&["dev-a", "dev-b"]);
-    let a = DeviceProc::start(&flashes[0]);
-    let b = DeviceProc::start(&flashes[1]);
+    let a = DeviceProc::start(&flashes[0], &[]);
+    let b = DeviceProc::start(&flashes[1], &[]);
     a.expect("Subscribe => Online", T);
     b.expect("Subscribe => Online", T);
     let v1 = bundle(&pki, "v1", "1.0.0", 1, &image(120_000, 4), &[]);
@@ -554,8 +446,8 @@ fn two_devices_update_in_parallel() {
 #[test]
 fn ota_status_gets_a_live_answer_from_the_device_and_marks_a_dead_one() {
     let (pki, _broker, flashes) = setup(&["dev-1", "dev-2"]);
-    let dev1 = DeviceProc::start(&flashes[0]);
-    let mut dev2 = DeviceProc::start(&flashes[1]);
+    let dev1 = DeviceProc::start(&flashes[0], &[]);
+    let mut dev2 = DeviceProc::start(&flashes[1], &[]);
     dev1.expect("Subscribe => Online", T);
     dev2.expect("Subscribe => Online", T);
     dev2.expect("ota: status idle", T);

@@ -44,8 +44,46 @@ pub struct NodeFiles {
     /// Short node name (`rabbit-1`); the Erlang node is `rabbit-1@localhost`.
     pub name: String,
     pub mqtt_port: u16,
-    /// `rabbitmq.conf`, `advanced.config` and `enabled_plugins`.
+    /// `rabbitmq.conf`, `advanced.config` and `enabled_plugins`, and `rabbitmq-env.conf` when
+    /// `provision broker` wrote one (the node then reads its settings from there; the harness
+    /// overrides only the distribution port, data and log folders, and epmd).
     pub conf_dir: PathBuf,
+}
+
+impl NodeFiles {
+    /// The nodes of the RabbitMQ broker `provision broker --engine rabbitmq` recorded in the
+    /// provisioning directory `dir`, with the folders it wrote for them (`broker/nodes/<name>`).
+    pub fn generated(dir: &Path) -> Result<Vec<NodeFiles>, String> {
+        let store = provision::store::Store::open_read(dir).map_err(|e| e.to_string())?;
+        let registry = store.registry().map_err(|e| e.to_string())?;
+        let broker = registry
+            .broker
+            .ok_or("no broker in the registry: run provision broker --engine rabbitmq")?;
+        if broker.nodes.is_empty() {
+            return Err("the registry's broker has no RabbitMQ nodes".into());
+        }
+        let nodes: Vec<NodeFiles> = broker
+            .nodes
+            .iter()
+            .map(|n| NodeFiles {
+                name: n.name.clone(),
+                mqtt_port: n.port,
+                conf_dir: dir.join("broker/nodes").join(&n.name),
+            })
+            .collect();
+        for n in &nodes {
+            for f in ["rabbitmq.conf", "advanced.config", "enabled_plugins"] {
+                if !n.conf_dir.join(f).is_file() {
+                    return Err(format!("{} is missing", n.conf_dir.join(f).display()));
+                }
+            }
+        }
+        Ok(nodes)
+    }
+
+    fn env_file(&self) -> Option<PathBuf> {
+        Some(self.conf_dir.join("rabbitmq-env.conf")).filter(|p| p.is_file())
+    }
 }
 
 struct Node {
@@ -136,10 +174,22 @@ impl Cluster {
         };
         cluster.start_epmd()?;
         for f in nodes {
+            // The node runs in its data folder: a relative config path would miss.
+            let mut f = f.clone();
+            f.conf_dir = std::path::absolute(&f.conf_dir)
+                .map_err(|e| format!("{}: {e}", f.conf_dir.display()))?;
+            for name in ["rabbitmq.conf", "advanced.config", "enabled_plugins"] {
+                if !f.conf_dir.join(name).is_file() {
+                    return Err(format!(
+                        "{} is missing: run provision broker --engine rabbitmq",
+                        f.conf_dir.join(name).display()
+                    ));
+                }
+            }
             let data = cluster.work_dir().join(&f.name);
             fs::create_dir_all(&data).map_err(|e| e.to_string())?;
             cluster.nodes.push(Mutex::new(Node {
-                files: f.clone(),
+                files: f,
                 dist_port: free_port(),
                 amqp_port: free_port(),
                 data,
@@ -261,6 +311,9 @@ impl Cluster {
         let conf = &node.files.conf_dir;
         let mut cmd = Command::new(RABBITMQ_SERVER);
         self.common_env(&mut cmd);
+        if let Some(env) = node.files.env_file() {
+            cmd.env("RABBITMQ_CONF_ENV_FILE", env);
+        }
         cmd.env("RABBITMQ_NODENAME", node.erlang_name())
             .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
             .env("RABBITMQ_NODE_PORT", node.amqp_port.to_string())
@@ -652,144 +705,4 @@ pub fn shared(setup: impl FnOnce() -> Result<(Pki, Cluster), String>) -> &'stati
         Ok(s) => s,
         Err(e) => panic!("the RabbitMQ cluster did not start:\n{e}"),
     }
-}
-
-/// Interim: the per-node files written by hand from the verified RabbitMQ settings, until
-/// `provision broker --engine rabbitmq` writes them. `nodes` are (short name, MQTT port);
-/// `users` are every device id and operator name. Issues the broker certificate for
-/// localhost/127.0.0.1 with `provision broker` and returns each node's folder.
-pub fn interim_config(
-    pki: &Pki,
-    nodes: &[(String, u16)],
-    devices: &[&str],
-    operators: &[&str],
-) -> Result<Vec<NodeFiles>, String> {
-    provision::broker::configure(
-        pki.path(),
-        &provision::broker::BrokerOptions {
-            hosts: vec!["localhost".into()],
-            ips: vec!["127.0.0.1".parse().unwrap()],
-            port: nodes[0].1,
-            bind: Some("127.0.0.1".into()),
-            install_dir: None,
-            days: 30,
-            platform: provision::registry::Platform::Plain,
-            max_packet_size: None,
-            existing_config: None,
-            engine: provision::registry::Engine::Mosquitto,
-            nodes: Vec::new(),
-            node_count: None,
-        },
-    )
-    .map_err(|e| format!("provision broker: {e}"))?;
-    let root = pki.path().join("rabbitmq");
-    let crl_dir = root.join("crl");
-    fs::create_dir_all(&crl_dir).map_err(|e| e.to_string())?;
-    let hash = Command::new("openssl")
-        .args(["x509", "-noout", "-subject_hash", "-in"])
-        .arg(pki.ca_cert())
-        .output()
-        .map_err(|e| e.to_string())?;
-    let hash = String::from_utf8_lossy(&hash.stdout).trim().to_string();
-    fs::copy(
-        pki.path().join("crl.pem"),
-        crl_dir.join(format!("{hash}.r0")),
-    )
-    .map_err(|e| e.to_string())?;
-    let esc = |s: &str| s.replace('\\', "\\\\");
-    let mut users = Vec::new();
-    let mut perms = Vec::new();
-    let mut topics = Vec::new();
-    for d in devices {
-        users.push(format!(
-            r#"{{"name":"{d}","password_hash":"","hashing_algorithm":"rabbit_password_hashing_sha256","tags":[]}}"#
-        ));
-        let q = format!(r"^mqtt-subscription-{d}(qos0|qos1)$");
-        perms.push(format!(
-            r#"{{"user":"{d}","vhost":"/","configure":"{q}","write":"{w}","read":"{w}"}}"#,
-            q = esc(&q),
-            w = esc(&format!(r"^(amq\.topic|mqtt-subscription-{d}(qos0|qos1))$")),
-        ));
-        topics.push(format!(
-            r#"{{"user":"{d}","vhost":"/","exchange":"amq.topic","write":"{}","read":"{}"}}"#,
-            esc(r"^devices\.{username}\.(telemetry|status|reply(\..+)?|ota\.up(\..+)?)$"),
-            esc(r"^devices\.{username}\.(cmd|ota\.down)(\..+)?$"),
-        ));
-    }
-    for o in operators {
-        users.push(format!(
-            r#"{{"name":"{o}","password_hash":"","hashing_algorithm":"rabbit_password_hashing_sha256","tags":[]}}"#
-        ));
-        // Operator tools pick their own client ids.
-        perms.push(format!(
-            r#"{{"user":"{o}","vhost":"/","configure":"{q}","write":"{w}","read":"{w}"}}"#,
-            q = esc(r"^mqtt-subscription-.*$"),
-            w = esc(r"^(amq\.topic|mqtt-subscription-.*)$"),
-        ));
-        topics.push(format!(
-            r#"{{"user":"{o}","vhost":"/","exchange":"amq.topic","write":"{}","read":"{}"}}"#,
-            esc(r"^devices\.[a-z0-9][a-z0-9-]*\.(cmd|ota\.down)(\..+)?$"),
-            esc(r"^devices\.([a-z0-9][a-z0-9-]*|\*)\.(telemetry|status|reply(\..+)?|ota\.up(\..+)?)$"),
-        ));
-    }
-    let definitions = format!(
-        r#"{{"users":[{}],"vhosts":[{{"name":"/"}}],"permissions":[{}],"topic_permissions":[{}]}}"#,
-        users.join(","),
-        perms.join(","),
-        topics.join(",")
-    );
-    let defs = root.join("definitions.json");
-    fs::write(&defs, definitions).map_err(|e| e.to_string())?;
-    let broker = pki.path().join("broker");
-    let mut out = Vec::new();
-    for (name, port) in nodes {
-        let dir = root.join(name);
-        fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        fs::write(
-            dir.join("rabbitmq.conf"),
-            format!(
-                "listeners.tcp = none\n\
-                 mqtt.listeners.tcp = none\n\
-                 mqtt.listeners.ssl.default = 127.0.0.1:{port}\n\
-                 mqtt.allow_anonymous = false\n\
-                 mqtt.ssl_cert_login = true\n\
-                 ssl_cert_login_from = common_name\n\
-                 mqtt.vhost = /\n\
-                 mqtt.exchange = amq.topic\n\
-                 mqtt.durable_queue_type = quorum\n\
-                 loopback_users = none\n\
-                 definitions.import_backend = local_filesystem\n\
-                 definitions.local.path = {}\n",
-                defs.display()
-            ),
-        )
-        .map_err(|e| e.to_string())?;
-        fs::write(
-            dir.join("advanced.config"),
-            format!(
-                "[{{rabbit, [{{ssl_options, [\n\
-                 {{cacertfile, \"{}\"}}, {{certfile, \"{}\"}}, {{keyfile, \"{}\"}},\n\
-                 {{verify, verify_peer}}, {{fail_if_no_peer_cert, true}}, {{depth, 1}},\n\
-                 {{versions, ['tlsv1.2']}},\n\
-                 {{ciphers, [\"ECDHE-ECDSA-AES128-GCM-SHA256\", \"ECDHE-ECDSA-AES256-GCM-SHA384\",\n\
-                 \"ECDHE-ECDSA-CHACHA20-POLY1305\"]}},\n\
-                 {{honor_cipher_order, true}},\n\
-                 {{crl_check, peer}},\n\
-                 {{crl_cache, {{ssl_crl_hash_dir, {{internal, [{{dir, \"{}\"}}]}}}}}}\n\
-                 ]}}]}}].\n",
-                broker.join("ca.crt").display(),
-                broker.join("server.crt").display(),
-                broker.join("server.key").display(),
-                crl_dir.display()
-            ),
-        )
-        .map_err(|e| e.to_string())?;
-        fs::write(dir.join("enabled_plugins"), "[rabbitmq_mqtt].\n").map_err(|e| e.to_string())?;
-        out.push(NodeFiles {
-            name: name.clone(),
-            mqtt_port: *port,
-            conf_dir: dir,
-        });
-    }
-    Ok(out)
 }

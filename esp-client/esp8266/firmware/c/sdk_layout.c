@@ -95,5 +95,3 @@ PROTO(ets_timer_arm_new, void (*)(ETSTimer *, uint32_t, bool, bool));
 PROTO(ets_timer_disarm, void (*)(ETSTimer *));
 PROTO(os_random, unsigned long (*)(void));
 PROTO(os_printf_plus, int (*)(const char *, ...));
-PROTO(pvPortZalloc, void *(*)(size_t, const char *, unsigned));
-PROTO(vPortFree, void (*)(void *, const char *, unsigned));

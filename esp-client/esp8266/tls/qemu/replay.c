@@ -183,7 +183,7 @@ session(void *arg)
 }
 
 int
-replay_main(void)
+qemu_main(void)
 {
 	struct run r;
 	size_t i;

@@ -1,12 +1,14 @@
-/* Runtime for the programs run on the LX106 in `qemu-system-xtensa -M sim -cpu lx106` (the
- * core's scenarios, the loader): entry, stack, .bss, semihosting output and exit, and the
- * integer helpers the ESP8266 has in its mask ROM (Debian's lx106 libgcc leaves them out for
- * that reason; QEMU has no ROM). Only for the emulator runs: the images use the ROM's. */
+/* The bare runtime for programs run on the LX106 in `qemu-system-xtensa -M sim -cpu lx106` (the
+ * core's scenarios, the loader run, the TLS replay): entry, stack, .bss, semihosting output and
+ * exit, and the integer helpers the ESP8266 has in its mask ROM (Debian's lx106 libgcc leaves
+ * them out for that reason; QEMU has no ROM). Only for the emulator runs: the images use the
+ * ROM's. The linker script provides _bss_start, _bss_end and _stack_top. */
 #include <stdint.h>
 #include <string.h>
 
 extern char _bss_start[], _bss_end[], _stack_top[];
-/* The program: lx106_sim_main (the core's scenarios) or the loader run (qemu_loader.c). */
+/* The program: lx106_sim_main (the core's scenarios), the loader run (qemu_loader.c) or the TLS
+ * replay (replay.c). */
 int qemu_main(void);
 
 /* Xtensa semihosting (QEMU's `simcall`): a2 = call number, a3.. = arguments. */
@@ -63,7 +65,8 @@ __asm__(".section .text.entry,\"ax\"\n"
         "  callx0 a0\n");
 
 /* Shift-and-subtract division: only shifts by one, compares and subtractions, so the compiler
- * does not call back into these functions. */
+ * does not call back into these functions. One 64-bit loop serves the 32-bit helpers too: these
+ * run only in the emulator, where speed does not matter. */
 static uint64_t udivmod64(uint64_t n, uint64_t d, uint64_t *rem)
 {
     uint64_t q = 0, r = 0;
@@ -82,39 +85,37 @@ static uint64_t udivmod64(uint64_t n, uint64_t d, uint64_t *rem)
     return q;
 }
 
-static uint32_t udivmod32(uint32_t n, uint32_t d, uint32_t *rem)
-{
-    uint32_t q = 0, r = 0;
-    if (d == 0) {
-        abort();
-    }
-    for (int i = 31; i >= 0; i--) {
-        r = (r << 1) | ((n >> i) & 1);
-        q <<= 1;
-        if (r >= d) {
-            r -= d;
-            q |= 1;
-        }
-    }
-    *rem = r;
-    return q;
-}
+static uint32_t abs32(int32_t v) { return v < 0 ? 0u - (uint32_t)v : (uint32_t)v; }
+static uint64_t abs64(int64_t v) { return v < 0 ? 0u - (uint64_t)v : (uint64_t)v; }
+
+uint64_t __udivdi3(uint64_t n, uint64_t d);
+uint64_t __umoddi3(uint64_t n, uint64_t d);
+int64_t __divdi3(int64_t n, int64_t d);
+uint32_t __udivsi3(uint32_t n, uint32_t d);
+uint32_t __umodsi3(uint32_t n, uint32_t d);
+int32_t __divsi3(int32_t n, int32_t d);
+int32_t __modsi3(int32_t n, int32_t d);
+uint64_t __muldi3(uint64_t a, uint64_t b);
 
 uint64_t __udivdi3(uint64_t n, uint64_t d) { uint64_t r; return udivmod64(n, d, &r); }
 uint64_t __umoddi3(uint64_t n, uint64_t d) { uint64_t r; udivmod64(n, d, &r); return r; }
 int64_t __divdi3(int64_t n, int64_t d)
 {
-    uint64_t r;
-    uint64_t q = udivmod64(n < 0 ? -(uint64_t)n : (uint64_t)n, d < 0 ? -(uint64_t)d : (uint64_t)d, &r);
-    return ((n < 0) != (d < 0)) ? -(int64_t)q : (int64_t)q;
+    uint64_t r, q = udivmod64(abs64(n), abs64(d), &r);
+    return ((n < 0) != (d < 0)) ? (int64_t)(0u - q) : (int64_t)q;
 }
-uint32_t __udivsi3(uint32_t n, uint32_t d) { uint32_t r; return udivmod32(n, d, &r); }
-uint32_t __umodsi3(uint32_t n, uint32_t d) { uint32_t r; udivmod32(n, d, &r); return r; }
+uint32_t __udivsi3(uint32_t n, uint32_t d) { return (uint32_t)__udivdi3(n, d); }
+uint32_t __umodsi3(uint32_t n, uint32_t d) { return (uint32_t)__umoddi3(n, d); }
 int32_t __divsi3(int32_t n, int32_t d)
 {
-    uint32_t r;
-    uint32_t q = udivmod32(n < 0 ? -(uint32_t)n : (uint32_t)n, d < 0 ? -(uint32_t)d : (uint32_t)d, &r);
-    return ((n < 0) != (d < 0)) ? -(int32_t)q : (int32_t)q;
+    uint32_t q = __udivsi3(abs32(n), abs32(d));
+    return ((n < 0) != (d < 0)) ? (int32_t)(0u - q) : (int32_t)q;
+}
+/* The remainder takes the dividend's sign (C99). */
+int32_t __modsi3(int32_t n, int32_t d)
+{
+    uint32_t r = __umodsi3(abs32(n), abs32(d));
+    return n < 0 ? (int32_t)(0u - r) : (int32_t)r;
 }
 
 /* 64-bit multiply from 32-bit halves (the LX106 has a 32-bit `mull`). */
