@@ -50,7 +50,7 @@ impl SyncArgs {
         let layout = provision::layout::Layout::new(dir);
         // Only a RabbitMQ folder has definitions: a Mosquitto directory does not read the
         // registry again.
-        if !self.apply && !layout.broker_file("definitions.json").is_file() {
+        if !self.apply && !layout.broker_file("definitions").is_dir() {
             return Ok(());
         }
         let Some(registry) = Registry::load(&layout.registry())? else {
@@ -105,7 +105,7 @@ impl SyncArgs {
 /// says so).
 pub fn is_rabbitmq(dir: &Path) -> bool {
     let layout = provision::layout::Layout::new(dir);
-    layout.broker_file("definitions.json").is_file()
+    layout.broker_file("definitions").is_dir()
         && Registry::load(&layout.registry())
             .ok()
             .flatten()
