@@ -7,7 +7,9 @@ use wire_format::spi_link::ErrorCode;
 
 use crate::machine::State;
 
-/// The broker to connect to.
+/// The broker endpoint to connect to: the one of the config's list the core is trying now (it
+/// moves to the next after a failure). The board's TLS checks the broker certificate against
+/// this `host`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Server<'a> {
     pub host: &'a str,

@@ -590,7 +590,9 @@ impl Device {
         let connect = Connect {
             client_id: cfg.device_id,
             keep_alive_s: self.settings.keep_alive_s,
-            clean_session: true,
+            // A cluster's config asks for a persistent session: its subscription queue is then
+            // replicated and survives the node the device was on (docs/esp-client.md).
+            clean_session: !cfg.persistent_session,
             will: Some(Will {
                 topic: will_topic.as_str(),
                 payload: b"offline",

@@ -463,6 +463,10 @@ fn config_blob() -> Vec<u8> {
 }
 
 fn config_blob_with(brokers: &[Endpoint<'_>]) -> Vec<u8> {
+    config_blob_session(brokers, false)
+}
+
+fn config_blob_session(brokers: &[Endpoint<'_>], persistent_session: bool) -> Vec<u8> {
     let cfg = DeviceConfig {
         device_id: ID,
         wifi_ssid: "home",
@@ -474,6 +478,7 @@ fn config_blob_with(brokers: &[Endpoint<'_>]) -> Vec<u8> {
         client_key_der: b"\x30\x03key",
         broker_pin: None,
         ota_keys: &[],
+        persistent_session,
     };
     let mut buf = vec![0u8; 4096];
     let n = cfg.emit(&mut buf).unwrap();
@@ -1558,4 +1563,20 @@ fn an_ota_query_is_answered_live_with_the_current_report_and_a_retained_one_is_n
     run(&mut dev, &mut b, &mut now, 8_000);
     assert_eq!(b.net.publishes("ota/up/status").len(), 3);
     assert_eq!(b.transcript, boot_to_online(), "no reconnect on the way");
+}
+
+#[test]
+fn a_clusters_config_asks_for_a_persistent_session() {
+    for persistent in [false, true] {
+        let mut b = board_with(config_blob_session(&NODES, persistent));
+        let mut dev = Device::new(settings());
+        let mut now = 0;
+        run(&mut dev, &mut b, &mut now, 2_000);
+        assert_eq!(*b.transcript.last().unwrap(), Online);
+        let connect = match &b.net.received[0] {
+            r::Packet::Connect(c) => c.clone(),
+            other => panic!("first packet {other:?}"),
+        };
+        assert_eq!(connect.clean_session, !persistent);
+    }
 }

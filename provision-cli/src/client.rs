@@ -780,6 +780,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_failed_endpoint_is_named_and_the_fault_kept_when_they_agree() {
+        let a = BrokerAddr::parse("mq1.lan:8883").unwrap();
+        let b = BrokerAddr::parse("[::1]:8884").unwrap();
+        let unreachable = |addr: &BrokerAddr| Error::BrokerUnreachable {
+            addr: addr.to_string(),
+            reason: "connection refused".into(),
+        };
+        let tls = |addr: &BrokerAddr| Error::Tls {
+            addr: addr.to_string(),
+            reason: "bad certificate".into(),
+        };
+        // One endpoint: its own error, unchanged.
+        let one = every_endpoint_failed(vec![(a.clone(), tls(&a))]);
+        assert_eq!(one.to_string(), tls(&a).to_string());
+        // Several, different faults: unreachable, each endpoint with its reason.
+        let mixed = every_endpoint_failed(vec![(a.clone(), unreachable(&a)), (b.clone(), tls(&b))]);
+        assert_eq!(mixed.exit_code(), 11);
+        assert_eq!(
+            mixed.to_string(),
+            "cannot reach the broker at mq1.lan:8883, [::1]:8884: every endpoint failed \
+             (mq1.lan:8883: connection refused; [::1]:8884: bad certificate)"
+        );
+        // Several, all TLS: typed as TLS.
+        let all_tls = every_endpoint_failed(vec![(a.clone(), tls(&a)), (b.clone(), tls(&b))]);
+        assert!(matches!(all_tls, Error::Tls { .. }), "{all_tls}");
+        let refused = |addr: &BrokerAddr| Error::NotAuthorized {
+            addr: addr.to_string(),
+            operator: "_operator".into(),
+            reason: "not authorized".into(),
+        };
+        let all_refused =
+            every_endpoint_failed(vec![(a.clone(), refused(&a)), (b.clone(), refused(&b))]);
+        assert_eq!(all_refused.exit_code(), 13);
+        assert!(
+            all_refused.to_string().contains("_operator"),
+            "{all_refused}"
+        );
+    }
+
+    #[test]
     fn broker_addresses_parse() {
         assert_eq!(
             BrokerAddr::parse("mqtt.home.lan:8883").unwrap(),

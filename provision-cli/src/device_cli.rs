@@ -548,13 +548,14 @@ fn print_config(r: &ConfigReport) {
         })
         .collect();
     println!(
-        "wrote {} ({} bytes, mode 0600: it holds the device key): device {}, broker {}, {} OTA key(s){}",
+        "wrote {} ({} bytes, mode 0600: it holds the device key): device {}, broker {}, {} OTA key(s){}{}",
         r.output.display(),
         r.bytes,
         r.id,
         brokers.join(" then "),
         r.ota_keys,
-        if r.pinned { ", broker key pinned" } else { "" }
+        if r.pinned { ", broker key pinned" } else { "" },
+        if r.persistent_session { ", persistent session" } else { "" }
     );
     println!(
         "flash it: esptool --chip esp8266 write-flash 0x3F9000 {}   (4 MiB flash; see docs/device-config.md)",

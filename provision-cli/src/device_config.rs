@@ -13,7 +13,7 @@ use x509_parser::pem::parse_x509_pem;
 use crate::device::validate_ids;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{Transaction, SECRET};
-use crate::registry::{BrokerRecord, DeviceStatus, Registry};
+use crate::registry::{BrokerRecord, DeviceStatus, Engine, Registry};
 use crate::store::Store;
 
 /// Default telemetry period, seconds.
@@ -55,6 +55,8 @@ pub struct ConfigReport {
     pub brokers: Vec<Endpoint>,
     pub ota_keys: usize,
     pub pinned: bool,
+    /// The device keeps a persistent MQTT session (a RabbitMQ broker).
+    pub persistent_session: bool,
     /// Things that work but are probably not what the user wants (no OTA keys, ...).
     pub warnings: Vec<String>,
 }
@@ -419,6 +421,10 @@ fn build(
         ota.push(device_config::ota_key_entry(k.key_id, &public));
     }
 
+    // On a RabbitMQ cluster a clean session's subscription queue lives on one node only, and
+    // while that node is down the device cannot subscribe on any other; a persistent session's
+    // queue is a replicated quorum queue (`mqtt.durable_queue_type = quorum`) that survives it.
+    let persistent_session = broker.is_some_and(|b| b.engine == Engine::Rabbitmq);
     let list: Vec<device_config::Endpoint<'_>> = endpoints
         .iter()
         .map(|(host, port)| device_config::Endpoint { host, port: *port })
@@ -434,6 +440,7 @@ fn build(
         client_cert_der: &cert,
         client_key_der: &key,
         broker_pin: pin.as_ref(),
+        persistent_session,
         ota_keys: &ota,
     };
     let mut blob = vec![0u8; device_config::MAX_LEN];
@@ -467,6 +474,7 @@ fn build(
             .collect(),
         ota_keys: ota.len(),
         pinned: pin.is_some(),
+        persistent_session,
         warnings,
     };
     Ok((blob, report))

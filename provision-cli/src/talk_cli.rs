@@ -16,8 +16,9 @@ pub struct ConnectArgs {
     /// Operator identity to connect as (`provision init` made _operator)
     #[arg(long, env = "PROVISION_OPERATOR", default_value = DEFAULT_OPERATOR, value_name = "NAME")]
     pub operator: String,
-    /// Broker to connect to, overriding the one `provision broker` configured; HOST must be a
-    /// name or address in the broker's certificate
+    /// Broker to connect to, overriding the one `provision broker` configured (default: its
+    /// endpoints in order, the next one when one fails); HOST must be a name or address in the
+    /// broker's certificate
     #[arg(long, env = "PROVISION_BROKER", value_name = "HOST:PORT")]
     pub broker: Option<String>,
 }

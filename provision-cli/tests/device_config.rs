@@ -276,6 +276,7 @@ fn several_broker_endpoints_each_checked_against_the_certificate() {
     let blob = std::fs::read(&out).unwrap();
     assert_eq!(blob[4], 2, "several endpoints: version 2");
     let cfg = DeviceConfig::parse(&blob).unwrap();
+    assert!(!cfg.persistent_session, "Mosquitto: a clean session");
     assert_eq!(
         cfg.brokers.as_slice(),
         [
@@ -387,6 +388,10 @@ fn a_clusters_devices_get_every_node_starting_at_different_ones() {
             let blob = std::fs::read(out.join(format!("{id}.bin"))).unwrap();
             let cfg = DeviceConfig::parse(&blob).unwrap();
             assert_eq!(blob[4], 2);
+            assert!(
+                cfg.persistent_session,
+                "a cluster's device keeps its session"
+            );
             // Node crc32(id) mod n first, then the following ones, at most four.
             let start = wire_format::device_config::crc32(id.as_bytes()) as usize % n;
             let want: Vec<Endpoint<'_>> = (0..n.min(4))

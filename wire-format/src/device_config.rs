@@ -46,6 +46,11 @@ pub const CRC_LEN: usize = 4;
 pub const MAX_LEN: usize = 4096;
 /// Flag bit: a 32-byte broker public-key pin follows the key.
 pub const FLAG_PIN: u8 = 0x01;
+/// Flag bit: the device keeps a persistent MQTT session (CONNECT with clean session 0), so a
+/// cluster keeps its subscription in a replicated queue that survives the loss of a node.
+pub const FLAG_PERSISTENT_SESSION: u8 = 0x02;
+/// Every flag bit this code knows.
+const FLAGS_KNOWN: u8 = FLAG_PIN | FLAG_PERSISTENT_SESSION;
 /// Longest WiFi SSID (802.11).
 pub const MAX_SSID: usize = 32;
 /// Longest WPA2 passphrase (63 ASCII) or raw PSK (64 hex digits).
@@ -359,6 +364,8 @@ pub struct DeviceConfig<'a> {
     pub broker_pin: Option<&'a [u8; PIN_LEN]>,
     /// Ed25519 OTA verification keys, as entries (see [`ota_key_entry`]).
     pub ota_keys: &'a [[u8; OTA_KEY_ENTRY]],
+    /// Connect with a persistent session ([`FLAG_PERSISTENT_SESSION`]).
+    pub persistent_session: bool,
 }
 
 /// Builds one OTA key entry.
@@ -398,6 +405,7 @@ pub struct Layout {
     client_key_der: Span,
     broker_pin: Option<Span>,
     ota_keys: Span,
+    persistent_session: bool,
 }
 
 /// `start..start + len` in the blob.
@@ -456,6 +464,7 @@ impl Layout {
             client_key_der: Span::of(blob, c.client_key_der),
             broker_pin: c.broker_pin.map(|p| Span::of(blob, p)),
             ota_keys: Span::of(blob, c.ota_keys.as_flattened()),
+            persistent_session: c.persistent_session,
         })
     }
 
@@ -487,6 +496,7 @@ impl Layout {
                 .broker_pin
                 .and_then(|p| <&[u8; PIN_LEN]>::try_from(p.get(blob)).ok()),
             ota_keys: self.ota_keys.get(blob).as_chunks::<OTA_KEY_ENTRY>().0,
+            persistent_session: self.persistent_session,
         }
     }
 }
@@ -573,8 +583,8 @@ impl<'a> DeviceConfig<'a> {
             return Err(ConfigError::UnsupportedVersion(version));
         }
         let flags = bytes[field::FLAGS];
-        if flags & !FLAG_PIN != 0 {
-            return Err(ConfigError::UnknownFlags(flags & !FLAG_PIN));
+        if flags & !FLAGS_KNOWN != 0 {
+            return Err(ConfigError::UnknownFlags(flags & !FLAGS_KNOWN));
         }
         let total = u16::from_le_bytes([bytes[6], bytes[7]]) as usize;
         if !(MIN_LEN..=MAX_LEN).contains(&total) {
@@ -659,6 +669,7 @@ impl<'a> DeviceConfig<'a> {
             client_key_der,
             broker_pin,
             ota_keys,
+            persistent_session: flags & FLAG_PERSISTENT_SESSION != 0,
         })
     }
 
@@ -779,6 +790,10 @@ impl<'a> DeviceConfig<'a> {
             FLAG_PIN
         } else {
             0
+        } | if self.persistent_session {
+            FLAG_PERSISTENT_SESSION
+        } else {
+            0
         };
         out[field::TOTAL_LEN].copy_from_slice(&(len as u16).to_le_bytes());
         let mut pos = HEADER_LEN;
@@ -835,6 +850,7 @@ mod tests {
                 client_key_der: b"\x30\x03key",
                 broker_pin: pin,
                 ota_keys: &keys,
+                persistent_session: pin.is_some(),
             };
             let mut sector = [0xFFu8; MAX_LEN];
             cfg.emit(&mut sector).unwrap();
@@ -864,6 +880,7 @@ mod tests {
             client_key_der: &[0x30, 0x81, 6],
             broker_pin: Some(&PIN),
             ota_keys: &KEYS,
+            persistent_session: false,
         }
     }
 
@@ -1127,6 +1144,23 @@ mod tests {
             "config has 5 broker endpoints; at most 4 are allowed"
         );
         assert_eq!(emit(&sample()).0[field::VERSION], VERSION_ONE_BROKER);
+
+        // A cluster's device keeps a persistent session: flag bit 1.
+        let persistent = DeviceConfig {
+            persistent_session: true,
+            ..cluster()
+        };
+        let (mut buf, n) = emit(&persistent);
+        assert_eq!(buf[field::FLAGS], FLAG_PIN | FLAG_PERSISTENT_SESSION);
+        assert_eq!(DeviceConfig::parse(&buf[..n]), Ok(persistent));
+        assert_eq!(Layout::of(&buf).unwrap().view(&buf), persistent);
+        buf[field::FLAGS] |= 0x04;
+        let crc = crc32(&buf[..n - 4]);
+        buf[n - 4..n].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            DeviceConfig::parse(&buf[..n]),
+            Err(ConfigError::UnknownFlags(0x04))
+        );
     }
 
     #[test]
@@ -1421,6 +1455,7 @@ mod tests {
                     telemetry_period_s: period,
                     brokers: Brokers::new(&list).unwrap(),
                     broker_pin: pin.then_some(&PIN),
+                    persistent_session: !pin,
                     ota_keys: &entries,
                     ..sample()
                 };

@@ -808,6 +808,7 @@ fn config_blob(buf: &mut [u8], brokers: &[Endpoint<'_>]) -> Result<usize, SimErr
             OTA_KEY.key_id,
             &OTA_KEY.public_key,
         )],
+        persistent_session: false,
     };
     cfg.emit(buf)
         .map_err(|_| SimError::Expectation("the config blob did not encode"))

@@ -3,109 +3,23 @@
 //! (`esp-client-host`) connected to node 3 only, the operator through node 1. RabbitMQ keeps
 //! retained messages per node, so the device's retained OTA report is on node 3 and invisible on
 //! node 1 (checked with mosquitto_sub on both); `provision ota status` through node 1 still gets
-//! the device's answer, live.
+//! the device's answer, live. `provision ota push` through node 1 updates it; `provision watch`
+//! through node 1 sees its live messages; `device revoke --apply` clears its retained status on
+//! every node.
 //!
 //! The `provision` binary is found next to `esp-client-host` (the same target directory);
 //! `cargo test --workspace` builds both.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
+mod support;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use broker_testkit::rabbitmq::{Cluster, NodeFiles};
 use broker_testkit::{free_port, Pki};
+use support::{ok, provision, provision_bin, DeviceProc};
 
 const T: Duration = Duration::from_secs(60);
-
-fn provision_bin() -> PathBuf {
-    let p = Path::new(env!("CARGO_BIN_EXE_esp-client-host")).with_file_name("provision");
-    assert!(
-        p.exists(),
-        "{} is missing: build it first (`cargo build -p provision-cli --bin provision`)",
-        p.display()
-    );
-    p
-}
-
-fn provision(pki: &Pki, args: &[&str]) -> Output {
-    Command::new(provision_bin())
-        .arg("--dir")
-        .arg(pki.path())
-        .args(args)
-        .env_remove("PROVISION_DIR")
-        .env_remove("PROVISION_BROKER")
-        .env_remove("PROVISION_OPERATOR")
-        .stdin(Stdio::null())
-        .output()
-        .expect("provision runs")
-}
-
-fn ok(o: Output) -> Output {
-    assert!(
-        o.status.success(),
-        "provision failed: {}\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    );
-    o
-}
-
-/// The host device; its log lines arrive on a channel and are kept.
-struct DeviceProc {
-    child: Child,
-    lines: Receiver<String>,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl DeviceProc {
-    fn start(flash: &Path) -> DeviceProc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_esp-client-host"))
-            .arg("--flash")
-            .arg(flash)
-            .args(["--keep-alive", "5", "--timeout-ms", "5000"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("esp-client-host");
-        let (tx, lines) = mpsc::channel();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (err, keep) = (child.stderr.take().unwrap(), log.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                keep.lock().unwrap().push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
-        DeviceProc { child, lines, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    fn expect(&self, needle: &str, within: Duration) {
-        let deadline = Instant::now() + within;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return,
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        panic!("no {needle:?} in the device log:\n{}", self.log());
-    }
-}
-
-impl Drop for DeviceProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Whether node `port` holds a retained message on `topic`: a fresh subscription (as an
 /// operator tool, mosquitto_sub) that gets one within 3 s.
@@ -153,7 +67,7 @@ fn status_json(pki: &Pki, timeout: &str, extra: &[&str]) -> serde_json::Value {
 }
 
 #[test]
-fn ota_status_through_node_1_gets_the_live_answer_of_a_device_on_node_3() {
+fn operator_tools_through_node_1_reach_a_device_on_node_3() {
     let pki = Pki::new(&["dev-3"]);
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let mut args = vec![
@@ -168,6 +82,7 @@ fn ota_status_through_node_1_gets_the_live_answer_of_a_device_on_node_3() {
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     ok(provision(&pki, &args));
+    ok(provision(&pki, &["ota", "keygen"]));
     let files: Vec<NodeFiles> = ports
         .iter()
         .enumerate()
@@ -185,7 +100,7 @@ fn ota_status_through_node_1_gets_the_live_answer_of_a_device_on_node_3() {
     let mut config = pki.config_options("dev-3", "dev-3.flash");
     config.brokers = vec![("127.0.0.1".into(), node3)];
     let flash = pki.write_config(&config);
-    let dev = DeviceProc::start(&flash);
+    let dev = DeviceProc::start(&flash, &["--timeout-ms", "5000"]);
     dev.expect("Subscribe => Online", T);
     dev.expect("ota: status idle", T);
 
@@ -219,6 +134,91 @@ fn ota_status_through_node_1_gets_the_live_answer_of_a_device_on_node_3() {
     assert_eq!(
         (&s["answered"], &s["ota_from"]),
         (&true.into(), &"live".into()),
+        "{s}"
+    );
+
+    // watch through node 1: the device's live messages, nothing from node 3's retained store.
+    let out = ok(provision(
+        &pki,
+        &[
+            "watch",
+            "dev-3",
+            "--json",
+            "--count",
+            "2",
+            "--broker",
+            &format!("127.0.0.1:{node1}"),
+        ],
+    ));
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let m: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(m["retained"], false, "{line}");
+    }
+
+    // ota push through node 1: offer, chunks and reports all cross to node 3 and back.
+    let img = pki.path().join("v1.bin");
+    std::fs::write(
+        &img,
+        (0..60_000u32)
+            .map(|i| (i * 7 + i / 251) as u8)
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    let bundle = pki.path().join("v1.bundle");
+    ok(provision(
+        &pki,
+        &[
+            "ota",
+            "build",
+            img.to_str().unwrap(),
+            "--version",
+            "1.0.0",
+            "--target",
+            "esp8266",
+            "--security-counter",
+            "1",
+            "-o",
+            bundle.to_str().unwrap(),
+        ],
+    ));
+    let out = provision(
+        &pki,
+        &[
+            "ota",
+            "push",
+            bundle.to_str().unwrap(),
+            "--device",
+            "dev-3",
+            "--json",
+            "--timeout",
+            "120",
+            "--broker",
+            &format!("127.0.0.1:{node1}"),
+        ],
+    );
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{line}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        dev.log()
+    );
+    let r: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(
+        (&r["outcome"], &r["running_version"]),
+        (&"confirmed".into(), &"1.0.0".into()),
+        "{r}"
+    );
+    dev.expect("ota: confirmed 1.0.0", T);
+    let s = status_json(&pki, "10", &["--broker", &format!("127.0.0.1:{node1}")]);
+    assert_eq!(
+        (
+            &s["answered"],
+            &s["ota"]["state"],
+            &s["ota"]["running_version"]
+        ),
+        (&true.into(), &"confirmed".into(), &"1.0.0".into()),
         "{s}"
     );
 

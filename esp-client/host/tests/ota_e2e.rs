@@ -10,51 +10,18 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use broker_testkit::{Broker, Pki};
 use esp_client_host::board::CRASH_MARKER;
 use esp_client_host::flash::OTA_LAYOUT;
-use support::DeviceProc;
+use support::{ok, provision, provision_bin, DeviceProc};
 
 const T: Duration = Duration::from_secs(30);
 /// What a resumed download may send twice: one window of requests plus one flash sector.
 const RESEND_BOUND: u64 =
     (wire_format::ota_proto::MAX_WINDOW * wire_format::ota_proto::MAX_CHUNK_LEN) as u64 + 4096;
-
-fn provision_bin() -> PathBuf {
-    let p = Path::new(env!("CARGO_BIN_EXE_esp-client-host")).with_file_name("provision");
-    assert!(
-        p.exists(),
-        "{} is missing: build it first (`cargo build -p provision-cli --bin provision`)",
-        p.display()
-    );
-    p
-}
-
-fn provision(pki: &Pki, args: &[&str]) -> Output {
-    Command::new(provision_bin())
-        .arg("--dir")
-        .arg(pki.path())
-        .args(args)
-        .env_remove("PROVISION_DIR")
-        .env_remove("PROVISION_BROKER")
-        .env_remove("PROVISION_OPERATOR")
-        .stdin(Stdio::null())
-        .output()
-        .expect("provision runs")
-}
-
-fn ok(o: Output) -> Output {
-    assert!(
-        o.status.success(),
-        "provision failed: {}\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    );
-    o
-}
 
 /// `provision ota build` of `image` bytes; extra args (e.g. `--unsigned`, `--key-id 2`).
 fn bundle(

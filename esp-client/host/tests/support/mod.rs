@@ -1,18 +1,28 @@
 //! What the end-to-end tests share: the real `esp-client-host` binary run as a device process,
-//! its log lines on a channel.
+//! its log lines on a channel; the real `provision` binary run on a test PKI.
 
 // Each test binary compiles this module and uses a part of it.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The host device process (keep-alive 5 s, backoff up to 1.5 s, connect timeout 3 s); its log
-/// lines arrive on a channel and are kept for failure messages. Killed when dropped.
+use broker_testkit::Pki;
+
+/// What a test device runs with unless the test says otherwise: keep-alive 5 s, backoff up to
+/// 1.5 s, connect timeout 3 s.
+pub const TEST_DEFAULTS: [(&str, &str); 3] = [
+    ("--keep-alive", "5"),
+    ("--max-backoff-ms", "1500"),
+    ("--timeout-ms", "3000"),
+];
+
+/// The host device process; its log lines arrive on a channel and are kept for failure messages.
+/// Killed when dropped.
 pub struct DeviceProc {
     child: Child,
     lines: Receiver<String>,
@@ -20,19 +30,17 @@ pub struct DeviceProc {
 }
 
 impl DeviceProc {
-    /// Starts the device on `flash`, with `extra` arguments (e.g. `--tls13`).
+    /// Starts the device on `flash`, with `extra` arguments (e.g. `--tls13`, or one of
+    /// [`TEST_DEFAULTS`] with another value).
     pub fn start(flash: &Path, extra: &[&str]) -> DeviceProc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_esp-client-host"))
-            .arg("--flash")
-            .arg(flash)
-            .args([
-                "--keep-alive",
-                "5",
-                "--max-backoff-ms",
-                "1500",
-                "--timeout-ms",
-                "3000",
-            ])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_esp-client-host"));
+        cmd.arg("--flash").arg(flash);
+        for (flag, value) in TEST_DEFAULTS {
+            if !extra.contains(&flag) {
+                cmd.args([flag, value]);
+            }
+        }
+        let mut child = cmd
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -101,4 +109,41 @@ impl Drop for DeviceProc {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The `provision` binary, next to `esp-client-host` (the same target directory);
+/// `cargo test --workspace` builds both.
+pub fn provision_bin() -> PathBuf {
+    let p = Path::new(env!("CARGO_BIN_EXE_esp-client-host")).with_file_name("provision");
+    assert!(
+        p.exists(),
+        "{} is missing: build it first (`cargo build -p provision-cli --bin provision`)",
+        p.display()
+    );
+    p
+}
+
+/// `provision --dir <pki> ARGS`, without the caller's `PROVISION_*` environment.
+pub fn provision(pki: &Pki, args: &[&str]) -> Output {
+    Command::new(provision_bin())
+        .arg("--dir")
+        .arg(pki.path())
+        .args(args)
+        .env_remove("PROVISION_DIR")
+        .env_remove("PROVISION_BROKER")
+        .env_remove("PROVISION_OPERATOR")
+        .stdin(Stdio::null())
+        .output()
+        .expect("provision runs")
+}
+
+/// `o`, which must have succeeded.
+pub fn ok(o: Output) -> Output {
+    assert!(
+        o.status.success(),
+        "provision failed: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    o
 }
