@@ -13,15 +13,15 @@
 //!   hard-link backups of the files they replaced, and says so.
 //!
 //! [`recover`] does the replaying; [`crate::store::Store`] calls it before every command.
-//! `PROVISION_FAULT_AT=N` makes the N-th file-system step of a run abort the process (SIGABRT,
-//! no destructors run, like `kill -9`): the crash tests use it to cut a command at every step.
+//! In debug builds (and with the `fault-injection` feature) `PROVISION_FAULT_AT=N` makes the N-th
+//! file-system step of a run abort the process (SIGABRT, no destructors run, like `kill -9`): the
+//! crash tests use it to cut a command at every step. A release build ignores it.
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
@@ -46,7 +46,11 @@ pub const JOURNAL: &str = ".journal";
 pub const STAGING: &str = ".staging";
 
 /// Counts file-system steps and aborts at `PROVISION_FAULT_AT` (the crash tests' power cut).
+/// Only in debug builds (the tests run those) and with the `fault-injection` feature: a
+/// release build ignores the variable, so a stray one in a user's environment does nothing.
+#[cfg(any(test, debug_assertions, feature = "fault-injection"))]
 pub fn fault_point() {
+    use std::sync::atomic::{AtomicU64, Ordering};
     static AT: OnceLock<Option<u64>> = OnceLock::new();
     static STEP: AtomicU64 = AtomicU64::new(0);
     let at = *AT.get_or_init(|| {
@@ -60,6 +64,11 @@ pub fn fault_point() {
         }
     }
 }
+
+/// A release build has no fault points.
+#[cfg(not(any(test, debug_assertions, feature = "fault-injection")))]
+#[inline(always)]
+pub fn fault_point() {}
 
 /// Whether the process umask takes bits away from `mode` (then a `chmod` after creation sets it
 /// exactly). Read once from /proc; unknown means "assume it does".

@@ -688,3 +688,17 @@ fn temporaries_an_older_provision_left_are_removed() {
     fs::remove_file(dir.join("notes.tmp")).unwrap();
     check_consistent(&dir, "after the sweep");
 }
+
+/// The binary under test has its fault points (a debug build, or one with the `fault-injection`
+/// feature): without them every cut above would run the command whole and prove nothing.
+#[test]
+fn the_binary_under_test_has_its_fault_points() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(&tmp.path().join("pki"), &["init"], Some(1));
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGABRT),
+        "PROVISION_FAULT_AT=1 did not cut `init`: a release build has no fault points (test a \
+         debug build, or build with --features fault-injection)"
+    );
+}
