@@ -128,19 +128,56 @@ pub fn create_ca(name: &str, days: u32) -> Result<NewCa> {
     })
 }
 
+/// A PEM file holding one block: its text and the DER inside.
+pub struct PemFile {
+    pub text: String,
+    pub der: Vec<u8>,
+}
+
+/// Reads `path` (at most [`crate::store::PEM_LIMIT`] bytes), checks its PEM block is labelled
+/// `label` (`CERTIFICATE`, `PRIVATE KEY`), and returns its text and DER.
+pub fn read_pem(path: &std::path::Path, label: &str) -> Result<PemFile> {
+    let text = crate::fsutil::read_text_bounded(path, crate::store::PEM_LIMIT, label)?;
+    let corrupt = |reason: String| Error::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let (_, pem) = x509_parser::pem::parse_x509_pem(text.as_bytes())
+        .map_err(|e| corrupt(format!("not PEM ({e})")))?;
+    if pem.label != label {
+        return Err(corrupt(format!(
+            "holds a {:?} PEM block, expected {label:?}",
+            pem.label
+        )));
+    }
+    Ok(PemFile {
+        text,
+        der: pem.contents,
+    })
+}
+
 /// The loaded CA, able to sign certificates and CRLs.
 pub struct Ca {
     issuer: Issuer<'static, KeyPair>,
     not_after: OffsetDateTime,
+    cert_pem: Vec<u8>,
 }
 
 impl Ca {
-    pub fn load(record: &CaRecord, key_pem: &str) -> Result<Ca> {
+    /// The CA of `record` with its key and its certificate (`ca.crt`, kept to be copied into
+    /// the broker folder without reading it again).
+    pub fn load(record: &CaRecord, key_pem: &str, cert_pem: &[u8]) -> Result<Ca> {
         let key = KeyPair::from_pem(key_pem)?;
         Ok(Ca {
             issuer: Issuer::new(ca_params(record)?, key),
             not_after: record.cert.not_after,
+            cert_pem: cert_pem.to_vec(),
         })
+    }
+
+    /// The CA certificate (PEM) it was loaded with.
+    pub fn cert_pem(&self) -> &[u8] {
+        &self.cert_pem
     }
 
     /// The CA key's public half (the uncompressed point), to compare with `ca.crt`.
@@ -303,7 +340,7 @@ mod tests {
             new.record.cert.serial
         );
 
-        let ca = Ca::load(&new.record, &new.key.serialize_pem()).unwrap();
+        let ca = Ca::load(&new.record, &new.key.serialize_pem(), new.cert_pem.as_bytes()).unwrap();
         let issued = ca.issue(Leaf::Client { cn: "dev-1" }, 10).unwrap();
         let leaf_der = parse(&issued.cert_pem);
         let (_, leaf) = X509Certificate::from_der(&leaf_der).unwrap();
@@ -330,7 +367,7 @@ mod tests {
     #[test]
     fn leaf_never_outlives_the_ca() {
         let new = create_ca("Short CA", 5).unwrap();
-        let ca = Ca::load(&new.record, &new.key.serialize_pem()).unwrap();
+        let ca = Ca::load(&new.record, &new.key.serialize_pem(), new.cert_pem.as_bytes()).unwrap();
         let issued = ca.issue(Leaf::Client { cn: "x" }, 3650).unwrap();
         assert_eq!(issued.record.not_after, new.record.cert.not_after);
     }
@@ -346,7 +383,7 @@ mod tests {
     #[test]
     fn crl_carries_number_and_serials() {
         let new = create_ca("CRL CA", 30).unwrap();
-        let ca = Ca::load(&new.record, &new.key.serialize_pem()).unwrap();
+        let ca = Ca::load(&new.record, &new.key.serialize_pem(), new.cert_pem.as_bytes()).unwrap();
         let pem_text = ca.sign_crl(7, [("0A1B".to_string(), now())]).unwrap();
         let der = x509_parser::pem::parse_x509_pem(pem_text.as_bytes())
             .unwrap()

@@ -159,12 +159,12 @@ impl Store {
             });
         }
         let pem = fsutil::read_text_bounded(&path, PEM_LIMIT, "CA key")?;
-        let ca = Ca::load(&registry.ca, &pem).map_err(|e| Error::Corrupt {
+        let cert_path = self.layout.ca_cert();
+        let cert_pem = fsutil::read_bounded(&cert_path, PEM_LIMIT, "CA certificate")?;
+        let ca = Ca::load(&registry.ca, &pem, &cert_pem).map_err(|e| Error::Corrupt {
             path: path.clone(),
             reason: format!("the CA key does not load ({e})"),
         })?;
-        let cert_path = self.layout.ca_cert();
-        let cert_pem = fsutil::read_bounded(&cert_path, PEM_LIMIT, "CA certificate")?;
         let matches = x509_parser::pem::parse_x509_pem(&cert_pem)
             .ok()
             .and_then(|(_, pem)| {
