@@ -651,14 +651,21 @@ fn write_journal(path: &Path, direction: Direction, ops: &[Op]) -> Result<()> {
         .custom_flags(libc::O_NOFOLLOW)
         .open(&temp)
         .context(|| format!("creating {}", temp.display()))?;
-    fault_point();
-    f.write_all(&text)
-        .context(|| format!("writing {}", temp.display()))?;
-    fault_point();
-    f.sync_all()
-        .context(|| format!("flushing {}", temp.display()))?;
-    fault_point();
-    fs::rename(&temp, path).context(|| format!("writing {}", path.display()))?;
+    let written = (|| {
+        fault_point();
+        f.write_all(&text)
+            .context(|| format!("writing {}", temp.display()))?;
+        fault_point();
+        f.sync_all()
+            .context(|| format!("flushing {}", temp.display()))?;
+        fault_point();
+        fs::rename(&temp, path).context(|| format!("writing {}", path.display()))
+    })();
+    if written.is_err() {
+        // A full disk: the half-written journal goes (nothing was renamed yet).
+        let _ = fs::remove_file(&temp);
+    }
+    written?;
     fault_point();
     sync_dir(dir)
 }

@@ -340,7 +340,12 @@ mod tests {
             new.record.cert.serial
         );
 
-        let ca = Ca::load(&new.record, &new.key.serialize_pem(), new.cert_pem.as_bytes()).unwrap();
+        let ca = Ca::load(
+            &new.record,
+            &new.key.serialize_pem(),
+            new.cert_pem.as_bytes(),
+        )
+        .unwrap();
         let issued = ca.issue(Leaf::Client { cn: "dev-1" }, 10).unwrap();
         let leaf_der = parse(&issued.cert_pem);
         let (_, leaf) = X509Certificate::from_der(&leaf_der).unwrap();
@@ -367,7 +372,12 @@ mod tests {
     #[test]
     fn leaf_never_outlives_the_ca() {
         let new = create_ca("Short CA", 5).unwrap();
-        let ca = Ca::load(&new.record, &new.key.serialize_pem(), new.cert_pem.as_bytes()).unwrap();
+        let ca = Ca::load(
+            &new.record,
+            &new.key.serialize_pem(),
+            new.cert_pem.as_bytes(),
+        )
+        .unwrap();
         let issued = ca.issue(Leaf::Client { cn: "x" }, 3650).unwrap();
         assert_eq!(issued.record.not_after, new.record.cert.not_after);
     }
@@ -383,7 +393,12 @@ mod tests {
     #[test]
     fn crl_carries_number_and_serials() {
         let new = create_ca("CRL CA", 30).unwrap();
-        let ca = Ca::load(&new.record, &new.key.serialize_pem(), new.cert_pem.as_bytes()).unwrap();
+        let ca = Ca::load(
+            &new.record,
+            &new.key.serialize_pem(),
+            new.cert_pem.as_bytes(),
+        )
+        .unwrap();
         let pem_text = ca.sign_crl(7, [("0A1B".to_string(), now())]).unwrap();
         let der = x509_parser::pem::parse_x509_pem(pem_text.as_bytes())
             .unwrap()
