@@ -68,17 +68,15 @@ seq -f "rev-%g" 1 "$REVOKED" > "$WORK/rev.txt"
 "$BIN" --dir "$crl_dir" device add keep-1 >/dev/null
 # Revoke all but one through the registry's own path would take REVOKED runs; revoke the last
 # one with the CLI after marking the rest revoked (the CLI then signs the whole CRL).
-python3 - "$crl_dir/registry.toml" <<'EOF'
-import re, sys
-p = sys.argv[1]
-s = open(p).read()
-def revoke(m):
-    block = m.group(0)
-    if block.startswith('[devices.rev-1]\n'):
-        return block
-    return block.replace('status = "active"', 'status = "revoked"') + 'revoked_at = "2026-01-01T00:00:00Z"\n'
-s = re.sub(r'\[devices\.rev-[0-9]+\]\n(?:[^\[\n][^\n]*\n)*', revoke, s)
-open(p, 'w').write(s)
+python3 - "$crl_dir/registry" <<'EOF'
+import glob, json, sys
+for path in glob.glob(sys.argv[1] + '/devices-*.json'):
+    shard = json.load(open(path))
+    for id, dev in shard['devices'].items():
+        if id.startswith('rev-') and id != 'rev-1':
+            dev['status'] = 'revoked'
+            dev['revoked_at'] = '2026-01-01T00:00:00Z'
+    json.dump(shard, open(path, 'w'))
 EOF
 timed "device revoke (signs $REVOKED)" "$BIN" --dir "$crl_dir" device revoke rev-1
 entries=$(openssl crl -in "$crl_dir/crl.pem" -noout -text | grep -c 'Serial Number:')

@@ -46,7 +46,7 @@ pub enum Error {
     #[error("{0} holds an interrupted command's journal and is read-only here: make it writable and run any provision command in it once, which completes the interrupted command")]
     Interrupted(PathBuf),
 
-    #[error("{dir} has no registry.toml but still holds {found}: an earlier `provision init --force` was interrupted halfway. Move {found} into the newest {dir}/backup-*/ folder (or move that folder's registry.toml and crl.pem back), then run the command again")]
+    #[error("{dir} has no registry but still holds {found}: an earlier `provision init --force` was interrupted halfway. Move {found} into the newest {dir}/backup-*/ folder (or move that folder's registry (registry/ or registry.toml) and crl.pem back), then run the command again")]
     HalfMoved { dir: PathBuf, found: String },
 
     #[error("{path} is corrupt: {reason}; nothing was changed")]

@@ -44,6 +44,10 @@ pub const DIR: u32 = 0o755;
 /// Mode of `backup-*` folders: they hold the old CA key.
 pub const PRIVATE_DIR: u32 = 0o700;
 
+/// Up to this many files (or directories) a commit flushes one by one, beyond it the whole file
+/// system at once.
+const FEW: usize = 64;
+
 /// The journal of a commit in progress, relative to the provisioning directory.
 pub const JOURNAL: &str = ".journal";
 /// Where a store transaction stages its files.
@@ -274,6 +278,12 @@ impl Transaction {
         Ok(())
     }
 
+    /// True when an earlier [`Transaction::move_path`] of this transaction takes `path` (or a
+    /// folder holding it) away.
+    pub fn moves_away(&self, path: &Path) -> bool {
+        path.ancestors().any(|a| self.moved.contains(a))
+    }
+
     /// Creates directory `dir` with `mode` as a step of the commit (must not exist).
     pub fn mkdir(&mut self, dir: &Path, mode: u32) -> Result<()> {
         if let Some(root) = self.root.clone() {
@@ -431,8 +441,10 @@ impl Transaction {
         Ok(())
     }
 
-    /// One `syncfs` flushes every staged file at once: a bulk `device add` of 100,000 devices
-    /// stages 200,000 files, and as many fsyncs would dominate its run time.
+    /// Flushes every staged file: one `fsync` each for a few, one `syncfs` for many (a bulk
+    /// `device add` of 100,000 devices stages 200,000 files, and as many fsyncs would dominate
+    /// its run time; but `syncfs` also waits for every other dirty file on the file system, which
+    /// on a busy machine makes a one-device change wait for other programs' writes).
     fn sync_staged(&self) -> Result<()> {
         let temps: Vec<&Path> = self
             .ops
@@ -443,16 +455,17 @@ impl Transaction {
             })
             .collect();
         fault_point();
-        match temps.as_slice() {
-            [] => Ok(()),
-            [one] => File::open(one)
-                .and_then(|f| f.sync_all())
-                .context(|| format!("flushing {}", one.display())),
-            [first, ..] => syncfs(first),
+        if temps.len() > FEW {
+            return syncfs(temps[0]);
         }
+        temps.iter().try_for_each(|t| {
+            File::open(t)
+                .and_then(|f| f.sync_all())
+                .context(|| format!("flushing {}", t.display()))
+        })
     }
 
-    /// Makes the renames durable: one directory fsync, or one syncfs for many directories.
+    /// Makes the renames durable: an fsync of each directory written, or one syncfs for many.
     fn sync_dests(&self) -> Result<()> {
         let mut dirs: Vec<&Path> = self
             .ops
@@ -463,14 +476,18 @@ impl Transaction {
                 Op::Mkdir { path, .. } => path.parent(),
             })
             .collect();
+        // A move takes its source away from its directory too.
+        dirs.extend(self.ops.iter().filter_map(|op| match op {
+            Op::Move { from, .. } => from.parent(),
+            _ => None,
+        }));
         dirs.sort();
         dirs.dedup();
         fault_point();
-        match dirs.as_slice() {
-            [] => Ok(()),
-            [one] => sync_dir(one),
-            [first, ..] => syncfs(first),
+        if dirs.len() > FEW {
+            return syncfs(dirs[0]);
         }
+        dirs.iter().try_for_each(|d| sync_dir(d))
     }
 
     /// Hard-links every file a rename will replace, so the rename can be undone.

@@ -32,7 +32,7 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<InitReport> {
     // mix with them.
     let exists = CA_OWNED.iter().any(|n| dir.join(n).exists());
     if exists && !opts.force {
-        if layout.registry().exists() {
+        if crate::registry_files::exists(layout) {
             return Err(Error::CaExists(crate::error::absolute(dir)));
         }
         return Err(Error::HalfMoved {
@@ -49,7 +49,7 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<InitReport> {
     // OTA signing keys are not signed by the CA: they (and `<dir>/ota/`) survive a new CA.
     // When the old registry is unreadable (the usual reason for --force), the key files say
     // which keys exist: devices in the field trust them by id.
-    let ota_keys = match Registry::load(&layout.registry()) {
+    let ota_keys = match crate::registry_files::load(layout) {
         Ok(Some(old)) => old.ota_keys,
         _ => crate::ota::recover_key_records(dir)?,
     };

@@ -1,7 +1,9 @@
 //! Where every file lives inside the provisioning directory (`--dir`, default `./certs`).
 //!
 //! ```text
-//! <dir>/registry.toml              the human-readable registry (source of truth)
+//! <dir>/registry/registry.json     the registry (source of truth): CA, operators, broker, CRL
+//!                                  number, OTA keys
+//! <dir>/registry/devices-XX.json   its devices, about 1/256 of them per file (registry_files.rs)
 //! <dir>/crl.pem                    the current CRL (always present)
 //! <dir>/ca/ca.crt  ca.key          root CA
 //! <dir>/operator/operator.crt .key the CLI's own MQTT identity (`_operator`)
@@ -13,6 +15,9 @@
 //! ```
 
 use std::path::{Path, PathBuf};
+
+/// Name of the registry's main file inside `<dir>/registry/`.
+pub const REGISTRY_HEAD: &str = "registry.json";
 
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -27,7 +32,20 @@ impl Layout {
     pub fn root(&self) -> &Path {
         &self.root
     }
+    /// The registry's main file (see [`crate::registry_files`]).
     pub fn registry(&self) -> PathBuf {
+        self.registry_dir().join(REGISTRY_HEAD)
+    }
+    pub fn registry_dir(&self) -> PathBuf {
+        self.root.join("registry")
+    }
+    /// The registry file of the devices in `shard` ([`crate::registry_files::shard_of`]).
+    pub fn registry_shard(&self, shard: u8) -> PathBuf {
+        self.registry_dir()
+            .join(format!("devices-{shard:02x}.json"))
+    }
+    /// The one-file registry of an older `provision`, converted by the first command that writes.
+    pub fn legacy_registry(&self) -> PathBuf {
         self.root.join("registry.toml")
     }
     pub fn crl(&self) -> PathBuf {

@@ -24,6 +24,7 @@ pub mod pki;
 pub mod rabbitmq_conf;
 pub mod rabbitmq_sync;
 pub mod registry;
+pub mod registry_files;
 pub mod reload;
 pub mod renew;
 pub mod retained_status;

@@ -228,7 +228,7 @@ pub fn build(dir: &Path, opts: &BuildOptions) -> Result<BuildReport> {
     let signing = if opts.unsigned {
         None
     } else {
-        let registry = Registry::load_required(&Layout::new(dir).registry(), dir)?;
+        let registry = crate::store::read_registry(dir)?.ok_or_else(|| Error::no_ca(dir))?;
         let key_id = opts.key_id.map_or_else(|| newest_key(dir, &registry), Ok)?;
         Some((key_id, load_signing_key(dir, &registry, key_id)?))
     };
@@ -236,7 +236,7 @@ pub fn build(dir: &Path, opts: &BuildOptions) -> Result<BuildReport> {
         (Some((id, _)), _) => *id,
         (None, Some(id)) => id,
         // Unsigned without --key-id: the newest registry key names the signer.
-        (None, None) => match Registry::load(&Layout::new(dir).registry())? {
+        (None, None) => match crate::store::read_registry(dir)? {
             Some(registry) => newest_key(dir, &registry)?,
             None => return Err(Error::NoOtaKeys(crate::error::absolute(dir))),
         },
@@ -616,7 +616,7 @@ fn trusted_keys(
     bundle_key_id: u32,
 ) -> Result<Vec<Vec<TrustedKey>>> {
     if pubkeys.is_empty() {
-        let registry = Registry::load(&Layout::new(dir).registry())?
+        let registry = crate::store::read_registry(dir)?
             .ok_or_else(|| Error::NoOtaKeys(crate::error::absolute(dir)))?;
         if registry.ota_keys.is_empty() {
             return Err(Error::NoOtaKeys(crate::error::absolute(dir)));

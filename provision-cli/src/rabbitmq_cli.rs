@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use provision::rabbitmq_sync::{self, Change, CtlOptions};
-use provision::registry::Registry;
 use provision::Error;
 
 #[derive(Args, Clone)]
@@ -53,7 +52,7 @@ impl SyncArgs {
         if !self.apply && !layout.broker_file("definitions.json").is_file() {
             return Ok(());
         }
-        let Some(registry) = Registry::load(&layout.registry())? else {
+        let Some(registry) = provision::store::read_registry(dir)? else {
             return Ok(());
         };
         let opts = self.clone().into_options();
@@ -106,7 +105,7 @@ impl SyncArgs {
 pub fn is_rabbitmq(dir: &Path) -> bool {
     let layout = provision::layout::Layout::new(dir);
     layout.broker_file("definitions.json").is_file()
-        && Registry::load(&layout.registry())
+        && provision::store::read_registry(dir)
             .ok()
             .flatten()
             .and_then(|r| r.broker)
@@ -121,7 +120,7 @@ pub fn clear_status_hint(
     connect: &crate::talk_cli::ConnectArgs,
     say: &dyn Fn(&str),
 ) {
-    let Some(b) = Registry::load(&provision::layout::Layout::new(dir).registry())
+    let Some(b) = provision::store::read_registry(dir)
         .ok()
         .flatten()
         .and_then(|r| r.broker)

@@ -196,7 +196,7 @@ fn program(opts: &CtlOptions) -> Result<PathBuf> {
 /// Refuses `--apply` before anything is written when it cannot work: no RabbitMQ broker in this
 /// directory, or no `rabbitmqctl`.
 pub fn check_apply(dir: &Path, opts: &CtlOptions) -> Result<()> {
-    let registry = Registry::load_required(&crate::layout::Layout::new(dir).registry(), dir)?;
+    let registry = crate::store::read_registry(dir)?.ok_or_else(|| Error::no_ca(dir))?;
     if rabbitmq_broker(&registry, dir).is_none() {
         return Err(Error::InvalidInput(
             "--apply keeps a RabbitMQ broker in step, and this directory has none (`provision \

@@ -4,14 +4,16 @@
 //! interrupted command left behind (see [`crate::fsutil::recover`]). Opening it for reading takes
 //! only the shared lock and writes nothing, so a CA on read-only media can be listed and read.
 
+use std::cell::RefCell;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::fsutil::{self, DirLock, Recovered, Transaction, PUBLIC};
+use crate::fsutil::{self, DirLock, Recovered, Transaction};
 use crate::layout::Layout;
 use crate::pki::Ca;
 use crate::registry::Registry;
+use crate::registry_files;
 
 /// Largest key or certificate file we read (a PEM key is a few hundred bytes).
 pub const PEM_LIMIT: u64 = 64 * 1024;
@@ -20,6 +22,7 @@ pub const CRL_LIMIT: u64 = 16 << 20;
 
 /// What a CA owns, besides the OTA keys: `init --force` moves it all to the backup.
 pub const CA_OWNED: &[&str] = &[
+    "registry",
     "registry.toml",
     "crl.pem",
     "ca",
@@ -31,6 +34,10 @@ pub const CA_OWNED: &[&str] = &[
 pub struct Store {
     pub layout: Layout,
     _lock: Option<DirLock>,
+    /// Opened for writing: [`Store::registry`] keeps what it loaded, so that
+    /// [`Store::stage_registry`] writes back only the registry files that changed.
+    writes: bool,
+    loaded: RefCell<Option<registry_files::Loaded>>,
 }
 
 impl Store {
@@ -75,6 +82,8 @@ impl Store {
         let store = Store {
             layout: Layout::new(dir),
             _lock: lock,
+            writes: false,
+            loaded: RefCell::new(None),
         };
         store.check_whole()?;
         Ok(store)
@@ -103,6 +112,8 @@ impl Store {
         Ok(Store {
             layout: Layout::new(dir),
             _lock: Some(lock),
+            writes: true,
+            loaded: RefCell::new(None),
         })
     }
 
@@ -114,7 +125,7 @@ impl Store {
     /// Refuses a directory that lost its registry but kept what the registry describes (what
     /// an `init --force` killed halfway by an older `provision` left).
     fn check_whole(&self) -> Result<()> {
-        if self.layout.registry().exists() {
+        if registry_files::exists(&self.layout) {
             return Ok(());
         }
         let found: Vec<&str> = CA_OWNED
@@ -131,8 +142,16 @@ impl Store {
         })
     }
 
+    /// Loads the registry, requiring that `provision init` has run.
     pub fn registry(&self) -> Result<Registry> {
-        Registry::load_required(&self.layout.registry(), self.layout.root())
+        let no_ca = || Error::no_ca(self.layout.root());
+        if !self.writes {
+            return registry_files::load(&self.layout)?.ok_or_else(no_ca);
+        }
+        let (registry, loaded) =
+            registry_files::load_for_update(&self.layout)?.ok_or_else(no_ca)?;
+        *self.loaded.borrow_mut() = Some(loaded);
+        Ok(registry)
     }
 
     /// Loads the CA key, refusing one that others can read or that does not belong to `ca.crt`.
@@ -190,18 +209,26 @@ impl Store {
     }
 
     /// Stages the registry; call it last, so it lands after every file it describes.
+    /// Only the files that differ from what [`Store::registry`] loaded are written (all of them
+    /// for a registry that was not loaded, or one converted from an old `registry.toml`).
     pub fn stage_registry(&self, tx: &mut Transaction, registry: &Registry) -> Result<()> {
-        tx.stage(
-            &self.layout.registry(),
-            registry.to_toml().as_bytes(),
-            PUBLIC,
-        )
+        registry_files::stage(tx, &self.layout, registry, self.loaded.borrow().as_ref())
     }
 
     /// Refuses an output path (`-o`) that names a file inside this provisioning directory.
     pub fn check_output(&self, output: &Path) -> Result<()> {
         check_output_outside(self.layout.root(), output)
     }
+}
+
+/// The registry of `dir` read under the shared lock (after completing an interrupted command),
+/// for a command that needs nothing else from the directory; `Ok(None)` when there is none.
+pub fn read_registry(dir: &Path) -> Result<Option<Registry>> {
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    let store = Store::open_read(dir)?;
+    registry_files::load(&store.layout)
 }
 
 /// `--dir` must be a directory (or not exist yet).

@@ -52,6 +52,8 @@ fn output_on_provisions_own_files_is_refused() {
     for target in [
         dir.join("ca/ca.key"),
         dir.join("registry.toml"),
+        dir.join("registry/registry.json"),
+        dir.join("registry/devices-00.json"),
         dir.join("crl.pem"),
         dir.join("devices/d1/device.key"),
         dir.join("broker/acl"),
@@ -248,9 +250,13 @@ fn dev_zero_or_a_fifo_as_input_is_refused_at_once() {
         .assert()
         .code(3)
         .stderr(predicate::str::contains("not a regular file"));
-    fs::rename(dir.join("registry.toml"), tmp.path().join("registry.toml")).unwrap();
+    fs::rename(
+        dir.join("registry/registry.json"),
+        tmp.path().join("registry.json"),
+    )
+    .unwrap();
     StdCommand::new("mkfifo")
-        .arg(dir.join("registry.toml"))
+        .arg(dir.join("registry/registry.json"))
         .status()
         .unwrap();
     provision(&dir)

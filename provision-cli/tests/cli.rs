@@ -130,7 +130,7 @@ fn init_writes_ca_operator_crl_and_registry_with_safe_modes() {
         "ca/ca.crt",
         "operator/operator.crt",
         "crl.pem",
-        "registry.toml",
+        "registry/registry.json",
     ] {
         assert_eq!(mode(&d.join(f)), 0o644, "{f}");
     }
@@ -415,24 +415,29 @@ fn a_failing_command_does_not_create_the_directory() {
     }
     // The same directory name works once init succeeds.
     provision(&d).arg("init").assert().success();
-    assert!(d.join("registry.toml").is_file());
+    assert!(d.join("registry/registry.json").is_file());
 }
 
 #[test]
 fn corrupt_registry_is_reported_and_nothing_is_overwritten() {
     let dir = initialized();
-    let reg = dir.path().join("registry.toml");
-    let mut text = fs::read_to_string(&reg).unwrap();
-    text.push_str("\n[devices.\"BAD/ID\"]\nstatus = \"active\"\n");
-    fs::write(&reg, &text).unwrap();
+    // A device file listing an id no device may have.
+    let shard = dir.path().join("registry/devices-00.json");
+    fs::write(
+        &shard,
+        r#"{"devices": {"BAD/ID": {"status": "active", "serial": "01", "not_before": "2026-01-01T00:00:00Z", "not_after": "2027-01-01T00:00:00Z"}}}"#,
+    )
+    .unwrap();
     let before = snapshot(dir.path());
     provision(dir.path())
         .args(["device", "add", "fine-1"])
         .assert()
         .code(5)
-        .stderr(predicate::str::contains("registry.toml is corrupt"));
+        .stderr(predicate::str::contains("devices-00.json is corrupt"));
     assert_eq!(snapshot(dir.path()), before);
-    fs::write(&reg, "this is [not toml").unwrap();
+    fs::remove_file(&shard).unwrap();
+    let reg = dir.path().join("registry/registry.json");
+    fs::write(&reg, "this is [not json").unwrap();
     let before = snapshot(dir.path());
     for args in [
         &["device", "list"][..],
@@ -445,7 +450,7 @@ fn corrupt_registry_is_reported_and_nothing_is_overwritten() {
             .args(args)
             .assert()
             .code(5)
-            .stderr(predicate::str::contains("registry.toml is corrupt"));
+            .stderr(predicate::str::contains("registry.json is corrupt"));
         assert_eq!(snapshot(dir.path()), before, "{args:?}");
     }
 }
@@ -458,12 +463,15 @@ fn a_crl_number_at_its_maximum_is_refused_not_wrapped() {
         .args(["device", "add", "porch-1"])
         .assert()
         .success();
-    let reg = d.join("registry.toml");
+    let reg = d.join("registry/registry.json");
     let text = fs::read_to_string(&reg).unwrap();
-    assert!(text.contains("crl_number = 1\n"), "{text}");
+    assert!(text.contains("\"crl_number\": 1,\n"), "{text}");
     fs::write(
         &reg,
-        text.replace("crl_number = 1\n", "crl_number = 18446744073709551615\n"),
+        text.replace(
+            "\"crl_number\": 1,\n",
+            "\"crl_number\": 18446744073709551615,\n",
+        ),
     )
     .unwrap();
     let before = snapshot(d);
@@ -572,7 +580,7 @@ fn dir_comes_from_the_environment() {
         .arg("init")
         .assert()
         .success();
-    assert!(dir.path().join("registry.toml").exists());
+    assert!(dir.path().join("registry/registry.json").exists());
 }
 
 #[test]
@@ -627,14 +635,20 @@ fn init_force_keeps_the_ota_signing_keys() {
         .args(["ota", "keygen"])
         .assert()
         .success();
-    let reg = fs::read_to_string(dir.path().join("registry.toml")).unwrap();
-    assert!(reg.contains("[[ota_keys]]"));
+    let keys = |d: &std::path::Path| -> Vec<(u32, String)> {
+        let reg = provision::store::read_registry(d).unwrap().unwrap();
+        reg.ota_keys
+            .iter()
+            .map(|k| (k.key_id, k.public_key.clone()))
+            .collect()
+    };
+    let before = keys(dir.path());
+    assert_eq!(before.len(), 1);
     provision(dir.path())
         .args(["init", "--force"])
         .assert()
         .success();
-    let reg = fs::read_to_string(dir.path().join("registry.toml")).unwrap();
-    assert!(reg.contains("[[ota_keys]]"), "{reg}");
+    assert_eq!(keys(dir.path()), before);
     // Outputs go beside the provisioning directory: provision refuses `-o` inside it.
     let out = tempfile::tempdir().unwrap();
     let image = out.path().join("fw.bin");
@@ -652,8 +666,8 @@ fn init_force_keeps_the_ota_signing_keys() {
         .args(["ota", "keygen", "--key-id", "7"])
         .assert()
         .success();
-    let reg_path = dir.path().join("registry.toml");
-    let before = fs::read_to_string(&reg_path).unwrap();
+    let before = keys(dir.path());
+    let reg_path = dir.path().join("registry/registry.json");
     fs::write(&reg_path, "broken [").unwrap();
     // A FIFO named like a key is skipped at once, not waited on.
     let fifo = dir.path().join("ota/key-9.pem");
@@ -668,17 +682,9 @@ fn init_force_keeps_the_ota_signing_keys() {
         .assert()
         .success();
     fs::remove_file(&fifo).unwrap();
-    let reg = fs::read_to_string(&reg_path).unwrap();
-    for id in ["1", "7"] {
-        let line = before
-            .lines()
-            .skip_while(|l| *l != format!("key_id = {id}"))
-            .nth(1)
-            .unwrap()
-            .to_string();
-        assert!(line.starts_with("public_key = "), "{line}");
-        assert!(reg.contains(&line), "key {id} lost:\n{reg}");
-    }
+    let after = keys(dir.path());
+    assert_eq!(before.len(), 2);
+    assert_eq!(after, before, "keys lost");
     provision(dir.path())
         .args(["ota", "build"])
         .arg(&image)

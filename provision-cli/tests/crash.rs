@@ -95,7 +95,7 @@ fn check_consistent_for_readers(dir: &Path, context: &str) -> Registry {
 }
 
 fn check(dir: &Path, context: &str, staging_allowed: bool) -> Registry {
-    let reg = Registry::load(&dir.join("registry.toml"))
+    let reg = provision::registry_files::load(&provision::layout::Layout::new(dir))
         .unwrap_or_else(|e| panic!("{context}: registry does not load: {e}"))
         .unwrap_or_else(|| panic!("{context}: no registry"));
 
@@ -230,7 +230,7 @@ fn check(dir: &Path, context: &str, staging_allowed: bool) -> Registry {
             let mode = fs::metadata(f).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o700, "{context}: {}", f.display());
             assert!(
-                f.join("ca/ca.key").exists() && f.join("registry.toml").exists(),
+                f.join("ca/ca.key").exists() && f.join("registry/registry.json").exists(),
                 "{context}: backup {} is incomplete",
                 f.display()
             );
@@ -239,9 +239,23 @@ fn check(dir: &Path, context: &str, staging_allowed: bool) -> Registry {
     reg
 }
 
+/// Turns `dir` into what an older `provision` wrote: the same registry as one `registry.toml`.
+fn make_legacy(dir: &Path) {
+    let reg = provision::store::read_registry(dir).unwrap().unwrap();
+    let text = format!(
+        "# provision registry: every certificate this CA issued. Edit with `provision`, not by hand.\n{}",
+        toml::to_string_pretty(&reg).unwrap()
+    );
+    fs::write(dir.join("registry.toml"), text).unwrap();
+    fs::remove_dir_all(dir.join("registry")).unwrap();
+    assert_eq!(provision::store::read_registry(dir).unwrap().unwrap(), reg);
+}
+
 struct Scenario {
     name: &'static str,
     setup: &'static [&'static [&'static str]],
+    /// Run on a directory an older `provision` made (one `registry.toml`): the command converts it.
+    legacy: bool,
     args: &'static [&'static str],
     /// Did the command take effect (compared with the registry before)?
     happened: fn(before: &Registry, after: &Registry, dir: &Path) -> bool,
@@ -306,6 +320,7 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "rabbitmq broker",
             setup: BASE,
+            legacy: false,
             args: &[
                 "broker",
                 "--engine",
@@ -323,6 +338,7 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "rabbitmq device revoke",
             setup: RABBITMQ_BASE,
+            legacy: false,
             args: &["device", "revoke", "d0"],
             happened: |_, a, dir| {
                 a.devices["d0"].status == DeviceStatus::Revoked && rabbitmq_in_step(a, dir)
@@ -332,6 +348,7 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "rabbitmq device add",
             setup: RABBITMQ_BASE,
+            legacy: false,
             args: &["device", "add", "n1"],
             happened: |_, a, dir| a.devices.contains_key("n1") && rabbitmq_in_step(a, dir),
             unchanged: |b, a, dir| a == b && rabbitmq_in_step(a, dir),
@@ -339,6 +356,7 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "device add",
             setup: BASE,
+            legacy: false,
             args: &["device", "add", "n1", "n2", "n3"],
             happened: |b, a, _| {
                 ["n1", "n2", "n3"]
@@ -349,8 +367,26 @@ fn scenarios() -> Vec<Scenario> {
             unchanged: |b, a, _| a == b,
         },
         Scenario {
+            name: "device revoke on an old registry.toml",
+            setup: BASE,
+            legacy: true,
+            args: &["device", "revoke", "d0"],
+            happened: |b, a, dir| {
+                a.devices["d0"].status == DeviceStatus::Revoked
+                    && a.crl_number == b.crl_number + 1
+                    && !dir.join("registry.toml").exists()
+                    && dir.join("registry/registry.json").exists()
+            },
+            unchanged: |b, a, dir| {
+                a == b
+                    && dir.join("registry.toml").exists()
+                    && !dir.join("registry/registry.json").exists()
+            },
+        },
+        Scenario {
             name: "device revoke",
             setup: BASE,
+            legacy: false,
             args: &["device", "revoke", "d0"],
             happened: |b, a, _| {
                 a.devices["d0"].status == DeviceStatus::Revoked && a.crl_number == b.crl_number + 1
@@ -360,6 +396,7 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "init --force",
             setup: BASE,
+            legacy: false,
             args: &["init", "--force"],
             happened: |b, a, dir| {
                 a.ca != b.ca
@@ -384,6 +421,7 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "broker",
             setup: BASE,
+            legacy: false,
             args: &["broker", "--host", "mqtt.example", "--ip", "127.0.0.2"],
             happened: |_, a, _| a.broker.as_ref().unwrap().hosts == ["mqtt.example"],
             unchanged: |b, a, _| a == b,
@@ -391,6 +429,7 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "operator add",
             setup: BASE,
+            legacy: false,
             args: &["operator", "add", "_ops-laptop"],
             happened: |_, a, _| a.operators.contains_key("_ops-laptop"),
             unchanged: |b, a, _| a == b,
@@ -398,6 +437,7 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "device renew",
             setup: BASE,
+            legacy: false,
             args: &["device", "renew", "d0"],
             happened: |b, a, _| {
                 a.devices["d0"].cert.serial != b.devices["d0"].cert.serial
@@ -409,6 +449,7 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "device add --replace",
             setup: BASE,
+            legacy: false,
             args: &["device", "add", "--replace", "d1"],
             happened: |b, a, _| {
                 a.devices["d1"].status == DeviceStatus::Active
@@ -419,6 +460,7 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "broker renew",
             setup: BASE,
+            legacy: false,
             args: &["broker", "renew"],
             happened: |b, a, _| {
                 a.broker.as_ref().unwrap().cert.serial != b.broker.as_ref().unwrap().cert.serial
@@ -429,6 +471,7 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "ota keygen",
             setup: BASE,
+            legacy: false,
             args: &["ota", "keygen"],
             happened: |b, a, dir| {
                 a.ota_keys.len() == b.ota_keys.len() + 1 && dir.join("ota/key-1.pem").exists()
@@ -446,6 +489,9 @@ fn a_command_cut_at_any_file_system_step_leaves_a_consistent_directory() {
         let base = tmp.path().join(sc.name.replace(' ', "_"));
         for step in sc.setup {
             ok(&base, step);
+        }
+        if sc.legacy {
+            make_legacy(&base);
         }
         let before = check_consistent(&base, sc.name);
         let crl_before = fs::read(base.join("crl.pem")).unwrap();
@@ -591,7 +637,7 @@ fn a_half_moved_directory_is_refused_with_how_to_recover() {
     }
     let backup = dir.join("backup-20250101T000000Z");
     fs::create_dir(&backup).unwrap();
-    fs::rename(dir.join("registry.toml"), backup.join("registry.toml")).unwrap();
+    fs::rename(dir.join("registry"), backup.join("registry")).unwrap();
     fs::rename(dir.join("crl.pem"), backup.join("crl.pem")).unwrap();
     for args in [
         &["device", "list"][..],
@@ -609,50 +655,156 @@ fn a_half_moved_directory_is_refused_with_how_to_recover() {
         );
     }
     // Following the message repairs it.
-    fs::rename(backup.join("registry.toml"), dir.join("registry.toml")).unwrap();
+    fs::rename(backup.join("registry"), dir.join("registry")).unwrap();
     fs::rename(backup.join("crl.pem"), dir.join("crl.pem")).unwrap();
     ok(&dir, &["device", "list"]);
 }
 
+/// File-system steps `args` takes on a copy of `base`: the smallest N at which the fault point
+/// is never reached, minus one.
+fn steps(tmp: &Path, base: &Path, args: &[&str]) -> u64 {
+    steps_within(tmp, base, args, 1, 1 << 10)
+}
+
+/// [`steps`], known to be at least `lo` and less than `hi`.
+fn steps_within(tmp: &Path, base: &Path, args: &[&str], mut lo: u64, mut hi: u64) -> u64 {
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        let dir = tmp.join(format!("probe-{mid}"));
+        copy_dir(base, &dir);
+        if run(&dir, args, Some(mid)).status.success() {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+    assert!(hi < 1 << 10, "{args:?} takes too many steps to measure");
+    lo
+}
+
 /// The algorithmic half of "provisioning stays linear": a bulk add takes the same number of
 /// file-system steps for every device it adds, whatever the batch size. (The time it takes is a
-/// benchmark: `bench/scale.sh`.)
+/// benchmark: `bench/scale.sh`.) The ids all go into one registry file, which each batch creates.
 #[test]
 fn a_bulk_add_costs_the_same_file_system_steps_per_device() {
+    use provision::registry_files::shard_of;
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path().join("base");
     for step in BASE {
         ok(&base, step);
     }
-    // Steps a run takes: the smallest N at which the fault point is never reached, minus one.
-    let steps = |n: usize| -> u64 {
-        let ids: String = (0..n).map(|i| format!("s{n}-{i}\n")).collect();
+    let taken = [shard_of("d0"), shard_of("d1")];
+    let shard = (0..=u8::MAX).find(|s| !taken.contains(s)).unwrap();
+    let steps_for = |n: usize| -> u64 {
+        let ids: String = (0..)
+            .map(|i| format!("s{n}-{i}"))
+            .filter(|id| shard_of(id) == shard)
+            .take(n)
+            .map(|id| id + "\n")
+            .collect();
         let file = tmp.path().join(format!("ids-{n}"));
         fs::write(&file, ids).unwrap();
-        let args = ["device", "add", "--from-file", file.to_str().unwrap()];
-        let (mut lo, mut hi) = (1u64, 1u64 << 10); // aborts at lo; succeeds at hi
-        while hi - lo > 1 {
-            let mid = (lo + hi) / 2;
-            let dir = tmp.path().join(format!("probe-{n}-{mid}"));
-            copy_dir(&base, &dir);
-            if run(&dir, &args, Some(mid)).status.success() {
-                hi = mid;
-            } else {
-                lo = mid;
-            }
-            fs::remove_dir_all(&dir).unwrap();
-        }
-        lo
+        steps(
+            tmp.path(),
+            &base,
+            &["device", "add", "--from-file", file.to_str().unwrap()],
+        )
     };
-    let (s1, s2, s30) = (steps(1), steps(2), steps(30));
+    let (s1, s2, s30) = (steps_for(1), steps_for(2), steps_for(30));
     let per_device = s2 - s1;
-    assert!(per_device > 0 && s30 < 1 << 10);
+    assert!(per_device > 0);
     assert_eq!(
         s30,
         s1 + 29 * per_device,
         "1 device: {s1} steps, 2: {s2}, 30: {s30}"
     );
     eprintln!("{per_device} file-system steps per device, {s1} for one");
+}
+
+/// A change to one device costs the same whatever the size of the registry: the same file-system
+/// steps, and it rewrites registry.json and the one device file (a small part of the registry),
+/// not the whole of it.
+#[test]
+fn a_one_device_change_costs_the_same_whatever_the_registry_size() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    // (file name, inode, size) of every registry file: a rewritten file has a new inode.
+    let files = |dir: &Path| -> Vec<(String, u64, u64)> {
+        let mut v: Vec<_> = fs::read_dir(dir.join("registry"))
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let m = e.metadata().unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    m.ino(),
+                    m.len(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    // The new device shares its registry file with dev-0, which both directories have.
+    let new_id = (0..)
+        .map(|i| format!("more-{i}"))
+        .find(|id| {
+            provision::registry_files::shard_of(id) == provision::registry_files::shard_of("dev-0")
+        })
+        .unwrap();
+    let mut measured: Vec<Vec<u64>> = Vec::new();
+    for n in [20, 400] {
+        let base = tmp.path().join(format!("base-{n}"));
+        for step in BASE {
+            ok(&base, step);
+        }
+        let ids: String = (0..n).map(|i| format!("dev-{i}\n")).collect();
+        let file = tmp.path().join(format!("ids-{n}"));
+        fs::write(&file, ids).unwrap();
+        ok(
+            &base,
+            &["device", "add", "--from-file", file.to_str().unwrap()],
+        );
+        let mut per_command = Vec::new();
+        for (i, args) in [
+            &["device", "add", &new_id][..],
+            &["device", "revoke", "dev-7"],
+            &["device", "renew", "dev-8"],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let before = files(&base);
+            let total: u64 = before.iter().map(|f| f.2).sum();
+            // On the larger directory: the same count as on the smaller one, or else measured.
+            let step_count = match measured.first() {
+                Some(small) => {
+                    let k = small[i];
+                    steps_within(tmp.path(), &base, args, k.saturating_sub(1), k + 1)
+                }
+                None => steps(tmp.path(), &base, args),
+            };
+            ok(&base, args);
+            let after = files(&base);
+            let rewritten: Vec<_> = after.iter().filter(|f| !before.contains(f)).collect();
+            let bytes: u64 = rewritten.iter().map(|f| f.2).sum();
+            assert!(
+                rewritten.len() <= 2,
+                "{args:?} on {n} devices rewrote {rewritten:?}"
+            );
+            if n >= 400 {
+                assert!(
+                    bytes * 20 < total,
+                    "{args:?} on {n} devices rewrote {bytes} of {total} registry bytes"
+                );
+            }
+            eprintln!("{args:?} on {n} devices: {step_count} steps, {bytes} of {total} registry bytes rewritten");
+            per_command.push(step_count);
+        }
+        measured.push(per_command);
+    }
+    assert_eq!(measured[0], measured[1], "steps on 20 devices vs 400");
 }
 
 /// What a killed run of `provision` before the journal left (CA-signed keys and certificates as

@@ -320,7 +320,7 @@ fn cert_from_another_ca_is_refused() {
 fn expired_cert_is_refused() {
     let pki = Pki::new(&[]);
     // An expired device certificate from our own CA, written next to the others.
-    let reg = provision::registry::Registry::load(&pki.path().join("registry.toml"))
+    let reg = provision::store::read_registry(pki.path())
         .unwrap()
         .unwrap();
     let key = std::fs::read_to_string(pki.path().join("ca/ca.key")).unwrap();
@@ -561,4 +561,78 @@ fn a_provisioning_dir_with_a_space_in_its_path_works() {
         "forged",
     ));
     assert!(op_sub.messages(Duration::from_millis(500)).is_empty());
+}
+
+/// A fleet's CRL: 10,000 revoked devices (recorded through the library, as if revoked one by
+/// one over the years) and one revoked with the CLI, which signs them all. OpenSSL verifies the
+/// CRL and counts every entry; Mosquitto loads it, lets an active device in and refuses the
+/// revoked one.
+#[test]
+fn a_crl_with_ten_thousand_entries_verifies_and_loads_in_mosquitto() {
+    const REVOKED: usize = 10_000;
+    let pki = Pki::new(&["dev-a", "dev-b"]);
+    {
+        let store = provision::store::Store::open(pki.path()).unwrap();
+        let mut reg = store.registry().unwrap();
+        let now = provision::pki::now();
+        let template = reg.devices["dev-a"].cert.clone();
+        for i in 0..REVOKED {
+            let mut cert = template.clone();
+            cert.serial = format!("7E{i:030X}");
+            reg.devices.insert(
+                format!("gone-{i}"),
+                provision::registry::DeviceRecord {
+                    status: provision::registry::DeviceStatus::Revoked,
+                    cert,
+                    revoked_at: Some(now),
+                },
+            );
+        }
+        let mut tx = store.transaction();
+        store.stage_registry(&mut tx, &reg).unwrap();
+        tx.commit().unwrap();
+    }
+    assert_cmd::Command::cargo_bin("provision")
+        .unwrap()
+        .arg("--dir")
+        .arg(pki.path())
+        .args(["device", "revoke", "dev-b"])
+        .assert()
+        .success();
+
+    // `provision broker` puts the CRL, and the ACL denying all 10,001, in the broker folder.
+    let broker = Broker::start(&pki);
+    let crl = pki.path().join("broker/crl.pem");
+    assert_eq!(
+        std::fs::read(&crl).unwrap(),
+        std::fs::read(pki.path().join("crl.pem")).unwrap()
+    );
+    let out = Command::new("openssl")
+        .args(["crl", "-noout", "-text", "-in"])
+        .arg(&crl)
+        .arg("-CAfile")
+        .arg(pki.ca_cert())
+        .output()
+        .expect("openssl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.contains("verify OK"), "{err}");
+    assert_eq!(text.matches("Serial Number:").count(), REVOKED + 1);
+    assert_published(publish(
+        &pki,
+        &broker,
+        Some(&pki.device("dev-a")),
+        "devices/dev-a/telemetry",
+        "still in",
+    ));
+    assert_refused(
+        publish(
+            &pki,
+            &broker,
+            Some(&pki.device("dev-b")),
+            "devices/dev-b/telemetry",
+            "revoked",
+        ),
+        "revoked cert",
+    );
 }

@@ -67,8 +67,12 @@ fn operator_add_writes_a_private_key_a_record_and_an_acl_block_all_or_nothing() 
         .output()
         .unwrap();
     assert!(verify.status.success());
-    let registry = fs::read_to_string(pki.path().join("registry.toml")).unwrap();
-    assert!(registry.contains("[operators._ops-ci]"), "{registry}");
+    let registry = fs::read_to_string(pki.path().join("registry/registry.json")).unwrap();
+    let registry: serde_json::Value = serde_json::from_str(&registry).unwrap();
+    assert!(
+        registry["operators"]["_ops-ci"]["serial"].is_string(),
+        "{registry}"
+    );
     let acl = fs::read_to_string(pki.path().join("broker/acl")).unwrap();
     assert!(
         acl.contains("user _operator\ntopic read devices/+/telemetry")

@@ -138,8 +138,13 @@ fn keygen_writes_a_0600_key_records_it_and_never_overwrites() {
     let env = Env::new();
     assert_eq!(mode(&env.key(1, false)), 0o600);
     assert_eq!(mode(&env.key(2, true)), 0o644);
-    let registry = std::fs::read_to_string(env.dir.join("registry.toml")).unwrap();
-    assert_eq!(registry.matches("[[ota_keys]]").count(), 2, "{registry}");
+    let registry = std::fs::read_to_string(env.dir.join("registry/registry.json")).unwrap();
+    let registry: serde_json::Value = serde_json::from_str(&registry).unwrap();
+    assert_eq!(
+        registry["ota_keys"].as_array().unwrap().len(),
+        2,
+        "{registry}"
+    );
     let before = std::fs::read(env.key(1, false)).unwrap();
     env.provision(&["ota", "keygen", "--key-id", "1"])
         .assert()
@@ -636,13 +641,14 @@ fn older_keys_keep_verifying_after_rotation() {
 fn a_corrupt_key_record_is_refused() {
     let env = Env::new();
     let bundle = env.build("app.bundle", &[]);
-    let path = env.dir.join("registry.toml");
+    let path = env.dir.join("registry/registry.json");
     let registry = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, registry.replace("key_id = 2", "key_id = 1")).unwrap();
+    assert!(registry.contains("\"key_id\": 2,"), "{registry}");
+    std::fs::write(&path, registry.replace("\"key_id\": 2,", "\"key_id\": 1,")).unwrap();
     env.verify(&bundle, &[])
         .code(5)
         .stderr(predicate::str::contains("OTA key id 1 appears twice"));
-    let tampered = registry.replacen("public_key = \"", "public_key = \"zz", 1);
+    let tampered = registry.replacen("\"public_key\": \"", "\"public_key\": \"zz", 1);
     std::fs::write(&path, tampered).unwrap();
     env.verify(&bundle, &[])
         .code(5)
@@ -686,9 +692,7 @@ fn an_independent_c_verifier_agrees() {
         src.display(),
         String::from_utf8_lossy(&cc.stderr)
     );
-    let registry = provision::registry::Registry::load(&env.dir.join("registry.toml"))
-        .unwrap()
-        .unwrap();
+    let registry = provision::store::read_registry(&env.dir).unwrap().unwrap();
     let trusted: Vec<String> = registry
         .ota_keys
         .iter()

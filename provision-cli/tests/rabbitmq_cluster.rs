@@ -352,7 +352,7 @@ fn a_certificate_from_another_ca_is_refused() {
 fn an_expired_certificate_is_refused() {
     let c = cluster();
     let _g = c.read();
-    let reg = provision::registry::Registry::load(&c.pki.path().join("registry.toml"))
+    let reg = provision::store::read_registry(c.pki.path())
         .unwrap()
         .unwrap();
     let key = std::fs::read_to_string(c.pki.path().join("ca/ca.key")).unwrap();

@@ -121,9 +121,10 @@ fn writes_every_nodes_folder_and_the_shared_files() {
         stdout[stdout.find("RabbitMQ 3.10").unwrap()..].trim()
     );
     // The registry records the engine and the nodes.
-    let reg = fs::read_to_string(pki.path().join("registry.toml")).unwrap();
-    assert!(reg.contains("engine = \"rabbitmq\""), "{reg}");
-    assert_eq!(reg.matches("[[broker.nodes]]").count(), 3);
+    let reg = fs::read_to_string(pki.path().join("registry/registry.json")).unwrap();
+    let reg: serde_json::Value = serde_json::from_str(&reg).unwrap();
+    assert_eq!(reg["broker"]["engine"], "rabbitmq", "{reg}");
+    assert_eq!(reg["broker"]["nodes"].as_array().unwrap().len(), 3);
 }
 
 #[test]

@@ -129,7 +129,7 @@ fn an_unreachable_broker_leaves_the_revocation_recorded_and_prints_the_command()
 #[test]
 fn a_bad_broker_or_unknown_operator_is_refused_before_anything_is_revoked() {
     let pki = Pki::new(&["dev-a", "dev-b"]);
-    let registry = || std::fs::read(pki.path().join("registry.toml")).unwrap();
+    let registry = || std::fs::read(pki.path().join("registry/registry.json")).unwrap();
     let crl = || std::fs::read(pki.path().join("crl.pem")).unwrap();
     let (registry_before, crl_before) = (registry(), crl());
     for (extra, says) in [

@@ -163,7 +163,7 @@ fn typos_of_safe_commands_never_suggest_a_destructive_one() {
         .args(["device", "add", "x"])
         .assert()
         .success();
-    let before = std::fs::read(d.join("registry.toml")).unwrap();
+    let before = std::fs::read(d.join("registry/registry.json")).unwrap();
     let safe = ["renew", "show", "list", "add", "config", "export"];
     let mut checked = 0;
     for word in safe {
@@ -196,5 +196,8 @@ fn typos_of_safe_commands_never_suggest_a_destructive_one() {
         .code(2)
         .stderr(predicate::str::contains("'renew'").and(predicate::str::contains("revoke").not()));
     // Nothing ran.
-    assert_eq!(std::fs::read(d.join("registry.toml")).unwrap(), before);
+    assert_eq!(
+        std::fs::read(d.join("registry/registry.json")).unwrap(),
+        before
+    );
 }

@@ -352,8 +352,14 @@ fn connection_failures_are_typed() {
     // another name): refused by our side, exit 11, naming the host. An independent TLS server
     // (openssl s_server) plays that broker.
     let copy = Pki::new(&[]);
-    for f in ["ca/ca.crt", "ca/ca.key", "registry.toml"] {
+    for f in ["ca/ca.crt", "ca/ca.key"] {
         std::fs::copy(pki.path().join(f), copy.path().join(f)).unwrap();
+    }
+    std::fs::remove_dir_all(copy.path().join("registry")).unwrap();
+    std::fs::create_dir(copy.path().join("registry")).unwrap();
+    for f in std::fs::read_dir(pki.path().join("registry")).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), copy.path().join("registry").join(f.file_name())).unwrap();
     }
     let o = Command::new(env!("CARGO_BIN_EXE_provision"))
         .arg("--dir")
