@@ -55,11 +55,7 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<InitReport> {
     };
 
     // Everything is generated in memory first: a bad option fails before anything moves.
-    let ca = Ca::load(
-        &new.record,
-        &new.key.serialize_pem(),
-        new.cert_pem.as_bytes(),
-    )?;
+    let ca = Ca::load(&new.record, &new.key.serialize_pem())?;
     let operator = ca.issue(Leaf::Client { cn: OPERATOR_CN }, opts.operator_days)?;
     let registry = Registry {
         format: FORMAT,

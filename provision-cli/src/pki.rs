@@ -164,18 +164,24 @@ pub struct Ca {
 }
 
 impl Ca {
-    /// The CA of `record` with its key and its certificate (`ca.crt`, kept to be copied into
-    /// the broker folder without reading it again).
-    pub fn load(record: &CaRecord, key_pem: &str, cert_pem: &[u8]) -> Result<Ca> {
+    pub fn load(record: &CaRecord, key_pem: &str) -> Result<Ca> {
         let key = KeyPair::from_pem(key_pem)?;
         Ok(Ca {
             issuer: Issuer::new(ca_params(record)?, key),
             not_after: record.cert.not_after,
-            cert_pem: cert_pem.to_vec(),
+            cert_pem: Vec::new(),
         })
     }
 
-    /// The CA certificate (PEM) it was loaded with.
+    /// Keeps the CA certificate (`ca.crt` as read), to copy into the broker folder without
+    /// reading it again.
+    pub fn with_cert_pem(mut self, cert_pem: Vec<u8>) -> Ca {
+        self.cert_pem = cert_pem;
+        self
+    }
+
+    /// The CA certificate (PEM) given by [`Ca::with_cert_pem`] ([`crate::store::Store::ca`]
+    /// gives it); empty otherwise.
     pub fn cert_pem(&self) -> &[u8] {
         &self.cert_pem
     }
@@ -340,12 +346,7 @@ mod tests {
             new.record.cert.serial
         );
 
-        let ca = Ca::load(
-            &new.record,
-            &new.key.serialize_pem(),
-            new.cert_pem.as_bytes(),
-        )
-        .unwrap();
+        let ca = Ca::load(&new.record, &new.key.serialize_pem()).unwrap();
         let issued = ca.issue(Leaf::Client { cn: "dev-1" }, 10).unwrap();
         let leaf_der = parse(&issued.cert_pem);
         let (_, leaf) = X509Certificate::from_der(&leaf_der).unwrap();
@@ -372,12 +373,7 @@ mod tests {
     #[test]
     fn leaf_never_outlives_the_ca() {
         let new = create_ca("Short CA", 5).unwrap();
-        let ca = Ca::load(
-            &new.record,
-            &new.key.serialize_pem(),
-            new.cert_pem.as_bytes(),
-        )
-        .unwrap();
+        let ca = Ca::load(&new.record, &new.key.serialize_pem()).unwrap();
         let issued = ca.issue(Leaf::Client { cn: "x" }, 3650).unwrap();
         assert_eq!(issued.record.not_after, new.record.cert.not_after);
     }
@@ -393,12 +389,7 @@ mod tests {
     #[test]
     fn crl_carries_number_and_serials() {
         let new = create_ca("CRL CA", 30).unwrap();
-        let ca = Ca::load(
-            &new.record,
-            &new.key.serialize_pem(),
-            new.cert_pem.as_bytes(),
-        )
-        .unwrap();
+        let ca = Ca::load(&new.record, &new.key.serialize_pem()).unwrap();
         let pem_text = ca.sign_crl(7, [("0A1B".to_string(), now())]).unwrap();
         let der = x509_parser::pem::parse_x509_pem(pem_text.as_bytes())
             .unwrap()

@@ -178,12 +178,12 @@ impl Store {
             });
         }
         let pem = fsutil::read_text_bounded(&path, PEM_LIMIT, "CA key")?;
-        let cert_path = self.layout.ca_cert();
-        let cert_pem = fsutil::read_bounded(&cert_path, PEM_LIMIT, "CA certificate")?;
-        let ca = Ca::load(&registry.ca, &pem, &cert_pem).map_err(|e| Error::Corrupt {
+        let ca = Ca::load(&registry.ca, &pem).map_err(|e| Error::Corrupt {
             path: path.clone(),
             reason: format!("the CA key does not load ({e})"),
         })?;
+        let cert_path = self.layout.ca_cert();
+        let cert_pem = fsutil::read_bounded(&cert_path, PEM_LIMIT, "CA certificate")?;
         let matches = x509_parser::pem::parse_x509_pem(&cert_pem)
             .ok()
             .and_then(|(_, pem)| {
@@ -191,7 +191,7 @@ impl Store {
                 Some(cert.public_key().subject_public_key.data.as_ref() == ca.public_key_raw())
             });
         match matches {
-            Some(true) => Ok(ca),
+            Some(true) => Ok(ca.with_cert_pem(cert_pem)),
             Some(false) => Err(Error::Corrupt {
                 path,
                 reason: format!(
