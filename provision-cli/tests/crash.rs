@@ -289,16 +289,22 @@ const RABBITMQ_BASE: &[&[&str]] = &[
 /// operators and active devices, and its hash-dir CRL is the CRL.
 fn rabbitmq_in_step(reg: &Registry, dir: &Path) -> bool {
     let b = dir.join("broker");
-    let Ok(text) = fs::read_to_string(b.join("definitions.json")) else {
+    let Ok(files) = fs::read_dir(b.join("definitions")) else {
         return false;
     };
-    let defs: serde_json::Value = serde_json::from_str(&text).expect("definitions parse");
-    let users: BTreeSet<String> = defs["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["name"].as_str().unwrap().to_string())
-        .collect();
+    let mut users = BTreeSet::new();
+    let mut count = 0;
+    for f in files.flatten() {
+        let text = fs::read_to_string(f.path()).unwrap();
+        let defs: serde_json::Value = serde_json::from_str(&text).expect("definitions parse");
+        for u in defs["users"].as_array().unwrap() {
+            users.insert(u["name"].as_str().unwrap().to_string());
+        }
+        count += 1;
+    }
+    if count == 0 {
+        return false;
+    }
     let expected: BTreeSet<String> = reg
         .operator_names()
         .map(str::to_string)
