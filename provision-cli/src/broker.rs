@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, Transaction, BROKER_SECRET, PUBLIC, SECRET};
 use crate::layout::Layout;
-use crate::pki::Leaf;
+use crate::pki::{Ca, Leaf};
 use crate::rabbitmq_conf;
 use crate::registry::{
     BrokerRecord, Engine, NodeRecord, Platform, Registry, RetiredCert, BROKER_SUBJECT, MAX_NODES,
@@ -276,8 +276,7 @@ pub fn configure(dir: &Path, opts: &BrokerOptions) -> Result<BrokerReport> {
     let previous = registry.broker.replace(record.clone());
 
     let layout = &store.layout;
-    let ca_pem =
-        crate::fsutil::read_bounded(&layout.ca_cert(), crate::store::PEM_LIMIT, "CA certificate")?;
+    let ca_pem = ca.cert_pem();
     let mut tx = store.transaction();
     // A broker configured again gets a new certificate: the one it replaces is revoked (and kept
     // in the registry), as `provision broker renew` does.
@@ -301,7 +300,7 @@ pub fn configure(dir: &Path, opts: &BrokerOptions) -> Result<BrokerReport> {
         issued.cert_pem.as_bytes(),
         PUBLIC,
     )?;
-    tx.stage(&layout.broker_file("ca.crt"), &ca_pem, PUBLIC)?;
+    tx.stage(&layout.broker_file("ca.crt"), ca_pem, PUBLIC)?;
     tx.stage(&layout.broker_file("crl.pem"), &crl_pem, PUBLIC)?;
     tx.stage(
         &layout.broker_file("acl"),
@@ -384,8 +383,6 @@ fn configure_rabbitmq(dir: &Path, opts: &BrokerOptions) -> Result<BrokerReport> 
             .context(|| "resolving the broker folder".to_string())?,
     };
     rabbitmq_conf::check_path(&install_dir)?;
-    let ca_pem =
-        crate::fsutil::read_bounded(&layout.ca_cert(), crate::store::PEM_LIMIT, "CA certificate")?;
     let issued = ca.issue(
         Leaf::Server {
             hosts: &hosts,
@@ -443,8 +440,8 @@ fn configure_rabbitmq(dir: &Path, opts: &BrokerOptions) -> Result<BrokerReport> 
         issued.cert_pem.as_bytes(),
         PUBLIC,
     )?;
-    tx.stage(&layout.broker_file("ca.crt"), &ca_pem, PUBLIC)?;
-    stage_rabbitmq_updates(&mut tx, layout, &registry, &crl_pem)?;
+    tx.stage(&layout.broker_file("ca.crt"), ca.cert_pem(), PUBLIC)?;
+    stage_rabbitmq_updates(&mut tx, layout, &registry, &crl_pem, &ca)?;
     for (name, texts) in &node_files {
         let node_dir = layout.broker_file(&rabbitmq_conf::node_dir(name));
         for (file, text) in rabbitmq_conf::NODE_FILES.iter().zip(texts) {
@@ -505,10 +502,9 @@ fn stage_rabbitmq_updates(
     layout: &Layout,
     registry: &Registry,
     crl_pem: &str,
+    ca: &Ca,
 ) -> Result<()> {
-    let ca_pem =
-        crate::fsutil::read_bounded(&layout.ca_cert(), crate::store::PEM_LIMIT, "CA certificate")?;
-    let ca_der = x509_parser::pem::parse_x509_pem(&ca_pem)
+    let ca_der = x509_parser::pem::parse_x509_pem(ca.cert_pem())
         .map(|(_, pem)| pem.contents)
         .map_err(|_| Error::Corrupt {
             path: layout.ca_cert(),
@@ -857,6 +853,7 @@ pub fn stage_broker_updates(
     layout: &Layout,
     registry: &Registry,
     crl_pem: &str,
+    ca: &Ca,
 ) -> Result<()> {
     let Some(b) = &registry.broker else {
         return Ok(());
@@ -873,7 +870,7 @@ pub fn stage_broker_updates(
                 PUBLIC,
             )?;
         }
-        Engine::Rabbitmq => stage_rabbitmq_updates(tx, layout, registry, crl_pem)?,
+        Engine::Rabbitmq => stage_rabbitmq_updates(tx, layout, registry, crl_pem, ca)?,
     }
     Ok(())
 }
