@@ -11,7 +11,7 @@
 #
 #   bash bench/fleet-cluster.sh [DEVICES] [STEADY] [STORM] [KILLED]   # default: 1000 60 120 30
 #
-# Needs rabbitmq-server, mosquitto_sub and python3. Raises the open-file limit (one socket per
+# Needs rabbitmq-server, mosquitto_sub, python3 and ss (iproute2). Raises the open-file limit (one socket per
 # device on each side).
 set -euo pipefail
 N=${1:-1000}
