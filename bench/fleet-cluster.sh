@@ -11,8 +11,8 @@
 #
 #   bash bench/fleet-cluster.sh [DEVICES] [STEADY] [STORM] [KILLED]   # default: 1000 60 120 30
 #
-# Needs rabbitmq-server, mosquitto_sub, python3 and ss (iproute2). Raises the open-file limit (one socket per
-# device on each side).
+# Needs rabbitmq-server, mosquitto_sub, python3 and ss (iproute2). Raises the open-file limit
+# (one socket per device on each side).
 set -euo pipefail
 N=${1:-1000}
 STEADY=${2:-60}
