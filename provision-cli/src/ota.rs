@@ -650,7 +650,7 @@ fn trusted_keys(
             .map(|k| {
                 Ok(TrustedKey {
                     key_id: k.key_id,
-                    public_key: registry_key(dir, &registry, k.key_id)?,
+                    public_key: registry_key(dir, registry, k.key_id)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
