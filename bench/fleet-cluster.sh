@@ -11,8 +11,8 @@
 #
 #   bash bench/fleet-cluster.sh [DEVICES] [STEADY] [STORM] [KILLED]   # default: 1000 60 120 30
 #
-# Needs rabbitmq-server, mosquitto_sub and python3. Raises the open-file limit (one socket per
-# device on each side).
+# Needs rabbitmq-server, mosquitto_sub, python3 and ss (iproute2). Raises the open-file limit
+# (one socket per device on each side).
 set -euo pipefail
 N=${1:-1000}
 STEADY=${2:-60}
@@ -31,7 +31,7 @@ cleanup() {
         exec {CL_IN}>&- 2>/dev/null || true
         wait "$CLUSTER_PID" 2>/dev/null || true
     fi
-    rm -rf "$WORK"
+    if [ -n "${KEEP:-}" ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 ulimit -n $((N * 2 + 4096))
@@ -81,8 +81,7 @@ FLEET_PID=$!
 fleet_start=$(date +%s.%N)
 sleep "$STEADY"
 for i in 1 2 3; do
-    ask "ctl $i list_mqtt_connections -q --no-table-headers client_id"
-    echo "node $i holds $(echo "${answer#ok}" | wc -w) MQTT connections"
+    echo "node $i holds $(ss -Htn state established "( sport = :${PORTS[$((i - 1))]} )" | wc -l) connections"
 done
 echo "== killing node 3 (SIGKILL) under the fleet"
 killed=$(python3 -c "print($(date +%s.%N) - $fleet_start)")

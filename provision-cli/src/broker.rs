@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{self, Transaction, BROKER_SECRET, PUBLIC, SECRET};
 use crate::layout::Layout;
-use crate::pki::Leaf;
+use crate::pki::{Ca, Leaf};
 use crate::rabbitmq_conf;
 use crate::registry::{
     BrokerRecord, Engine, NodeRecord, Platform, Registry, RetiredCert, BROKER_SUBJECT, MAX_NODES,
@@ -276,8 +276,7 @@ pub fn configure(dir: &Path, opts: &BrokerOptions) -> Result<BrokerReport> {
     let previous = registry.broker.replace(record.clone());
 
     let layout = &store.layout;
-    let ca_pem =
-        crate::fsutil::read_bounded(&layout.ca_cert(), crate::store::PEM_LIMIT, "CA certificate")?;
+    let ca_pem = ca.cert_pem();
     let mut tx = store.transaction();
     // A broker configured again gets a new certificate: the one it replaces is revoked (and kept
     // in the registry), as `provision broker renew` does.
@@ -301,7 +300,7 @@ pub fn configure(dir: &Path, opts: &BrokerOptions) -> Result<BrokerReport> {
         issued.cert_pem.as_bytes(),
         PUBLIC,
     )?;
-    tx.stage(&layout.broker_file("ca.crt"), &ca_pem, PUBLIC)?;
+    tx.stage(&layout.broker_file("ca.crt"), ca_pem, PUBLIC)?;
     tx.stage(&layout.broker_file("crl.pem"), &crl_pem, PUBLIC)?;
     tx.stage(
         &layout.broker_file("acl"),
@@ -384,8 +383,6 @@ fn configure_rabbitmq(dir: &Path, opts: &BrokerOptions) -> Result<BrokerReport> 
             .context(|| "resolving the broker folder".to_string())?,
     };
     rabbitmq_conf::check_path(&install_dir)?;
-    let ca_pem =
-        crate::fsutil::read_bounded(&layout.ca_cert(), crate::store::PEM_LIMIT, "CA certificate")?;
     let issued = ca.issue(
         Leaf::Server {
             hosts: &hosts,
@@ -443,8 +440,8 @@ fn configure_rabbitmq(dir: &Path, opts: &BrokerOptions) -> Result<BrokerReport> 
         issued.cert_pem.as_bytes(),
         PUBLIC,
     )?;
-    tx.stage(&layout.broker_file("ca.crt"), &ca_pem, PUBLIC)?;
-    stage_rabbitmq_updates(&mut tx, layout, &registry, &crl_pem)?;
+    tx.stage(&layout.broker_file("ca.crt"), ca.cert_pem(), PUBLIC)?;
+    stage_rabbitmq_updates(&mut tx, layout, &registry, &crl_pem, &ca)?;
     for (name, texts) in &node_files {
         let node_dir = layout.broker_file(&rabbitmq_conf::node_dir(name));
         for (file, text) in rabbitmq_conf::NODE_FILES.iter().zip(texts) {
@@ -467,8 +464,9 @@ fn leftovers(layout: &Layout, engine: Engine, nodes: &[NodeRecord]) -> Vec<Strin
     let dir = layout.broker_dir();
     let mut stale: Vec<String> = Vec::new();
     let others: &[&str] = match engine {
-        Engine::Mosquitto => &["definitions.json", "nodes", "crl", "INSTALL"],
-        Engine::Rabbitmq => &["mosquitto.conf", "acl"],
+        Engine::Mosquitto => &["definitions", "nodes", "crl", "INSTALL"],
+        // definitions.json: where an earlier version kept the definitions in one file.
+        Engine::Rabbitmq => &["mosquitto.conf", "acl", "definitions.json"],
     };
     for f in others {
         if std::fs::symlink_metadata(dir.join(f)).is_ok() {
@@ -498,16 +496,15 @@ fn leftovers(layout: &Layout, engine: Engine, nodes: &[NodeRecord]) -> Vec<Strin
 }
 
 /// Stages what a RabbitMQ broker folder keeps in step with the registry: `crl.pem`, the CRL in
-/// hash-dir form (`crl/<CA hash>.r0`) and `definitions.json`.
+/// hash-dir form (`crl/<CA hash>.r0`) and the definitions (`definitions/`).
 fn stage_rabbitmq_updates(
     tx: &mut Transaction,
     layout: &Layout,
     registry: &Registry,
     crl_pem: &str,
+    ca: &Ca,
 ) -> Result<()> {
-    let ca_pem =
-        crate::fsutil::read_bounded(&layout.ca_cert(), crate::store::PEM_LIMIT, "CA certificate")?;
-    let ca_der = x509_parser::pem::parse_x509_pem(&ca_pem)
+    let ca_der = x509_parser::pem::parse_x509_pem(ca.cert_pem())
         .map(|(_, pem)| pem.contents)
         .map_err(|_| Error::Corrupt {
             path: layout.ca_cert(),
@@ -520,12 +517,34 @@ fn stage_rabbitmq_updates(
         crl_pem.as_bytes(),
         PUBLIC,
     )?;
-    tx.stage(
-        &layout.broker_file("definitions.json"),
-        rabbitmq_conf::render_definitions(registry).as_bytes(),
-        PUBLIC,
-    )
+    stage_definitions(tx, layout, registry)
 }
+
+/// Stages the definitions files whose contents changed (one device's change rewrites its own
+/// file, and the operators' when a revocation changed their rights). A file that is missing,
+/// not a regular file or different is written; the others are already what they should be.
+fn stage_definitions(tx: &mut Transaction, layout: &Layout, registry: &Registry) -> Result<()> {
+    let dir = layout.broker_file(rabbitmq_conf::DEFINITIONS_DIR);
+    let empty = rabbitmq_conf::render_empty_definitions();
+    for (name, text) in rabbitmq_conf::render_definition_files(registry) {
+        let path = dir.join(&name);
+        let meta = std::fs::symlink_metadata(&path);
+        // A device file no device needs yet is not written (a small fleet has a few files).
+        if meta.is_err() && text == empty {
+            continue;
+        }
+        let same = meta.is_ok_and(|m| m.is_file())
+            && crate::fsutil::read_bounded(&path, DEFINITIONS_LIMIT, "definitions")
+                .is_ok_and(|old| old == text.as_bytes());
+        if !same {
+            tx.stage(&path, text.as_bytes(), PUBLIC)?;
+        }
+    }
+    Ok(())
+}
+
+/// Largest definitions file read back to compare (one 256th of a fleet of millions).
+const DEFINITIONS_LIMIT: u64 = 256 << 20;
 
 /// Stages the broker folder's user list (Mosquitto's ACL, RabbitMQ's definitions) after the
 /// users changed (`operator add`, `device add`) when a broker folder exists; returns whether it
@@ -547,11 +566,7 @@ pub fn stage_users_update(
             render_acl(registry).as_bytes(),
             PUBLIC,
         )?,
-        Engine::Rabbitmq => tx.stage(
-            &layout.broker_file("definitions.json"),
-            rabbitmq_conf::render_definitions(registry).as_bytes(),
-            PUBLIC,
-        )?,
+        Engine::Rabbitmq => stage_definitions(tx, layout, registry)?,
     }
     Ok(true)
 }
@@ -832,12 +847,13 @@ pub fn stage_server_key(tx: &mut Transaction, layout: &Layout, key_pem: &str) ->
 }
 
 /// Stages `<dir>/broker/acl` and `crl.pem` (Mosquitto), or `crl.pem`, the CRL's hash-dir file
-/// and `definitions.json` (RabbitMQ), when a broker folder exists.
+/// and the definitions (RabbitMQ), when a broker folder exists.
 pub fn stage_broker_updates(
     tx: &mut Transaction,
     layout: &Layout,
     registry: &Registry,
     crl_pem: &str,
+    ca: &Ca,
 ) -> Result<()> {
     let Some(b) = &registry.broker else {
         return Ok(());
@@ -854,7 +870,7 @@ pub fn stage_broker_updates(
                 PUBLIC,
             )?;
         }
-        Engine::Rabbitmq => stage_rabbitmq_updates(tx, layout, registry, crl_pem)?,
+        Engine::Rabbitmq => stage_rabbitmq_updates(tx, layout, registry, crl_pem, ca)?,
     }
     Ok(())
 }

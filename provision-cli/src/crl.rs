@@ -26,7 +26,7 @@ pub fn stage(
 ) -> Result<CrlUpdate> {
     let crl = sign_next(store, registry, ca)?;
     tx.stage(&store.layout.crl(), crl.as_bytes(), PUBLIC)?;
-    broker::stage_broker_updates(tx, &store.layout, registry, &crl)?;
+    broker::stage_broker_updates(tx, &store.layout, registry, &crl, ca)?;
     Ok(CrlUpdate {
         number: registry.crl_number,
         broker_updated: registry.broker.is_some() && store.layout.broker_dir().is_dir(),

@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 
 use wire_format::device_config::{self, DeviceConfig};
 use x509_parser::extensions::GeneralName;
-use x509_parser::pem::parse_x509_pem;
 
 use crate::device::validate_ids;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{Transaction, SECRET};
+use crate::pki::read_pem;
 use crate::registry::{BrokerRecord, DeviceStatus, Engine, Registry};
 use crate::store::Store;
 
@@ -84,22 +84,6 @@ pub fn registry_endpoints(broker: &BrokerRecord, id: &str) -> Vec<(String, u16)>
         .take(all.len().min(device_config::MAX_BROKERS))
         .cloned()
         .collect()
-}
-
-/// Reads the one PEM block of `label` in `path` as DER.
-fn pem_der(path: &Path, label: &str) -> Result<Vec<u8>> {
-    let text = crate::fsutil::read_bounded(path, crate::store::PEM_LIMIT, label)?;
-    let (_, pem) = parse_x509_pem(&text).map_err(|e| Error::Corrupt {
-        path: path.to_path_buf(),
-        reason: format!("not PEM ({e})"),
-    })?;
-    if pem.label != label {
-        return Err(Error::Corrupt {
-            path: path.to_path_buf(),
-            reason: format!("holds a {:?} PEM block, expected {label:?}", pem.label),
-        });
-    }
-    Ok(pem.contents)
 }
 
 /// The first line of `path`, reading no more than a password could need: `/dev/stdin` works, and
@@ -245,7 +229,7 @@ fn broker_names(store: &Store, registry: &Registry) -> Result<Option<BrokerNames
             ips: b.ips.clone(),
         }));
     }
-    let der = pem_der(&path, "CERTIFICATE")?;
+    let der = read_pem(&path, "CERTIFICATE")?.der;
     let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| Error::Corrupt {
         path: path.clone(),
         reason: format!("not an X.509 certificate ({e})"),
@@ -395,15 +379,15 @@ fn build(
             )));
         }
     }
-    let ca = pem_der(&layout.ca_cert(), "CERTIFICATE")?;
-    let cert = pem_der(&layout.device_cert(&opts.id), "CERTIFICATE")?;
-    let key = pem_der(&layout.device_key(&opts.id), "PRIVATE KEY")?;
+    let ca = read_pem(&layout.ca_cert(), "CERTIFICATE")?.der;
+    let cert = read_pem(&layout.device_cert(&opts.id), "CERTIFICATE")?.der;
+    let key = read_pem(&layout.device_key(&opts.id), "PRIVATE KEY")?.der;
     let pin = if opts.pin_broker {
         let path = layout.broker_file("server.crt");
         if broker.is_none() || !path.exists() {
             return Err(Error::no_broker(dir));
         }
-        Some(spki_pin(&pem_der(&path, "CERTIFICATE")?, &path)?)
+        Some(spki_pin(&read_pem(&path, "CERTIFICATE")?.der, &path)?)
     } else {
         None
     };

@@ -11,6 +11,7 @@ use sha1::Digest as _;
 use crate::device::validate_ids;
 use crate::error::{Error, Result};
 use crate::fsutil::{Transaction, PUBLIC, SECRET};
+use crate::pki::read_pem;
 use crate::registry::DeviceStatus;
 use crate::store::Store;
 
@@ -110,9 +111,10 @@ pub fn export(dir: &Path, opts: &ExportOptions) -> Result<ExportReport> {
     let output = opts.output.as_ref().ok_or_else(|| {
         Error::InvalidInput("an output is required (-o DIR, or -o FILE for arduino)".into())
     })?;
-    let ca_pem = read_pem(&layout.ca_cert(), "CERTIFICATE")?;
-    let cert_pem = read_pem(&layout.device_cert(id), "CERTIFICATE")?;
-    let key_pem = read_pem(&layout.device_key(id), "PRIVATE KEY")?;
+    let ca = read_pem(&layout.ca_cert(), "CERTIFICATE")?;
+    let cert = read_pem(&layout.device_cert(id), "CERTIFICATE")?;
+    let key = read_pem(&layout.device_key(id), "PRIVATE KEY")?;
+    let (ca_pem, cert_pem, key_pem) = (&ca.text, &cert.text, &key.text);
 
     let text = match opts.format {
         Format::Pem => Some(format!("{ca_pem}{cert_pem}{key_pem}")),
@@ -122,7 +124,7 @@ pub fn export(dir: &Path, opts: &ExportOptions) -> Result<ExportReport> {
                 .as_ref()
                 .map(|b| crate::device_config::registry_endpoints(b, id))
                 .unwrap_or_default();
-            Some(arduino_header(id, &endpoints, &ca_pem, &cert_pem, &key_pem))
+            Some(arduino_header(id, &endpoints, ca_pem, cert_pem, key_pem))
         }
         Format::Der | Format::Fingerprint => None,
     };
@@ -148,22 +150,22 @@ pub fn export(dir: &Path, opts: &ExportOptions) -> Result<ExportReport> {
         Format::Pem | Format::Der => {
             let der = opts.format == Format::Der;
             tx.create_dir_all(dest)?;
-            let conv = |pem: &str| -> Vec<u8> {
+            let conv = |pem: &crate::pki::PemFile| -> Vec<u8> {
                 if der {
-                    pem_contents(pem)
+                    pem.der.clone()
                 } else {
-                    pem.as_bytes().to_vec()
+                    pem.text.as_bytes().to_vec()
                 }
             };
-            let (ca, cert, key) = if der {
+            let (ca_name, cert_name, key_name) = if der {
                 ("ca.der", format!("{id}.der"), format!("{id}.key.der"))
             } else {
                 ("ca.crt", format!("{id}.crt"), format!("{id}.key"))
             };
             for (name, bytes, mode) in [
-                (ca.to_string(), conv(&ca_pem), PUBLIC),
-                (cert, conv(&cert_pem), PUBLIC),
-                (key, conv(&key_pem), SECRET),
+                (ca_name.to_string(), conv(&ca), PUBLIC),
+                (cert_name, conv(&cert), PUBLIC),
+                (key_name, conv(&key), SECRET),
             ] {
                 let path = dest.join(name);
                 tx.stage(&path, &bytes, mode)?;
@@ -181,30 +183,6 @@ pub fn export(dir: &Path, opts: &ExportOptions) -> Result<ExportReport> {
     Ok(report)
 }
 
-/// Reads `path`, checks it holds one PEM block labelled `label`, and returns the text.
-fn read_pem(path: &Path, label: &str) -> Result<String> {
-    let text = crate::fsutil::read_text_bounded(path, crate::store::PEM_LIMIT, label)?;
-    match x509_parser::pem::parse_x509_pem(text.as_bytes()) {
-        Ok((_, pem)) if pem.label == label => Ok(text),
-        Ok((_, pem)) => Err(Error::Corrupt {
-            path: path.to_path_buf(),
-            reason: format!("holds a {:?} PEM block, expected {label:?}", pem.label),
-        }),
-        Err(e) => Err(Error::Corrupt {
-            path: path.to_path_buf(),
-            reason: format!("not PEM ({e})"),
-        }),
-    }
-}
-
-/// The DER inside a PEM text already checked by [`read_pem`].
-fn pem_contents(pem: &str) -> Vec<u8> {
-    x509_parser::pem::parse_x509_pem(pem.as_bytes())
-        .expect("checked when read")
-        .1
-        .contents
-}
-
 fn colon_hex(bytes: &[u8]) -> String {
     bytes
         .iter()
@@ -215,8 +193,7 @@ fn colon_hex(bytes: &[u8]) -> String {
 
 /// SHA-1 and SHA-256 of the certificate (DER) and SHA-256 of its SubjectPublicKeyInfo.
 pub fn fingerprints(cert_path: &Path) -> Result<Fingerprints> {
-    let pem = read_pem(cert_path, "CERTIFICATE")?;
-    let der = pem_contents(&pem);
+    let der = read_pem(cert_path, "CERTIFICATE")?.der;
     let spki = crate::device_config::spki_pin(&der, cert_path)?;
     Ok(Fingerprints {
         certificate: cert_path.to_path_buf(),

@@ -12,16 +12,20 @@
 //! - an error during the renames (the disk went read-only) undoes the renames already made, from
 //!   hard-link backups of the files they replaced, and says so.
 //!
+//! Outputs outside it (`-o`, [`Transaction::new`]) are staged as `.<name>.<pid>.provision-tmp`
+//! next to their destinations; one left by a run killed before its rename is removed by the next
+//! write into that folder, once its writer no longer runs.
+//!
 //! [`recover`] does the replaying; [`crate::store::Store`] calls it before every command.
-//! `PROVISION_FAULT_AT=N` makes the N-th file-system step of a run abort the process (SIGABRT,
-//! no destructors run, like `kill -9`): the crash tests use it to cut a command at every step.
+//! In debug builds (and with the `fault-injection` feature) `PROVISION_FAULT_AT=N` makes the N-th
+//! file-system step of a run abort the process (SIGABRT, no destructors run, like `kill -9`): the
+//! crash tests use it to cut a command at every step. A release build ignores it.
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
@@ -50,7 +54,11 @@ pub const JOURNAL: &str = ".journal";
 pub const STAGING: &str = ".staging";
 
 /// Counts file-system steps and aborts at `PROVISION_FAULT_AT` (the crash tests' power cut).
+/// Only in debug builds (the tests run those) and with the `fault-injection` feature: a
+/// release build ignores the variable, so a stray one in a user's environment does nothing.
+#[cfg(any(test, debug_assertions, feature = "fault-injection"))]
 pub fn fault_point() {
+    use std::sync::atomic::{AtomicU64, Ordering};
     static AT: OnceLock<Option<u64>> = OnceLock::new();
     static STEP: AtomicU64 = AtomicU64::new(0);
     let at = *AT.get_or_init(|| {
@@ -64,6 +72,11 @@ pub fn fault_point() {
         }
     }
 }
+
+/// A release build has no fault points.
+#[cfg(not(any(test, debug_assertions, feature = "fault-injection")))]
+#[inline(always)]
+pub fn fault_point() {}
 
 /// Whether the process umask takes bits away from `mode` (then a `chmod` after creation sets it
 /// exactly). Read once from /proc; unknown means "assume it does".
@@ -124,6 +137,8 @@ pub struct Transaction {
     new_dirs: HashSet<PathBuf>,
     /// Paths a [`Op::Move`] takes away: what was under them will not be there at commit.
     moved: HashSet<PathBuf>,
+    /// Output directories already rid of dead runs' temporaries (each is read once).
+    swept: HashSet<PathBuf>,
     staging_made: bool,
     committed: bool,
 }
@@ -204,11 +219,16 @@ impl Transaction {
             }
             None => {
                 self.create_dir_all(&dir)?;
+                // A run killed between staging and renaming left its temporary here: the
+                // first write into the folder removes those whose writer is gone.
+                if self.swept.insert(dir.clone()) {
+                    sweep_dead_output_temps(&dir)?;
+                }
                 let name = dest
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                dir.join(format!(".{name}.{}.tmp", std::process::id()))
+                dir.join(format!(".{name}.{}.{OUTPUT_TEMP}", std::process::id()))
             }
         };
         fault_point();
@@ -648,14 +668,21 @@ fn write_journal(path: &Path, direction: Direction, ops: &[Op]) -> Result<()> {
         .custom_flags(libc::O_NOFOLLOW)
         .open(&temp)
         .context(|| format!("creating {}", temp.display()))?;
-    fault_point();
-    f.write_all(&text)
-        .context(|| format!("writing {}", temp.display()))?;
-    fault_point();
-    f.sync_all()
-        .context(|| format!("flushing {}", temp.display()))?;
-    fault_point();
-    fs::rename(&temp, path).context(|| format!("writing {}", path.display()))?;
+    let written = (|| {
+        fault_point();
+        f.write_all(&text)
+            .context(|| format!("writing {}", temp.display()))?;
+        fault_point();
+        f.sync_all()
+            .context(|| format!("flushing {}", temp.display()))?;
+        fault_point();
+        fs::rename(&temp, path).context(|| format!("writing {}", path.display()))
+    })();
+    if written.is_err() {
+        // A full disk: the half-written journal goes (nothing was renamed yet).
+        let _ = fs::remove_file(&temp);
+    }
+    written?;
     fault_point();
     sync_dir(dir)
 }
@@ -773,6 +800,64 @@ pub fn sweep_stale_temps(dir: &Path) -> Result<usize> {
         removed += 1;
     }
     Ok(removed)
+}
+
+/// Suffix of an output's temporary, `.<name>.<pid>.provision-tmp` next to the output (and of its
+/// backup, which adds `.old`).
+const OUTPUT_TEMP: &str = "provision-tmp";
+
+/// The writer's pid in the name of an output's temporary or its backup.
+fn output_temp_pid(name: &str) -> Option<libc::pid_t> {
+    let name = name.strip_suffix(".old").unwrap_or(name);
+    let rest = name
+        .strip_prefix('.')?
+        .strip_suffix(OUTPUT_TEMP)?
+        .strip_suffix('.')?;
+    let (base, pid) = rest.rsplit_once('.')?;
+    if base.is_empty() || pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok().filter(|&p| p > 0)
+}
+
+/// Whether process `pid` exists (one of another user counts).
+fn process_alive(pid: libc::pid_t) -> bool {
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    alive || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Removes from the output folder `dir` the temporaries (and backups) of outputs whose writer
+/// no longer runs: a `-o` write killed before its rename. Only regular files of ours are
+/// removed (a link or another user's file by that name is left alone); a live run's are kept.
+fn sweep_dead_output_temps(dir: &Path) -> Result<()> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(());
+    };
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(output_temp_pid) else {
+            continue;
+        };
+        if process_alive(pid) {
+            continue;
+        }
+        let path = entry.path();
+        let ours = fs::symlink_metadata(&path)
+            .is_ok_and(|m| m.is_file() && std::os::unix::fs::MetadataExt::uid(&m) == me);
+        if ours {
+            fault_point();
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).context(|| format!("removing {}", path.display()))
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `.<name>.<digits>.tmp`, optionally followed by `.old`.
@@ -1072,6 +1157,33 @@ mod tests {
             tx.stage(&out, b"b", PUBLIC),
             Err(Error::InvalidInput(m)) if m.contains("named twice")
         ));
+    }
+
+    /// An output's temporary whose writer is gone (killed before its rename) is removed by the
+    /// next write into that folder; a live writer's, a link and a look-alike are kept.
+    #[test]
+    fn a_dead_runs_output_temporary_is_removed_by_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = d.join(format!(".blob.bin.{dead}.provision-tmp"));
+        let stale_backup = d.join(format!(".other.bin.{dead}.provision-tmp.old"));
+        let live = d.join(format!(".blob.bin.{}.provision-tmp", std::process::id()));
+        let link = d.join(format!(".link.bin.{dead}.provision-tmp"));
+        let mine = d.join("notes.1.tmp");
+        for f in [&stale, &stale_backup, &live, &mine] {
+            fs::write(f, b"x").unwrap();
+        }
+        std::os::unix::fs::symlink(&mine, &link).unwrap();
+        let mut tx = Transaction::new();
+        tx.stage(&d.join("new.bin"), b"new", PUBLIC).unwrap();
+        assert!(!stale.exists() && !stale_backup.exists());
+        assert!(live.exists() && mine.exists());
+        assert!(fs::symlink_metadata(&link).is_ok());
+        tx.commit().unwrap();
+        assert_eq!(fs::read(d.join("new.bin")).unwrap(), b"new");
     }
 
     #[test]

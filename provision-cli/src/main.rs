@@ -65,7 +65,7 @@ Examples:
 
 The folder <dir>/broker/ holds mosquitto.conf, acl, ca.crt, server.crt, server.key, crl.pem.
 Copy it to --install-dir (default: where it is) and start mosquitto -c mosquitto.conf.
-With --engine rabbitmq it holds definitions.json, crl/ and nodes/<name>/ for each node, and the
+With --engine rabbitmq it holds definitions/, crl/ and nodes/<name>/ for each node, and the
 install steps (INSTALL; docs/broker-setup.md).
 `provision broker renew` issues a new certificate for the same names before this one expires.")]
     #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]

@@ -28,13 +28,13 @@ pub struct OperatorAdded {
     pub not_after: OffsetDateTime,
     pub cert: PathBuf,
     pub key: PathBuf,
-    /// Whether `<dir>/broker/acl` (Mosquitto) or `definitions.json` (RabbitMQ) was rewritten
+    /// Whether `<dir>/broker/acl` (Mosquitto) or `definitions/` (RabbitMQ) was rewritten
     /// (the broker must reload or import it).
     pub broker_updated: bool,
 }
 
 /// Issues operator identity `name`: key (0600) and certificate, its registry record and its ACL
-/// block (RabbitMQ: its user and permissions in definitions.json), all or nothing.
+/// block (RabbitMQ: its user and permissions in definitions/), all or nothing.
 pub fn add(dir: &Path, name: &str, days: u32) -> Result<OperatorAdded> {
     check_operator_name(name)?;
     let store = Store::open(dir)?;

@@ -128,10 +128,39 @@ pub fn create_ca(name: &str, days: u32) -> Result<NewCa> {
     })
 }
 
+/// A PEM file holding one block: its text and the DER inside.
+pub struct PemFile {
+    pub text: String,
+    pub der: Vec<u8>,
+}
+
+/// Reads `path` (at most [`crate::store::PEM_LIMIT`] bytes), checks its PEM block is labelled
+/// `label` (`CERTIFICATE`, `PRIVATE KEY`), and returns its text and DER.
+pub fn read_pem(path: &std::path::Path, label: &str) -> Result<PemFile> {
+    let text = crate::fsutil::read_text_bounded(path, crate::store::PEM_LIMIT, label)?;
+    let corrupt = |reason: String| Error::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let (_, pem) = x509_parser::pem::parse_x509_pem(text.as_bytes())
+        .map_err(|e| corrupt(format!("not PEM ({e})")))?;
+    if pem.label != label {
+        return Err(corrupt(format!(
+            "holds a {:?} PEM block, expected {label:?}",
+            pem.label
+        )));
+    }
+    Ok(PemFile {
+        text,
+        der: pem.contents,
+    })
+}
+
 /// The loaded CA, able to sign certificates and CRLs.
 pub struct Ca {
     issuer: Issuer<'static, KeyPair>,
     not_after: OffsetDateTime,
+    cert_pem: Vec<u8>,
 }
 
 impl Ca {
@@ -140,7 +169,21 @@ impl Ca {
         Ok(Ca {
             issuer: Issuer::new(ca_params(record)?, key),
             not_after: record.cert.not_after,
+            cert_pem: Vec::new(),
         })
+    }
+
+    /// Keeps the CA certificate (`ca.crt` as read), to copy into the broker folder without
+    /// reading it again.
+    pub fn with_cert_pem(mut self, cert_pem: Vec<u8>) -> Ca {
+        self.cert_pem = cert_pem;
+        self
+    }
+
+    /// The CA certificate (PEM) given by [`Ca::with_cert_pem`] ([`crate::store::Store::ca`]
+    /// gives it); empty otherwise.
+    pub fn cert_pem(&self) -> &[u8] {
+        &self.cert_pem
     }
 
     /// The CA key's public half (the uncompressed point), to compare with `ca.crt`.

@@ -49,7 +49,7 @@ impl SyncArgs {
         let layout = provision::layout::Layout::new(dir);
         // Only a RabbitMQ folder has definitions: a Mosquitto directory does not read the
         // registry again.
-        if !self.apply && !layout.broker_file("definitions.json").is_file() {
+        if !self.apply && !layout.broker_file("definitions").is_dir() {
             return Ok(());
         }
         let Some(registry) = provision::store::read_registry(dir)? else {
@@ -104,7 +104,7 @@ impl SyncArgs {
 /// says so).
 pub fn is_rabbitmq(dir: &Path) -> bool {
     let layout = provision::layout::Layout::new(dir);
-    layout.broker_file("definitions.json").is_file()
+    layout.broker_file("definitions").is_dir()
         && provision::store::read_registry(dir)
             .ok()
             .flatten()

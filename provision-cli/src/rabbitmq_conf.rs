@@ -12,9 +12,14 @@
 //!   crl/<hash>.r0                       the same CRL in hash-dir form: <hash> is OpenSSL's subject
 //!                                       hash of the CA (`openssl x509 -hash`); RabbitMQ re-reads
 //!                                       it on every TLS handshake
-//!   definitions.json                    cluster-wide users (every operator, every active device,
+//!   definitions/                        cluster-wide users (every operator, every active device,
 //!                                       no passwords, no guest), their queue permissions and the
-//!                                       topic permissions that are the ACL
+//!                                       topic permissions that are the ACL, imported by every
+//!                                       node at boot (every file, in name order):
+//!     operators.json                    the operators (their rights name the revoked devices)
+//!     devices-<xx>.json                 the devices whose id's SHA-1 starts with byte <xx>
+//!                                       (up to 256 files: one device's change rewrites one small
+//!                                       file; a file once written stays, if need be without users)
 //!   INSTALL                             the install steps
 //!   nodes/<name>/rabbitmq.conf          node <name>: MQTT TLS listener on its endpoint, no plain
 //!                                       listeners, certificate login, definitions import at boot
@@ -80,6 +85,51 @@ pub const NODE_FILES: [&str; 4] = [
     "enabled_plugins",
     "rabbitmq-env.conf",
 ];
+
+/// The folder of the definitions inside the broker folder.
+pub const DEFINITIONS_DIR: &str = "definitions";
+/// The operators' definitions file.
+pub const OPERATORS_FILE: &str = "operators.json";
+
+/// The definitions file of device `id`: `devices-<xx>.json`, `<xx>` the first byte of the SHA-1
+/// of its id.
+pub fn device_file(id: &str) -> String {
+    format!("devices-{:02x}.json", Sha1::digest(id.as_bytes())[0])
+}
+
+/// A definitions file without users (the vhost only).
+pub fn render_empty_definitions() -> String {
+    write_definitions(std::iter::empty(), &[], &[], true)
+}
+
+/// Every definitions file (name, contents): the operators', and the 256 device files (one
+/// without devices holds only the vhost: [`render_empty_definitions`]; the broker folder
+/// leaves it out until a device needs it).
+pub fn render_definition_files(registry: &Registry) -> Vec<(String, String)> {
+    let revoked: Vec<&str> = registry.revoked().map(|(id, _)| id.as_str()).collect();
+    let mut shards: Vec<Vec<&str>> = vec![Vec::new(); 256];
+    for (id, d) in &registry.devices {
+        if d.status == DeviceStatus::Active {
+            shards[Sha1::digest(id.as_bytes())[0] as usize].push(id);
+        }
+    }
+    let mut files = vec![(
+        OPERATORS_FILE.to_string(),
+        write_definitions(
+            registry.operator_names().map(|n| (n, true)),
+            &[],
+            &revoked,
+            true,
+        ),
+    )];
+    for (i, ids) in shards.into_iter().enumerate() {
+        files.push((
+            format!("devices-{i:02x}.json"),
+            write_definitions(ids.into_iter().map(|id| (id, false)), &[], &revoked, true),
+        ));
+    }
+    files
+}
 
 /// Where the CRL goes in hash-dir form, inside the broker folder.
 pub const CRL_DIR: &str = "crl";
@@ -193,7 +243,7 @@ mqtt.listeners.tcp = none
 mqtt.listeners.ssl.default = {listen}
 
 # Every client proves its identity with a certificate from our CA; the certificate CN is the
-# user (its id), which definitions.json creates without a password. No anonymous clients.
+# user (its id), which the definitions create without a password. No anonymous clients.
 mqtt.allow_anonymous = false
 mqtt.ssl_cert_login = true
 ssl_cert_login_from = common_name
@@ -204,12 +254,15 @@ mqtt.exchange = amq.topic
 # Persistent sessions survive the loss of the node that held them.
 mqtt.durable_queue_type = quorum
 
-# Users and permissions: imported at every boot (and by `rabbitmqctl import_definitions`).
+# Users and permissions: every file of the folder, imported at boot when they changed since
+# the last import (and by `rabbitmqctl import_definitions FILE`). RabbitMQ 3.10 reads a folder
+# only with skip_if_unchanged.
 definitions.import_backend = local_filesystem
 definitions.local.path = {defs}
+definitions.skip_if_unchanged = true
 ",
         name = node.name,
-        defs = path(&install, "definitions.json"),
+        defs = path(&install, DEFINITIONS_DIR),
     ))
 }
 
@@ -461,8 +514,9 @@ fn write_definitions<'a>(
     text
 }
 
-/// `definitions.json`: the `/` vhost; every operator and every active device as a user without
-/// a password (they log in with their certificate); their queue permissions; their topic
+/// All definitions in one document (what the files of [`render_definition_files`] hold
+/// together): the `/` vhost; every operator and every active device as a user without a
+/// password (they log in with their certificate); their queue permissions; their topic
 /// permissions. No `guest`.
 pub fn render_definitions(registry: &Registry) -> String {
     let revoked: Vec<&str> = registry.revoked().map(|(id, _)| id.as_str()).collect();
@@ -684,9 +738,10 @@ pub fn install_steps(b: &BrokerRecord, folder: &Path) -> Result<String> {
          Erlang distribution (epmd 4369 and each node's DIST_PORT in its env file) is plain TCP:\n\
          keep it on a private network, or configure TLS distribution, between hosts.\n\n\
          After `provision device add`, `device revoke`, `operator add` or a renewal: copy\n\
-         definitions.json and {crl}/ (the CRL, read at every handshake) to every host again, then\n\
+         {defs}/ and {crl}/ (the CRL, read at every handshake) to every host again, then\n\
          run the rabbitmqctl commands the command prints (or pass it --apply).",
         crl = CRL_DIR,
+        defs = DEFINITIONS_DIR,
     );
     Ok(t)
 }
@@ -998,6 +1053,41 @@ mod tests {
     }
 
     #[test]
+    fn the_definition_files_together_are_the_definitions() {
+        let reg = registry();
+        let whole: serde_json::Value = serde_json::from_str(&render_definitions(&reg)).unwrap();
+        let files = render_definition_files(&reg);
+        assert_eq!(files.len(), 257);
+        let mut merged: BTreeMap<&str, Vec<serde_json::Value>> = BTreeMap::new();
+        for (name, text) in &files {
+            let doc: serde_json::Value = serde_json::from_str(text).unwrap();
+            assert_eq!(doc["vhosts"], json!([{"name": "/"}]), "{name}");
+            for section in ["users", "permissions", "topic_permissions"] {
+                merged
+                    .entry(section)
+                    .or_default()
+                    .extend(doc[section].as_array().unwrap().iter().cloned());
+                for v in doc[section].as_array().unwrap() {
+                    let user = v.get("name").or(v.get("user")).unwrap().as_str().unwrap();
+                    let home = if user.starts_with('_') {
+                        OPERATORS_FILE.to_string()
+                    } else {
+                        device_file(user)
+                    };
+                    assert_eq!(*name, home, "{user} in {name}");
+                }
+            }
+        }
+        let key = |v: &serde_json::Value| v.to_string();
+        for (section, mut got) in merged {
+            let mut want = whole[section].as_array().unwrap().clone();
+            got.sort_by_key(key);
+            want.sort_by_key(key);
+            assert_eq!(got, want, "{section}");
+        }
+    }
+
+    #[test]
     fn partial_definitions_carry_only_the_named_users_and_every_operators_topics() {
         let reg = registry();
         let defs: serde_json::Value =
@@ -1144,7 +1234,8 @@ mod tests {
             "mqtt.exchange = amq.topic",
             "mqtt.durable_queue_type = quorum",
             "definitions.import_backend = local_filesystem",
-            "definitions.local.path = /etc/rabbitmq/provision/definitions.json",
+            "definitions.local.path = /etc/rabbitmq/provision/definitions",
+            "definitions.skip_if_unchanged = true",
         ] {
             assert!(conf1.lines().any(|l| l == line), "{line}");
         }

@@ -100,28 +100,59 @@ pub fn plan(
         words.extend(args.iter().map(|a| sw(a)));
         words.join(" ")
     };
+    let defs_dir = format!(
+        "{}/{}",
+        install.trim_end_matches('/'),
+        rabbitmq_conf::DEFINITIONS_DIR
+    );
     let (files, calls) = match change {
         Change::Added(users) => {
-            let defs = format!("{}/definitions.json", install.trim_end_matches('/'));
+            let operators: Vec<&str> = registry.operator_names().collect();
+            let mut files: Vec<String> = users
+                .iter()
+                .map(|u| {
+                    if operators.contains(&u.as_str()) {
+                        rabbitmq_conf::OPERATORS_FILE.to_string()
+                    } else {
+                        rabbitmq_conf::device_file(u)
+                    }
+                })
+                .collect();
+            files.sort();
+            files.dedup();
+            // By hand: import the files that hold the new users (all of them after a big batch).
+            let by_hand = if files.len() <= 4 {
+                files
+                    .iter()
+                    .map(|f| shown(&["import_definitions", &format!("{defs_dir}/{f}")]))
+                    .collect::<Vec<_>>()
+                    .join("\n  ")
+            } else {
+                format!(
+                    "for f in {}/*.json; do {} import_definitions \"$f\"; done",
+                    sw(&defs_dir),
+                    shown(&[])
+                )
+            };
             let users: Vec<&str> = users.iter().map(String::as_str).collect();
             (
-                "definitions.json",
+                "definitions/",
                 vec![CtlCall {
                     // No file argument: rabbitmqctl reads standard input (3.10 takes `-`
                     // for a file name).
                     args: vec!["import_definitions".into()],
                     stdin: Some(rabbitmq_conf::render_definitions_for(registry, &users)),
-                    shown: shown(&["import_definitions", &defs]),
+                    shown: by_hand,
                 }],
             )
         }
         Change::Revoked(id) => {
-            let defs = format!("{}/definitions.json", install.trim_end_matches('/'));
+            let defs = format!("{defs_dir}/{}", rabbitmq_conf::OPERATORS_FILE);
             // The operators' topic permissions now let them clear the revoked device's retained
             // status (its own Last Will is gone with its user): import them first.
             let operators: Vec<&str> = registry.operator_names().collect();
             (
-                "crl/ and definitions.json",
+                "crl/ and definitions/",
                 vec![
                     CtlCall {
                         args: vec!["import_definitions".into()],
@@ -150,7 +181,7 @@ pub fn plan(
         }
         format!(
             "copy {files} of {} to {} on every node's host ({}), e.g.\n  \
-             rsync -a {}/definitions.json {}/crl HOST:{}/",
+             rsync -a --delete {}/definitions {}/crl HOST:{}/",
             sw(&folder.display().to_string()),
             sw(&install),
             hosts_unique.join(", "),

@@ -402,12 +402,14 @@ impl Registry {
         devices.chain(retired).collect()
     }
 
-    /// Previous certificates of `subject` that `device renew --keep-old` left valid.
-    pub fn kept_valid(&self, subject: &str) -> impl Iterator<Item = &RetiredCert> {
-        let subject = subject.to_string();
-        self.retired
-            .iter()
-            .filter(move |r| r.subject == subject && r.revoked_at.is_none())
+    /// Previous certificates that `device renew --keep-old` left valid, by subject (in the
+    /// order they were retired): one pass, looked up per device.
+    pub fn kept_valid(&self) -> std::collections::HashMap<&str, Vec<&RetiredCert>> {
+        let mut by_subject = std::collections::HashMap::<&str, Vec<&RetiredCert>>::new();
+        for r in self.retired.iter().filter(|r| r.revoked_at.is_none()) {
+            by_subject.entry(r.subject.as_str()).or_default().push(r);
+        }
+        by_subject
     }
 }
 

@@ -220,7 +220,7 @@ impl BrokerArgs {
                 eprintln!("warning: {w}");
             }
             println!(
-                "wrote {}/{{ca.crt,server.crt,server.key,crl.pem,crl/,definitions.json,INSTALL}} \
+                "wrote {}/{{ca.crt,server.crt,server.key,crl.pem,crl/,definitions/,INSTALL}} \
                  and nodes/{{{}}}/ for RabbitMQ",
                 folder.display(),
                 b.nodes

@@ -178,6 +178,7 @@ pub fn status_at(dir: &Path, warn_days: u32, now: OffsetDateTime) -> Result<Stat
     for (name, cert) in &registry.operators {
         entries.push(rate(Kind::Operator, name, cert, false));
     }
+    let kept_valid = registry.kept_valid();
     for (id, d) in &registry.devices {
         entries.push(rate(
             Kind::Device,
@@ -185,7 +186,7 @@ pub fn status_at(dir: &Path, warn_days: u32, now: OffsetDateTime) -> Result<Stat
             &d.cert,
             d.status == DeviceStatus::Revoked,
         ));
-        for old in registry.kept_valid(id) {
+        for old in kept_valid.get(id.as_str()).into_iter().flatten() {
             entries.push(rate(Kind::Previous, id, &old.cert, false));
         }
     }

@@ -191,7 +191,7 @@ impl Store {
                 Some(cert.public_key().subject_public_key.data.as_ref() == ca.public_key_raw())
             });
         match matches {
-            Some(true) => Ok(ca),
+            Some(true) => Ok(ca.with_cert_pem(cert_pem)),
             Some(false) => Err(Error::Corrupt {
                 path,
                 reason: format!(

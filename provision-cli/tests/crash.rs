@@ -289,16 +289,22 @@ const RABBITMQ_BASE: &[&[&str]] = &[
 /// operators and active devices, and its hash-dir CRL is the CRL.
 fn rabbitmq_in_step(reg: &Registry, dir: &Path) -> bool {
     let b = dir.join("broker");
-    let Ok(text) = fs::read_to_string(b.join("definitions.json")) else {
+    let Ok(files) = fs::read_dir(b.join("definitions")) else {
         return false;
     };
-    let defs: serde_json::Value = serde_json::from_str(&text).expect("definitions parse");
-    let users: BTreeSet<String> = defs["users"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["name"].as_str().unwrap().to_string())
-        .collect();
+    let mut users = BTreeSet::new();
+    let mut count = 0;
+    for f in files.flatten() {
+        let text = fs::read_to_string(f.path()).unwrap();
+        let defs: serde_json::Value = serde_json::from_str(&text).expect("definitions parse");
+        for u in defs["users"].as_array().unwrap() {
+            users.insert(u["name"].as_str().unwrap().to_string());
+        }
+        count += 1;
+    }
+    if count == 0 {
+        return false;
+    }
     let expected: BTreeSet<String> = reg
         .operator_names()
         .map(str::to_string)
@@ -839,4 +845,87 @@ fn temporaries_an_older_provision_left_are_removed() {
     assert!(dir.join("notes.tmp").exists());
     fs::remove_file(dir.join("notes.tmp")).unwrap();
     check_consistent(&dir, "after the sweep");
+}
+
+/// A `-o` output cut at every file-system step (`device config -o`, written outside the
+/// provisioning directory): the output is the old one or the new one, never torn, and the next
+/// write to that folder leaves no temporary behind.
+#[test]
+fn an_output_cut_at_any_step_leaves_no_temporary_after_the_next_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("pki");
+    for step in BASE {
+        ok(&dir, step);
+    }
+    let out_dir = tmp.path().join("out");
+    let blob = out_dir.join("blob.bin");
+    let args = |out: &Path| -> Vec<String> {
+        ["device", "config", "d0", "--wifi-ssid", "lab", "-o"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([out.display().to_string()])
+            .collect()
+    };
+    let names = |d: &Path| -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(d)
+            .map(|r| {
+                r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let a = args(&blob);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    ok(&dir, &a);
+    let first = fs::read(&blob).unwrap();
+    let mut cuts = 0;
+    for n in 1.. {
+        let out = run(&dir, &a, Some(n));
+        if out.status.success() {
+            break;
+        }
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGABRT),
+            "cut at step {n}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        cuts += 1;
+        // Whole: the blob parses as a config blob of the right length either way.
+        let now = fs::read(&blob).unwrap();
+        assert_eq!(now.len(), first.len(), "cut at step {n}: a torn output");
+        // The next write into the folder (to the same output or another one) sweeps.
+        let other = out_dir.join(format!("other-{n}.bin"));
+        let b = args(&other);
+        let b: Vec<&str> = b.iter().map(String::as_str).collect();
+        ok(&dir, &b);
+        let left: Vec<String> = names(&out_dir)
+            .into_iter()
+            .filter(|f| f.starts_with('.'))
+            .collect();
+        assert!(left.is_empty(), "cut at step {n}: left {left:?}");
+        fs::remove_file(&other).unwrap();
+    }
+    assert!(
+        cuts >= 3,
+        "only {cuts} steps were cut: a release build has no fault points (test a debug build, or \
+         build with --features fault-injection)"
+    );
+    assert_eq!(names(&out_dir), ["blob.bin"]);
+}
+
+/// The binary under test has its fault points (a debug build, or one with the `fault-injection`
+/// feature): without them every cut above would run the command whole and prove nothing.
+#[test]
+fn the_binary_under_test_has_its_fault_points() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(&tmp.path().join("pki"), &["init"], Some(1));
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGABRT),
+        "PROVISION_FAULT_AT=1 did not cut `init`: a release build has no fault points (test a \
+         debug build, or build with --features fault-injection)"
+    );
 }

@@ -4,6 +4,8 @@
 //!
 //! One cluster serves every test of this file (starting one takes 15 s to a minute); each test
 //! uses its own devices. Tests that kill or restart a node take the cluster for themselves.
+//! The host device itself failing over when its node is killed is `esp-client-host`'s
+//! `tests/cluster_failover.rs`.
 //!
 //! Unlike Mosquitto, RabbitMQ closes the connection on a denied publish or subscribe, so
 //! "refused" for topics means "the client is disconnected and nothing arrives", while a control

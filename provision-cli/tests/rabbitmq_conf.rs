@@ -40,6 +40,89 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// Every user name in the definitions folder, sorted.
+fn definitions_users(broker: &Path) -> Vec<String> {
+    let mut users = Vec::new();
+    for e in fs::read_dir(broker.join("definitions")).unwrap().flatten() {
+        let defs: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(e.path()).unwrap()).unwrap();
+        for u in defs["users"].as_array().unwrap() {
+            users.push(u["name"].as_str().unwrap().to_string());
+        }
+    }
+    users.sort();
+    users
+}
+
+/// (name, modification time) of every definitions file.
+fn definitions_mtimes(broker: &Path) -> Vec<(String, std::time::SystemTime)> {
+    let mut files: Vec<_> = fs::read_dir(broker.join("definitions"))
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().unwrap().modified().unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_one_device_change_rewrites_its_own_definitions_file_only() {
+    let pki = Pki::new(&["dev-a", "dev-b", "dev-c"]);
+    assert!(
+        run(
+            pki.path(),
+            &[
+                "broker",
+                "--engine",
+                "rabbitmq",
+                "--node",
+                "rabbit-1=127.0.0.1:41001"
+            ],
+        )
+        .0
+    );
+    let b = pki.path().join("broker");
+    let changed = |before: &[(String, std::time::SystemTime)]| -> Vec<String> {
+        definitions_mtimes(&b)
+            .into_iter()
+            .zip(before)
+            .filter(|(now, then)| now.1 != then.1)
+            .map(|(now, _)| now.0)
+            .collect()
+    };
+    let before = definitions_mtimes(&b);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert!(run(pki.path(), &["device", "add", "dev-d"]).0);
+    assert_eq!(
+        changed(&before),
+        [provision::rabbitmq_conf::device_file("dev-d")]
+    );
+    let before = definitions_mtimes(&b);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert!(run(pki.path(), &["device", "revoke", "dev-b"]).0);
+    let mut expected = vec![
+        provision::rabbitmq_conf::device_file("dev-b"),
+        "operators.json".to_string(),
+    ];
+    expected.sort();
+    assert_eq!(changed(&before), expected);
+    // A damaged file is written again by the next command.
+    let victim = b
+        .join("definitions")
+        .join(provision::rabbitmq_conf::device_file("dev-a"));
+    fs::write(&victim, "{}").unwrap();
+    assert!(run(pki.path(), &["device", "add", "dev-e"]).0);
+    assert_eq!(
+        definitions_users(&b),
+        ["_operator", "dev-a", "dev-c", "dev-d", "dev-e"]
+    );
+}
+
 #[test]
 fn writes_every_nodes_folder_and_the_shared_files() {
     let pki = Pki::new(&["dev-a", "dev-b"]);
@@ -66,11 +149,24 @@ fn writes_every_nodes_folder_and_the_shared_files() {
         "server.crt",
         "server.key",
         "crl.pem",
-        "definitions.json",
+        "definitions/operators.json",
         "INSTALL",
     ] {
         assert!(b.join(f).is_file(), "{f}");
     }
+    // The operators' file and one file per device file name in use.
+    let mut defs: Vec<String> = fs::read_dir(b.join("definitions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    defs.sort();
+    let mut expected = vec!["operators.json".to_string()];
+    for id in ["dev-a", "dev-b"] {
+        expected.push(provision::rabbitmq_conf::device_file(id));
+    }
+    expected.sort();
+    expected.dedup();
+    assert_eq!(defs, expected);
     for n in ["rabbit-1", "rabbit-2", "rabbit-3"] {
         for f in [
             "rabbitmq.conf",
@@ -321,17 +417,7 @@ fn adds_revocations_and_operators_keep_definitions_and_the_crl_in_step() {
         .0
     );
     let b = pki.path().join("broker");
-    let defs = || -> serde_json::Value {
-        serde_json::from_str(&fs::read_to_string(b.join("definitions.json")).unwrap()).unwrap()
-    };
-    let users = || -> Vec<String> {
-        defs()["users"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|u| u["name"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let users = || -> Vec<String> { definitions_users(&b) };
     assert_eq!(users(), ["_operator", "dev-a"]);
     let (ok, _, stderr) = run(pki.path(), &["device", "add", "dev-b"]);
     assert!(ok, "{stderr}");
@@ -405,7 +491,10 @@ fn without_apply_the_exact_commands_are_printed() {
     );
     let (ok, stdout, stderr) = run(pki.path(), &["device", "add", "dev-b"]);
     assert!(ok, "{stderr}");
-    let defs = pki.path().join("broker/definitions.json");
+    let defs = pki
+        .path()
+        .join("broker/definitions")
+        .join(provision::rabbitmq_conf::device_file("dev-b"));
     let defs = std::path::absolute(defs).unwrap();
     assert!(
         stdout.contains(&format!(

@@ -13,6 +13,8 @@
 //!
 //! Starting a node takes ≈ 15 s on an idle machine and much longer under load, so the nodes start
 //! in parallel and a test binary shares one cluster between its tests ([`shared`]).
+//!
+//! `RABBITMQ_TEST_KEEP=1` keeps the nodes' folders (data, logs) after the run, and says where.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -37,6 +39,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// What a node logs once it has booted.
 const BOOTED: &str = "Server startup complete";
+/// What it prints on its console then.
+const BOOTED_CONSOLE: &str = "Starting broker... completed";
 
 /// Where one node's generated files are and which MQTT port its config listens on.
 #[derive(Debug, Clone)]
@@ -163,7 +167,7 @@ impl Cluster {
         fs::set_permissions(&cookie, fs::Permissions::from_mode(0o400))
             .map_err(|e| e.to_string())?;
 
-        let reaper = spawn_reaper()?;
+        let reaper = spawn_reaper(work.path())?;
         let mut cluster = Cluster {
             home,
             epmd_port: 0,
@@ -352,16 +356,21 @@ impl Cluster {
     /// Waits until node `i` logged "Server startup complete" since it was (re)started and its
     /// MQTT port accepts connections.
     fn wait_ready(&self, i: usize) -> Result<(), String> {
-        let (log_path, before) = {
+        let (log_path, console, before) = {
             let n = self.nodes[i].lock().unwrap();
-            (n.log_path(), n.boots_before)
+            (n.log_path(), n.stdout_path(), n.boots_before)
         };
         self.wait_until(i, || {
-            fs::read_to_string(&log_path)
+            // The console (new for every start) says it too; the log file may drop lines when
+            // the node logs a lot at once (importing a thousand users), so either will do.
+            fs::read_to_string(&console)
                 .unwrap_or_default()
-                .matches(BOOTED)
-                .count()
-                > before
+                .contains(BOOTED_CONSOLE)
+                || fs::read_to_string(&log_path)
+                    .unwrap_or_default()
+                    .matches(BOOTED)
+                    .count()
+                    > before
         })
     }
 
@@ -599,27 +608,36 @@ fn kill_group(pgid: u32) {
 
 /// A shell that holds the read end of a pipe from this process: told which process groups we
 /// started ("add PGID") and reaped ("del PGID"), it SIGKILLs the ones left when the pipe closes,
-/// i.e. when this process exits or dies, however it dies.
-fn spawn_reaper() -> Result<(Child, ChildStdin), String> {
+/// i.e. when this process exits or dies, however it dies, and removes the cluster's folder
+/// (unless told "keep").
+fn spawn_reaper(work: &Path) -> Result<(Child, ChildStdin), String> {
+    // dash's kill takes no `--`: a negative pid right after the signal is a process group.
     const SCRIPT: &str = r#"trap '' INT TERM HUP
 groups=" "
+keep=
 while read -r op g; do
   case "$op" in
     add) groups="$groups$g " ;;
     del) groups=$(printf '%s' "$groups" | sed "s/ $g / /") ;;
+    keep) keep=1 ;;
   esac
 done
-for g in $groups; do kill -9 -- "-$g" 2>/dev/null; done
+for g in $groups; do kill -9 "-$g" 2>/dev/null; done
+if [ -z "$keep" ]; then rm -rf -- "$1"; fi
 exit 0"#;
     let mut child = Command::new("sh")
-        .args(["-c", SCRIPT])
+        .args(["-c", SCRIPT, "reaper"])
+        .arg(work)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0)
         .spawn()
         .map_err(|e| format!("cannot run sh: {e}"))?;
-    let stdin = child.stdin.take().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    if std::env::var_os("RABBITMQ_TEST_KEEP").is_some() {
+        let _ = writeln!(stdin, "keep");
+    }
     Ok((child, stdin))
 }
 
