@@ -280,13 +280,15 @@ impl DeviceCommand {
                         provision::rabbitmq_sync::Change::Revoked(id.clone())
                     };
                     let applied = sync.applies();
-                    sync.finish(dir, change, &say)?;
+                    sync.finish_in(dir, Some(registry), change, &say)?;
                     if !previous {
                         if applied {
                             // The operators may now write its status: clear it on every node.
                             clear_status(dir, registry, &id, connect, &say);
                         } else {
-                            crate::rabbitmq_cli::clear_status_hint(dir, &id, &connect, &say);
+                            crate::rabbitmq_cli::clear_status_hint(
+                                registry, dir, &id, &connect, &say,
+                            );
                         }
                     }
                     return Ok(());
