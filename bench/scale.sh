@@ -6,14 +6,17 @@
 # revoked entries checked with `openssl crl` and loaded by a real Mosquitto.
 #
 #   bash bench/scale.sh [SIZES] [REVOKED]      # default: "1000 10000 100000" 10000
+#   PROVISION_BIN=/path/to/provision bash bench/scale.sh   # another build, e.g. to compare
 #
 # Needs /usr/bin/time (GNU time, package `time`) for peak memory, openssl and mosquitto.
 set -euo pipefail
 SIZES=${1:-"1000 10000 100000"}
 REVOKED=${2:-10000}
 cd "$(dirname "$0")/.."
-cargo build --release -q -p provision-cli
-BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/provision
+if [ -z "${PROVISION_BIN:-}" ]; then
+    cargo build --release -q -p provision-cli
+fi
+BIN=${PROVISION_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/provision}
 WORK=$(mktemp -d)
 # The broker drops to user mosquitto before it reads its files: the tree must be traversable.
 chmod 755 "$WORK"

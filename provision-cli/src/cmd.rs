@@ -95,10 +95,16 @@ pub fn send(opts: &CmdOptions) -> Result<Reply> {
     topics::check_id(&opts.id)?;
     let req = format!("p{:08x}", rand::random::<u32>());
     let payload = payload(&opts.name, &opts.args, &req)?;
-    crate::client::check_devices(&opts.connect.dir, std::slice::from_ref(&opts.id), false)?;
+    let registry = crate::store::Store::open_read(&opts.connect.dir)?.registry()?;
+    crate::client::check_devices(&registry, std::slice::from_ref(&opts.id), false)?;
     let reply_topic = topics::topic(Some(&opts.id), &format!("reply/{}", opts.name));
     let status_topic = topics::topic(Some(&opts.id), "status");
-    let client = Client::connect(&opts.connect, &[reply_topic.clone(), status_topic.clone()])?;
+    let client = Client::connect_to(
+        &opts.connect,
+        &registry,
+        &[reply_topic.clone(), status_topic.clone()],
+    )?;
+    drop(registry);
     client.publish(
         &topics::topic(Some(&opts.id), &format!("cmd/{}", opts.name)),
         payload,

@@ -10,7 +10,7 @@ use crate::crl;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, PUBLIC, SECRET};
 use crate::pki::{self, Leaf};
-use crate::registry::{DeviceRecord, DeviceStatus, Engine, RetiredCert};
+use crate::registry::{DeviceRecord, DeviceStatus, Engine, Registry, RetiredCert};
 use crate::store::Store;
 
 /// Default device certificate lifetime: devices in the field are hard to re-key.
@@ -187,6 +187,10 @@ pub struct RevokeReport {
     pub broker_updated: bool,
     /// The serials this revocation put on the CRL.
     pub serials: Vec<String>,
+    /// The registry as the revocation left it, for what the command does next (reload hints,
+    /// clearing the status) without reading it again.
+    #[serde(skip)]
+    pub registry: Registry,
 }
 
 /// Revokes `id`: re-signs the CRL with the next number, denies the device in the ACL, and
@@ -223,12 +227,13 @@ pub fn revoke(dir: &Path, id: &str) -> Result<RevokeReport> {
         crl_number: crl.number,
         broker_updated: crl.broker_updated,
         serials,
+        registry,
     })
 }
 
 /// Revokes the previous certificate of `id` that `device renew --keep-old` left valid, once the
-/// device runs with its new one. Returns the revoked serials.
-pub fn revoke_previous(dir: &Path, id: &str) -> Result<(Vec<String>, crate::crl::CrlUpdate)> {
+/// device runs with its new one. The report's serials are the revoked ones.
+pub fn revoke_previous(dir: &Path, id: &str) -> Result<RevokeReport> {
     validate_ids(&[id.to_string()])?;
     let store = Store::open(dir)?;
     let mut registry = store.registry()?;
@@ -253,5 +258,11 @@ pub fn revoke_previous(dir: &Path, id: &str) -> Result<(Vec<String>, crate::crl:
     let crl = crl::stage(&store, &mut registry, &ca, &mut tx)?;
     store.stage_registry(&mut tx, &registry)?;
     tx.commit()?;
-    Ok((serials, crl))
+    Ok(RevokeReport {
+        device: info(&store, id, &registry.devices[id]),
+        crl_number: crl.number,
+        broker_updated: crl.broker_updated,
+        serials,
+        registry,
+    })
 }

@@ -242,16 +242,13 @@ impl DeviceCommand {
                     ));
                 }
                 let r = if previous {
-                    let (serials, crl) = device::revoke_previous(dir, &id)?;
-                    device::RevokeReport {
-                        device: device::show(dir, &id)?,
-                        crl_number: crl.number,
-                        broker_updated: crl.broker_updated,
-                        serials,
-                    }
+                    device::revoke_previous(dir, &id)?
                 } else {
                     device::revoke(dir, &id)?
                 };
+                let registry = &r.registry;
+                let reload_hint =
+                    || reload::manual_reload_hint(registry.broker.as_ref().map(|b| b.platform));
                 if json {
                     lifecycle_cli::print_json(&r);
                 } else {
@@ -283,13 +280,15 @@ impl DeviceCommand {
                         provision::rabbitmq_sync::Change::Revoked(id.clone())
                     };
                     let applied = sync.applies();
-                    sync.finish(dir, change, &say)?;
+                    sync.finish_in(dir, Some(registry), change, &say)?;
                     if !previous {
                         if applied {
                             // The operators may now write its status: clear it on every node.
-                            clear_status(dir, &id, connect, &say);
+                            clear_status(dir, registry, &id, connect, &say);
                         } else {
-                            crate::rabbitmq_cli::clear_status_hint(dir, &id, &connect, &say);
+                            crate::rabbitmq_cli::clear_status_hint(
+                                registry, dir, &id, &connect, &say,
+                            );
                         }
                     }
                     return Ok(());
@@ -305,23 +304,24 @@ impl DeviceCommand {
                             // The revocation is written either way: say how to finish it by hand.
                             eprintln!(
                             "the revocation of {id} is recorded, but the broker was not reloaded.\n{}",
-                            reload::manual_reload_hint_for(dir)
+                            reload_hint()
                         );
                             return Err(e);
                         }
                         say("broker reloaded: the CRL refuses new connections and the ACL denies it every topic");
                         say("note: an already-open connection stays up until the broker restarts");
                         if !previous {
-                            clear_status(dir, &id, connect, &say);
+                            clear_status(dir, registry, &id, connect, &say);
                         }
                     }
                     None => {
-                        say(&reload::manual_reload_hint_for(dir));
+                        say(&reload_hint());
                         if !previous {
                             say(&format!(
                                 "After the reload, clear its retained status (its Last Will is \
                                  denied, so `online` would stay):\n  {}",
-                                retained_status::clear_status_commands(
+                                retained_status::clear_status_commands_in(
+                                    Some(registry),
                                     dir,
                                     &id,
                                     &connect.operator,
@@ -364,8 +364,15 @@ fn check_connect_args(dir: &Path, connect: &crate::talk_cli::ConnectArgs) -> Res
 /// Clears a revoked device's retained status through the operator client, at every endpoint of
 /// the broker (a cluster keeps retained messages per node); where an endpoint cannot be reached
 /// or has not applied the new ACL, says so and prints the command for it instead.
-fn clear_status(dir: &Path, id: &str, connect: crate::talk_cli::ConnectArgs, say: &dyn Fn(&str)) {
-    let commands = retained_status::clear_status_commands(
+fn clear_status(
+    dir: &Path,
+    registry: &provision::registry::Registry,
+    id: &str,
+    connect: crate::talk_cli::ConnectArgs,
+    say: &dyn Fn(&str),
+) {
+    let commands = retained_status::clear_status_commands_in(
+        Some(registry),
         dir,
         id,
         &connect.operator,
@@ -373,8 +380,8 @@ fn clear_status(dir: &Path, id: &str, connect: crate::talk_cli::ConnectArgs, say
     );
     let topic = retained_status::status_topic(id);
     let opts = connect.into_options(dir);
-    let results = match retained_status::clear_status(&opts, id, std::time::Duration::from_secs(5))
-    {
+    let within = std::time::Duration::from_secs(5);
+    let results = match retained_status::clear_status_in(&opts, registry, id, within) {
         Ok(r) => r,
         Err(e) => {
             eprintln!(

@@ -315,7 +315,7 @@ pub fn attach_signature(
     view.set_signature(&signature);
 
     // The same streaming check `verify` and the device run, over the bytes we would write.
-    let keys = trusted_keys(dir, pubkeys, header.key_id)?;
+    let keys = trusted_keys(dir, None, pubkeys, header.key_id)?;
     check_with_any(&bundle, &keys, header.target, 0).map_err(rejected)?;
 
     let mut tx = Transaction::new();
@@ -365,17 +365,31 @@ pub struct VerifyOptions {
 
 /// Streams `bundle` through the device's verifier. `Ok` carries the authenticated header.
 pub fn verify(dir: &Path, bundle: &Path, opts: &VerifyOptions) -> Result<Header> {
-    verify_with(dir, bundle, opts, || fsutil::open_regular(bundle, "bundle"))
+    verify_with(dir, None, bundle, opts, || {
+        fsutil::open_regular(bundle, "bundle")
+    })
 }
 
 /// [`verify`] of a bundle already read into memory from `path` (named in errors): the bytes
 /// checked are the bytes the caller goes on to use, whatever happens to the file meanwhile.
 pub fn verify_bytes(dir: &Path, path: &Path, bytes: &[u8], opts: &VerifyOptions) -> Result<Header> {
-    verify_with(dir, path, opts, || Ok(bytes))
+    verify_with(dir, None, path, opts, || Ok(bytes))
+}
+
+/// [`verify_bytes`] with the registry of `dir` that the command loaded already.
+pub fn verify_bytes_in(
+    registry: &Registry,
+    dir: &Path,
+    path: &Path,
+    bytes: &[u8],
+    opts: &VerifyOptions,
+) -> Result<Header> {
+    verify_with(dir, Some(registry), path, opts, || Ok(bytes))
 }
 
 fn verify_with<R: Read>(
     dir: &Path,
+    registry: Option<&Registry>,
     bundle: &Path,
     opts: &VerifyOptions,
     open: impl Fn() -> Result<R>,
@@ -390,7 +404,7 @@ fn verify_with<R: Read>(
         .or_else(|| Target::from_id(view.target_id()))
         .unwrap_or(Target::Esp8266);
     let key_id = view.key_id();
-    let key_sets = trusted_keys(dir, &opts.pubkeys, key_id)?;
+    let key_sets = trusted_keys(dir, registry, &opts.pubkeys, key_id)?;
 
     let mut last = OtaError::UnknownKey { key_id };
     for keys in &key_sets {
@@ -610,14 +624,23 @@ fn load_public_key(path: &Path) -> Result<[u8; 32]> {
 /// The trusted key sets to try. From the registry: one set with every recorded key. From
 /// `--pubkey`: explicit `ID=FILE` keys, plus one set per bare `FILE` (trusted under the id the
 /// bundle names); the bundle is valid if any set accepts it.
+/// `registry`: the one of `dir` if the caller has loaded it.
 fn trusted_keys(
     dir: &Path,
+    registry: Option<&Registry>,
     pubkeys: &[PubkeySpec],
     bundle_key_id: u32,
 ) -> Result<Vec<Vec<TrustedKey>>> {
     if pubkeys.is_empty() {
-        let registry = crate::store::read_registry(dir)?
-            .ok_or_else(|| Error::NoOtaKeys(crate::error::absolute(dir)))?;
+        let loaded;
+        let registry = match registry {
+            Some(r) => r,
+            None => {
+                loaded = crate::store::read_registry(dir)?
+                    .ok_or_else(|| Error::NoOtaKeys(crate::error::absolute(dir)))?;
+                &loaded
+            }
+        };
         if registry.ota_keys.is_empty() {
             return Err(Error::NoOtaKeys(crate::error::absolute(dir)));
         }
@@ -627,7 +650,7 @@ fn trusted_keys(
             .map(|k| {
                 Ok(TrustedKey {
                     key_id: k.key_id,
-                    public_key: registry_key(dir, &registry, k.key_id)?,
+                    public_key: registry_key(dir, registry, k.key_id)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

@@ -67,7 +67,10 @@ impl Bundle {
 /// Reads and checks a bundle: a regular file, at most [`MAX_BUNDLE_FILE`], a well-formed header,
 /// exactly as long as the header says. With `verify_in`, also the device's own verification
 /// (signature with the registry's keys, image hash) before anything is sent.
-pub fn load_bundle(path: &Path, verify_in: Option<&Path>) -> Result<Bundle> {
+pub fn load_bundle(
+    path: &Path,
+    verify_in: Option<(&Path, &crate::registry::Registry)>,
+) -> Result<Bundle> {
     let rejected = |source| Error::BundleRejected {
         path: path.to_path_buf(),
         source,
@@ -91,8 +94,9 @@ pub fn load_bundle(path: &Path, verify_in: Option<&Path>) -> Result<Bundle> {
             ota::OtaError::TrailingData { expected }
         }));
     }
-    if let Some(dir) = verify_in {
-        crate::ota::verify_bytes(dir, path, &bytes, &crate::ota::VerifyOptions::default())?;
+    if let Some((dir, registry)) = verify_in {
+        let opts = crate::ota::VerifyOptions::default();
+        crate::ota::verify_bytes_in(registry, dir, path, &bytes, &opts)?;
     }
     let mut head = [0u8; ota::HEADER_LEN];
     head.copy_from_slice(&bytes[..ota::HEADER_LEN]);
@@ -212,13 +216,16 @@ pub fn push(opts: &PushOptions, mut on_event: impl FnMut(PushEvent)) -> Result<V
     if opts.parallel == 0 {
         return Err(Error::InvalidInput("--parallel must be at least 1".into()));
     }
-    crate::client::check_devices(&opts.connect.dir, &opts.devices, false)?;
+    let registry = crate::store::Store::open_read(&opts.connect.dir)?.registry()?;
+    crate::client::check_devices(&registry, &opts.devices, false)?;
     let bundle = load_bundle(
         &opts.bundle,
-        opts.verify.then_some(opts.connect.dir.as_path()),
+        opts.verify
+            .then_some((opts.connect.dir.as_path(), &registry)),
     )?;
     let filters = topics::filters(&opts.devices, &[TOPIC_REQUEST, TOPIC_STATUS, "status"]);
-    let client = Client::connect(&opts.connect, &filters)?;
+    let client = Client::connect_to(&opts.connect, &registry, &filters)?;
+    drop(registry);
     on_event(PushEvent::Connected {
         broker: client.addr().to_string(),
         operator: client.operator().to_string(),
@@ -629,9 +636,9 @@ pub fn status(
     } else {
         ids.iter().filter(|id| in_service(id)).cloned().collect()
     };
-    drop(registry);
     let filters = topics::filters(ids, &[TOPIC_STATUS, "status"]);
-    let client = Client::connect(connect, &filters)?;
+    let client = Client::connect_to(connect, &registry, &filters)?;
+    drop(registry);
     let mut found: BTreeMap<String, DeviceOtaStatus> = ids
         .iter()
         .chain(&asked)

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use provision::rabbitmq_sync::{self, Change, CtlOptions};
+use provision::registry::Registry;
 use provision::Error;
 
 #[derive(Args, Clone)]
@@ -46,17 +47,36 @@ impl SyncArgs {
     /// After the command committed: prints what keeps a RabbitMQ broker in step with `change`,
     /// or runs it with `--apply`. Nothing for a Mosquitto broker.
     pub fn finish(&self, dir: &Path, change: Change, say: &dyn Fn(&str)) -> Result<(), Error> {
+        self.finish_in(dir, None, change, say)
+    }
+
+    /// [`SyncArgs::finish`] with the registry the command wrote (`None`: read it again).
+    pub fn finish_in(
+        &self,
+        dir: &Path,
+        registry: Option<&Registry>,
+        change: Change,
+        say: &dyn Fn(&str),
+    ) -> Result<(), Error> {
         let layout = provision::layout::Layout::new(dir);
         // Only a RabbitMQ folder has definitions: a Mosquitto directory does not read the
         // registry again.
         if !self.apply && !layout.broker_file("definitions").is_dir() {
             return Ok(());
         }
-        let Some(registry) = provision::store::read_registry(dir)? else {
-            return Ok(());
+        let loaded;
+        let registry = match registry {
+            Some(r) => r,
+            None => match provision::store::read_registry(dir)? {
+                Some(r) => {
+                    loaded = r;
+                    &loaded
+                }
+                None => return Ok(()),
+            },
         };
         let opts = self.clone().into_options();
-        let Some(plan) = rabbitmq_sync::plan(dir, &registry, &change, &opts)? else {
+        let Some(plan) = rabbitmq_sync::plan(dir, registry, &change, &opts)? else {
             return Ok(());
         };
         let crl_note = match change {
@@ -115,16 +135,13 @@ pub fn is_rabbitmq(dir: &Path) -> bool {
 /// After a revocation on RabbitMQ: the command that clears the device's retained status on each
 /// node (retained messages are kept per node).
 pub fn clear_status_hint(
+    registry: &Registry,
     dir: &Path,
     id: &str,
     connect: &crate::talk_cli::ConnectArgs,
     say: &dyn Fn(&str),
 ) {
-    let Some(b) = provision::store::read_registry(dir)
-        .ok()
-        .flatten()
-        .and_then(|r| r.broker)
-    else {
+    let Some(b) = &registry.broker else {
         return;
     };
     let mut text = String::from(

@@ -306,15 +306,16 @@ impl Registry {
                 self.format
             ));
         }
-        // Serials compare case-blind: sorted as upper-case bytes (padded with zeros, which no
-        // hex digit is), then neighbours compared. 100,000 devices take a few milliseconds.
+        // Serials compare case-blind: as upper-case bytes padded with zeros (which no hex digit
+        // is), held as integers so that sorting 100,000 of them takes a few milliseconds; then
+        // neighbours are compared.
         let certs = std::iter::once(&self.ca.cert)
             .chain(std::iter::once(&self.operator))
             .chain(self.operators.values())
             .chain(self.broker.iter().map(|b| &b.cert))
             .chain(self.devices.values().map(|d| &d.cert))
             .chain(self.retired.iter().map(|r| &r.cert));
-        let mut serials: Vec<[u8; 40]> = Vec::with_capacity(self.devices.len() + 8);
+        let mut serials: Vec<(u128, u128, u64)> = Vec::with_capacity(self.devices.len() + 8);
         for cert in certs {
             if cert.serial.is_empty()
                 || cert.serial.len() > 40
@@ -326,16 +327,25 @@ impl Registry {
             for (k, b) in key.iter_mut().zip(cert.serial.bytes()) {
                 *k = b.to_ascii_uppercase();
             }
-            serials.push(key);
+            let part = |r: std::ops::Range<usize>| {
+                key[r].iter().fold(0u128, |a, b| a << 8 | u128::from(*b))
+            };
+            serials.push((part(0..16), part(16..32), part(32..40) as u64));
         }
         serials.sort_unstable();
         if let Some(pair) = serials.windows(2).find(|w| w[0] == w[1]) {
-            let serial: String = pair[0]
-                .iter()
-                .take_while(|b| **b != 0)
-                .map(|b| *b as char)
+            let (a, b, c) = pair[0];
+            let bytes: Vec<u8> = a
+                .to_be_bytes()
+                .into_iter()
+                .chain(b.to_be_bytes())
+                .chain(c.to_be_bytes())
+                .take_while(|b| *b != 0)
                 .collect();
-            return Err(format!("serial {serial} appears twice"));
+            return Err(format!(
+                "serial {} appears twice",
+                String::from_utf8_lossy(&bytes)
+            ));
         }
         if let Some(b) = &self.broker {
             b.validate()?;

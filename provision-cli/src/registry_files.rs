@@ -698,4 +698,18 @@ mod tests {
         want.retired.sort_by_key(|r| r.cert.serial.clone());
         assert_eq!(again, want);
     }
+
+    #[test]
+    fn a_serial_listed_twice_is_refused_whatever_its_case() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut reg = full(20);
+        reg.devices.get_mut("dev-3").unwrap().cert.serial = "abc123".into();
+        reg.devices.get_mut("dev-4").unwrap().cert.serial = "ABC123".into();
+        write(tmp.path(), &reg, None);
+        let err = load(&Layout::new(tmp.path())).unwrap_err().to_string();
+        assert!(err.contains("serial ABC123 appears twice"), "{err}");
+        reg.devices.get_mut("dev-4").unwrap().cert.serial = "ABC1230".into();
+        write(tmp.path(), &reg, None);
+        load(&Layout::new(tmp.path())).unwrap().unwrap();
+    }
 }

@@ -49,15 +49,6 @@ the reload the ACL denies it every topic."
     )
 }
 
-/// [`manual_reload_hint`] for the broker recorded in the provisioning directory `dir`.
-pub fn manual_reload_hint_for(dir: &std::path::Path) -> String {
-    let platform = crate::store::read_registry(dir)
-        .ok()
-        .flatten()
-        .and_then(|r| r.broker.map(|b| b.platform));
-    manual_reload_hint(platform)
-}
-
 pub fn reload(how: &Reload) -> Result<()> {
     match how {
         Reload::Pid(pid) => {

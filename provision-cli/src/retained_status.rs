@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use crate::client::{BrokerAddr, Client, ConnectOptions, Event};
 use crate::error::Result;
 use crate::layout::Layout;
+use crate::registry::Registry;
 
 /// `devices/<id>/status`.
 pub fn status_topic(id: &str) -> String {
@@ -22,12 +23,8 @@ pub fn status_topic(id: &str) -> String {
 /// Where the clearing has to happen: `--broker` (one endpoint), else every endpoint of the
 /// registry's broker. A clustered broker (RabbitMQ) keeps retained messages per node, and the
 /// device's `online` is on whichever node it was connected to: each node is cleared.
-pub fn endpoints(opts: &ConnectOptions) -> Result<Vec<BrokerAddr>> {
-    if let Some(b) = &opts.broker {
-        return Ok(vec![BrokerAddr::parse(b)?]);
-    }
-    let registry = crate::store::Store::open_read(&opts.dir)?.registry()?;
-    BrokerAddr::from_registry(&registry, &opts.dir)
+pub fn endpoints(opts: &ConnectOptions, registry: &Registry) -> Result<Vec<BrokerAddr>> {
+    BrokerAddr::resolve(opts, registry)
 }
 
 /// [`clear_status_on`] at every endpoint ([`endpoints`]); one result per endpoint, in order.
@@ -36,14 +33,25 @@ pub fn clear_status(
     id: &str,
     within: Duration,
 ) -> Result<Vec<(BrokerAddr, Result<bool>)>> {
-    Ok(endpoints(opts)?
+    let registry = crate::store::Store::open_read(&opts.dir)?.registry()?;
+    clear_status_in(opts, &registry, id, within)
+}
+
+/// [`clear_status`] with the registry the command loaded already.
+pub fn clear_status_in(
+    opts: &ConnectOptions,
+    registry: &Registry,
+    id: &str,
+    within: Duration,
+) -> Result<Vec<(BrokerAddr, Result<bool>)>> {
+    Ok(endpoints(opts, registry)?
         .into_iter()
         .map(|addr| {
             let one = ConnectOptions {
                 broker: Some(addr.to_string()),
                 ..opts.clone()
             };
-            let result = clear_status_on(&one, id, within);
+            let result = clear_status_on(&one, registry, id, within);
             (addr, result)
         })
         .collect())
@@ -53,16 +61,21 @@ pub fn clear_status(
 /// and checks, with a fresh subscription there, that nothing is retained there any more. The
 /// broker applies a reload a moment after the signal, so it tries again until `within` has
 /// passed. `Ok(false)`: still retained (the broker has not loaded the new ACL).
-pub fn clear_status_on(opts: &ConnectOptions, id: &str, within: Duration) -> Result<bool> {
+pub fn clear_status_on(
+    opts: &ConnectOptions,
+    registry: &Registry,
+    id: &str,
+    within: Duration,
+) -> Result<bool> {
     let topic = status_topic(id);
     let deadline = Instant::now() + within;
     loop {
         // One identity is one connection: each step connects, then disconnects.
-        let client = Client::connect(opts, &[])?;
+        let client = Client::connect_to(opts, registry, &[])?;
         client.clear_retained(&topic)?;
         client.disconnect();
 
-        let check = Client::connect(opts, std::slice::from_ref(&topic))?;
+        let check = Client::connect_to(opts, registry, std::slice::from_ref(&topic))?;
         let mut retained = false;
         let until = Instant::now() + Duration::from_millis(300);
         while let Some(left) = until.checked_duration_since(Instant::now()) {
@@ -104,12 +117,28 @@ pub fn clear_status_commands(
     operator: &str,
     broker: Option<&str>,
 ) -> Vec<String> {
+    let registry = match broker {
+        Some(_) => None,
+        None => crate::store::Store::open_read(dir)
+            .and_then(|store| store.registry())
+            .ok(),
+    };
+    clear_status_commands_in(registry.as_ref(), dir, id, operator, broker)
+}
+
+/// [`clear_status_commands`] with the registry the command loaded already (`None`: unreadable).
+pub fn clear_status_commands_in(
+    registry: Option<&Registry>,
+    dir: &Path,
+    id: &str,
+    operator: &str,
+    broker: Option<&str>,
+) -> Vec<String> {
     let layout = Layout::new(dir);
     let addrs: Vec<BrokerAddr> = match broker.and_then(|b| BrokerAddr::parse(b).ok()) {
         Some(a) => vec![a],
-        None => crate::store::Store::open_read(dir)
-            .and_then(|store| store.registry())
-            .and_then(|r| BrokerAddr::from_registry(&r, dir))
+        None => registry
+            .and_then(|r| BrokerAddr::from_registry(r, dir).ok())
             .unwrap_or_default(),
     };
     let (cert, key) = layout

@@ -83,8 +83,13 @@ pub fn filters(ids: &[String]) -> Vec<String> {
 /// Follows the devices until `on_event` returns `false`, `count` messages were seen, or the
 /// client fails. Reconnects by itself after a dropped connection.
 pub fn watch(opts: &WatchOptions, mut on_event: impl FnMut(WatchEvent) -> bool) -> Result<()> {
-    crate::client::check_devices(&opts.connect.dir, &opts.ids, true)?;
-    let client = Client::connect(&opts.connect, &filters(&opts.ids))?;
+    for id in &opts.ids {
+        crate::topics::check_id(id)?;
+    }
+    let registry = crate::store::Store::open_read(&opts.connect.dir)?.registry()?;
+    crate::client::check_devices(&registry, &opts.ids, true)?;
+    let client = Client::connect_to(&opts.connect, &registry, &filters(&opts.ids))?;
+    drop(registry);
     if !on_event(WatchEvent::Connected {
         broker: client.addr().to_string(),
         operator: client.operator().to_string(),

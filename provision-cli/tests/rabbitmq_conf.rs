@@ -87,12 +87,14 @@ fn a_one_device_change_rewrites_its_own_definitions_file_only() {
         .0
     );
     let b = pki.path().join("broker");
+    // By name: a file the command created has no "before" (comparing the sorted lists pairwise
+    // would set it against its neighbour).
     let changed = |before: &[(String, std::time::SystemTime)]| -> Vec<String> {
+        let before: std::collections::BTreeMap<_, _> = before.iter().cloned().collect();
         definitions_mtimes(&b)
             .into_iter()
-            .zip(before)
-            .filter(|(now, then)| now.1 != then.1)
-            .map(|(now, _)| now.0)
+            .filter(|(name, now)| before.get(name) != Some(now))
+            .map(|(name, _)| name)
             .collect()
     };
     let before = definitions_mtimes(&b);
