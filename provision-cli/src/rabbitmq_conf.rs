@@ -54,7 +54,9 @@
 //! (write) and subscribe (read). [`device_topic_permissions`] and
 //! [`operator_topic_permissions`] are the Mosquitto ACL ([`crate::broker::render_acl`]) in
 //! that form: for every topic, a publish or subscription is allowed exactly when Mosquitto would
-//! allow the topic it is delivered as. A user without topic permissions may use every topic, so
+//! allow the topic it is delivered as (one bound: the operators' right to clear a revoked
+//! device's `status` covers the [`MAX_CLEARABLE_REVOKED`] most recent revocations, where the
+//! Mosquitto ACL lists them all). A user without topic permissions may use every topic, so
 //! every user gets them.
 
 use std::fmt::Write as _;
@@ -106,7 +108,7 @@ pub fn render_empty_definitions() -> String {
 /// without devices holds only the vhost: [`render_empty_definitions`]; the broker folder
 /// leaves it out until a device needs it).
 pub fn render_definition_files(registry: &Registry) -> Vec<(String, String)> {
-    let revoked: Vec<&str> = registry.revoked().map(|(id, _)| id.as_str()).collect();
+    let revoked = clearable_revoked(registry);
     let mut shards: Vec<Vec<&str>> = vec![Vec::new(); 256];
     for (id, d) in &registry.devices {
         if d.status == DeviceStatus::Active {
@@ -418,6 +420,30 @@ pub fn operator_topic_permissions<'a>(
     )
 }
 
+/// How many revoked devices the operators may still clear the retained `status` of: the most
+/// recently revoked ones. The clearing happens at revocation (`device revoke` does it, or prints
+/// the command), so older ones need no right any more, and the list must stay short: RabbitMQ
+/// checks topic permissions with Erlang's `re`, which refuses a pattern of about 32 KB or more
+/// (3,000 listed ids), and then refuses every publish the operator makes.
+pub const MAX_CLEARABLE_REVOKED: usize = 256;
+
+/// The revoked devices whose `status` the operators may clear (see [`MAX_CLEARABLE_REVOKED`]),
+/// in id order.
+pub fn clearable_revoked(registry: &Registry) -> Vec<&str> {
+    let mut revoked: Vec<(Option<time::OffsetDateTime>, &str)> = registry
+        .revoked()
+        .map(|(id, d)| (d.revoked_at, id.as_str()))
+        .collect();
+    if revoked.len() > MAX_CLEARABLE_REVOKED {
+        // Newest first; the same time sorts by id, so the choice is the same on every run.
+        revoked.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+        revoked.truncate(MAX_CLEARABLE_REVOKED);
+    }
+    let mut ids: Vec<&str> = revoked.into_iter().map(|(_, id)| id).collect();
+    ids.sort_unstable();
+    ids
+}
+
 /// The queues a user's MQTT sessions may use (configure, write, read on the vhost): the
 /// plugin names them `mqtt-subscription-<client id>qos0|qos1`. A device's client id is its id;
 /// an operator tool's is its name, optionally followed by `-` and a suffix of its own (two tools
@@ -519,7 +545,7 @@ fn write_definitions<'a>(
 /// password (they log in with their certificate); their queue permissions; their topic
 /// permissions. No `guest`.
 pub fn render_definitions(registry: &Registry) -> String {
-    let revoked: Vec<&str> = registry.revoked().map(|(id, _)| id.as_str()).collect();
+    let revoked = clearable_revoked(registry);
     let operators = registry.operator_names().map(|n| (n, true));
     let devices = registry
         .devices
@@ -534,7 +560,7 @@ pub fn render_definitions(registry: &Registry) -> String {
 /// an add: an import adds and updates, never removes, so importing what changed is enough and
 /// stays fast in a large fleet.
 pub fn render_definitions_for(registry: &Registry, users: &[&str]) -> String {
-    let revoked: Vec<&str> = registry.revoked().map(|(id, _)| id.as_str()).collect();
+    let revoked = clearable_revoked(registry);
     let operators: Vec<&str> = registry.operator_names().collect();
     let named = users.iter().copied().filter_map(|u| {
         if operators.contains(&u) {
@@ -1292,6 +1318,36 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("single-label"));
+    }
+
+    #[test]
+    fn operators_may_clear_only_the_most_recently_revoked_so_the_pattern_stays_small() {
+        let mut r = registry();
+        let t0 = time::OffsetDateTime::UNIX_EPOCH;
+        for i in 0..10_000u32 {
+            r.devices.insert(
+                format!("old-{i:05}"),
+                DeviceRecord {
+                    status: DeviceStatus::Revoked,
+                    cert: cert_record(&format!("D{i}")),
+                    revoked_at: Some(t0 + time::Duration::seconds(i64::from(i) + 1)),
+                },
+            );
+        }
+        let ids = clearable_revoked(&r);
+        assert_eq!(ids.len(), MAX_CLEARABLE_REVOKED);
+        // The newest revocations are kept (the one just revoked among them), the oldest dropped.
+        assert!(ids.contains(&"old-09999") && ids.contains(&"old-09744"));
+        assert!(!ids.contains(&"old-09743") && !ids.contains(&"dev-r"));
+        let (write, _) = operator_topic_permissions("_operator", ids.iter().copied());
+        // Erlang's re (RabbitMQ's topic check) refuses patterns from about 32 KB: it failed
+        // with every revoked id listed (10,000: 110 KB).
+        assert!(write.len() < 8 * 1024, "{} bytes", write.len());
+        let defs = render_definitions(&r);
+        let longest = defs.lines().map(str::len).max().unwrap();
+        assert!(longest < 8 * 1024, "a definitions line of {longest} bytes");
+        // A small fleet keeps every revoked device.
+        assert_eq!(clearable_revoked(&registry()), vec!["dev-r"]);
     }
 
     #[test]
